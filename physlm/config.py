@@ -1,0 +1,288 @@
+"""Typed, strict views of `params.yaml`, one per pipeline stage.
+
+`params.yaml` holds shared defaults at the top (`seed`, `model`, `train`, and per-world `probe`/`evaluate`
+defaults) and a `studies:` mapping. A study names its `world` and carries its own `generate` and `tokenize`
+sections plus overrides (possibly empty mappings) of `model`, `train`, `probe` and `evaluate`.
+
+Each stage reads exactly the sections listed in `STAGE_SECTIONS` (the same list `dvc.yaml` declares as the
+stage's `params`; `tests/test_config.py` checks the two agree), merges study overrides over the shared
+defaults, and validates the result with a frozen pydantic model that forbids unknown keys. Any problem raises
+`ParamsError` with one line naming the offending key, before the stage writes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from physlm.errors import ParamsError
+
+# ---------------------------------------------------------------------------------------------------------
+# Section models
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelParams(Section):
+    depth: int = Field(gt=0, description="transformer blocks")
+    width: int = Field(gt=0, description="residual stream width")
+    heads: int = Field(gt=0, description="attention heads (width must divide)")
+    pos: Literal["rot", "abs"] = Field(description="rot: rotary (default); abs: learned absolute positions")
+    mlp_ratio: int = Field(gt=0, description="MLP hidden width = mlp_ratio * width")
+    dropout: float = Field(ge=0.0, lt=1.0)
+    rope_base: float = Field(gt=1.0)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelParams:
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+        return self
+
+
+class TrainParams(Section):
+    steps: int = Field(gt=0)
+    batch_size: int = Field(gt=0, description="global batch in sequences")
+    micro_batch_size: int = Field(gt=0, description="sequences per device per micro-step")
+    lr: float = Field(gt=0.0)
+    min_lr_ratio: float = Field(ge=0.0, le=1.0)
+    warmup_steps: int = Field(ge=0)
+    decay: Literal["cosine", "linear", "constant"]
+    weight_decay: float = Field(ge=0.0)
+    beta1: float = Field(ge=0.0, lt=1.0)
+    beta2: float = Field(ge=0.0, lt=1.0)
+    eps: float = Field(gt=0.0)
+    grad_clip: float = Field(ge=0.0, description="0 disables clipping")
+    eval_every: int = Field(gt=0)
+    eval_batches: int = Field(gt=0)
+    checkpoint_every: int = Field(gt=0)
+    log_every: int = Field(gt=0)
+    compile: bool = Field(description="torch.compile the model (CUDA only)")
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> TrainParams:
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of micro_batch_size {self.micro_batch_size}")
+        return self
+
+
+class RandomGrammarParams(Section):
+    seed: int
+    symbols_per_level: list[int] = Field(min_length=2, description="root level first (must be 1), terminals last")
+    rules_per_symbol: tuple[int, int]
+    rule_length: tuple[int, int]
+    no_duplicate_symbol: bool = False
+    no_duplicate_sequence: bool = True
+
+
+class CfgGenerateParams(Section):
+    grammar: str | RandomGrammarParams = Field(description="published name (cfg3f, ...), a grammar file path, or a random-grammar spec")
+    train_sentences: int = Field(gt=0)
+    test_sentences: int = Field(gt=0)
+
+
+class TokenizeParams(Section):
+    context: int = Field(ge=8, description="training window length in tokens")
+
+
+class CfgProbeParams(Section):
+    sentences: int = Field(gt=1, description="held-out test sentences whose hidden states are probed")
+    train_fraction: float = Field(gt=0.0, lt=1.0, description="share of those sentences used to fit the probes")
+    steps: int = Field(gt=0, description="full-batch optimisation steps per probe")
+    lr: float = Field(gt=0.0)
+    weight_decay: float = Field(ge=0.0)
+    control: bool = Field(description="also probe a randomly initialised model of the same shape")
+
+
+class CfgEvaluateParams(Section):
+    samples: int = Field(gt=0, description="cut0 generations (prompt = <bos> only)")
+    prefix_samples: int = Field(ge=0, description="cut50 generations (prompt = a test sentence prefix)")
+    prefix: int = Field(gt=0, description="prefix length in tokens for the cut-prefix evaluation")
+    temperature: float = Field(ge=0.0)
+    batch_size: int = Field(gt=0)
+    control_samples: int = Field(ge=0, description="cut0 generations of a random-init model (0 disables)")
+
+
+World = Literal["cfg"]
+GENERATE: dict[str, type[Section]] = {"cfg": CfgGenerateParams}
+PROBE: dict[str, type[Section]] = {"cfg": CfgProbeParams}
+EVALUATE: dict[str, type[Section]] = {"cfg": CfgEvaluateParams}
+
+# ---------------------------------------------------------------------------------------------------------
+# Stage models: exactly what each stage reads
+
+
+class GenerateStage(Section):
+    seed: int
+    world: World
+    generate: CfgGenerateParams
+
+
+class TokenizeStage(Section):
+    world: World
+    tokenize: TokenizeParams
+
+
+class TrainStage(Section):
+    seed: int
+    model: ModelParams
+    train: TrainParams
+
+
+class ProbeStage(Section):
+    seed: int
+    world: World
+    probe: CfgProbeParams
+
+
+class EvaluateStage(Section):
+    seed: int
+    world: World
+    evaluate: CfgEvaluateParams
+
+
+class ReportStage(Section):
+    studies: dict[str, Any]
+
+
+# Where each field of a stage's model comes from: (shared default key, key inside the study). A field with both
+# is the shared default deep-merged with the study's override ("{world}" is the study's world).
+FIELDS: dict[str, dict[str, tuple[str | None, str | None]]] = {
+    "generate": {"seed": ("seed", None), "world": (None, "world"), "generate": (None, "generate")},
+    "tokenize": {"world": (None, "world"), "tokenize": (None, "tokenize")},
+    "train": {"seed": ("seed", None), "model": ("model", "model"), "train": ("train", "train")},
+    "probe": {"seed": ("seed", None), "world": (None, "world"), "probe": ("probe.{world}", "probe")},
+    "evaluate": {"seed": ("seed", None), "world": (None, "world"), "evaluate": ("evaluate.{world}", "evaluate")},
+    "report": {"studies": ("studies", None)},
+}
+STAGE_MODELS: dict[str, type[Section]] = {
+    "generate": GenerateStage,
+    "tokenize": TokenizeStage,
+    "train": TrainStage,
+    "probe": ProbeStage,
+    "evaluate": EvaluateStage,
+    "report": ReportStage,
+}
+
+
+def declared_params(stage: str) -> set[str]:
+    """The params keys `stage` must declare in dvc.yaml, spelled as there ("${key}", "${item.world}")."""
+    keys: set[str] = set()
+    for shared, own in FIELDS[stage].values():
+        if shared:
+            keys.add(shared.replace("{world}", "${item.world}"))
+        if own:
+            keys.add("studies.${key}." + own)
+    return keys
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Parse params.yaml; ParamsError if it is missing or not a mapping."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({err})".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping")
+    return data
+
+
+def lookup(params: dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted key; ParamsError naming the key if any part is missing."""
+    node: Any = params
+    for i, part in enumerate(dotted.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(f"params.yaml: missing key '{'.'.join(dotted.split('.')[: i + 1])}'")
+        node = node[part]
+    return node
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: override's leaves replace base's; nested mappings merge recursively."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def study_names(params: dict[str, Any]) -> list[str]:
+    studies = lookup(params, "studies")
+    if not isinstance(studies, dict) or not studies:
+        raise ParamsError("params.yaml: 'studies' must be a non-empty mapping")
+    return list(studies)
+
+
+def stage_raw(params: dict[str, Any], stage: str, study: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The merged, unvalidated input of a stage, and for each field path the params.yaml key it came from."""
+    world = ""
+    if stage != "report":
+        if study not in study_names(params):
+            raise ParamsError(f"params.yaml: unknown study '{study}'; studies: {', '.join(study_names(params))}")
+        world = lookup(params, f"studies.{study}.world")
+        if world not in GENERATE:
+            raise ParamsError(f"params.yaml: studies.{study}.world: unknown world {world!r}; known: {', '.join(GENERATE)}")
+    raw: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for field, (shared, own) in FIELDS[stage].items():
+        shared = shared.format(world=world) if shared else None
+        own = f"studies.{study}.{own}" if own else None
+        if shared and own:
+            base, override = lookup(params, shared), lookup(params, own)
+            for where, value in ((shared, base), (own, override)):
+                if not isinstance(value, dict):
+                    raise ParamsError(f"params.yaml: '{where}' must be a mapping (use {{}} for no overrides)")
+            raw[field] = merge(base, override)
+            origin[field] = own  # unknown keys can only have been written in one of them; blame the study
+            origin |= {f"{field}.{k}": f"{shared}.{k}" for k in base}
+            origin |= {f"{field}.{k}": f"{own}.{k}" for k in override}
+        else:
+            key = shared or own
+            raw[field] = lookup(params, key)
+            origin[field] = key
+    return raw, origin
+
+
+def _key_name(loc: tuple[Any, ...], origin: dict[str, str]) -> str:
+    """Map a pydantic error location to the params.yaml key a user should edit."""
+    parts = [str(p) for p in loc]
+    for n in range(len(parts), 0, -1):
+        head = ".".join(parts[:n])
+        if head in origin:
+            return ".".join([origin[head], *parts[n:]])
+    return ".".join(parts) or "params.yaml"
+
+
+def load_stage(stage: str, study: str = "", params_path: str | Path = "params.yaml") -> Section:
+    """Validate the sections `stage` declares for `study`; ParamsError with one line naming the key."""
+    if stage not in STAGE_MODELS:
+        raise ParamsError(f"unknown stage '{stage}'; stages: {', '.join(STAGE_MODELS)}")
+    params = read_params(params_path)
+    raw, origin = stage_raw(params, stage, study)
+    try:
+        return STAGE_MODELS[stage].model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(p for p in first["loc"] if not str(p).startswith("function-after"))
+        loc = _strip_union(loc)
+        value = first.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        raise ParamsError(f"params.yaml: {_key_name(loc, origin)}: {first['msg']}{shown}") from None
+
+
+def _strip_union(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's union-branch names ("str", "RandomGrammarParams") from an error location."""
+    return tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or p in ("str", "int", "float"))))

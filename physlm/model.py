@@ -1,0 +1,220 @@
+"""The GPT decoder the Physics of Language Models experiments train, in one file.
+
+A GPT-2 layout: token embedding, `depth` pre-LayerNorm blocks (causal self-attention, GELU MLP), final
+LayerNorm, linear head. Position enters either as rotary rotations of queries and keys ("rot", the papers'
+default) or as a learned absolute embedding added to the input ("abs", GPT-2). A `KVCache` lets sampling
+feed one token per step. tests/test_model.py checks causality, cache/full-forward parity, and that rotary
+attention scores depend only on the relative offset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Positional schemes, keyed by GPTConfig.pos. A scheme that acts on queries/keys or on attention scores
+# belongs in `Attention`; one that acts on the input belongs in `GPT._residual_stream`.
+POSITIONS = {
+    "rot": "rotary rotation of queries and keys (RoFormer, rotate-half convention)",
+    "abs": "learned absolute position embedding added to the token embedding (GPT-2)",
+}
+
+
+def _check(ok: bool, field: str, why: str) -> None:
+    if not ok:
+        raise ValueError(f"GPTConfig.{field}: {why}")
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int  # token ids are in [0, vocab_size)
+    context: int  # max sequence length: positions 0 .. context-1
+    depth: int = 4  # transformer blocks
+    width: int = 128  # residual stream dim
+    heads: int = 4  # attention heads; head dim = width // heads
+    pos: str = "rot"  # positional scheme, a key of POSITIONS
+    mlp_ratio: int = 4  # MLP hidden dim = mlp_ratio * width
+    dropout: float = 0.0  # on embeddings, attention weights and residual branches; training only
+    rope_base: float = 10000.0  # rotary: pair i turns by position * rope_base ** (-2i / head_dim)
+    bias: bool = False  # biases in Linear and LayerNorm (GPT-2 had them; without is as good and simpler)
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "context", "depth", "width", "heads", "mlp_ratio"):
+            _check(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
+        _check(self.pos in POSITIONS, "pos", f"must be one of {sorted(POSITIONS)}, got {self.pos!r}")
+        _check(self.width % self.heads == 0, "width", f"{self.width} is not divisible by heads={self.heads}")
+        even = self.pos != "rot" or self.head_dim % 2 == 0
+        _check(even, "width", f"rotary needs an even head dim (width // heads), got {self.head_dim}")
+        _check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        _check(self.rope_base > 1.0, "rope_base", f"must be > 1, got {self.rope_base}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+
+class KVCache:
+    """Keys and values of every layer at positions 0 .. length-1, for a batch of equal-length sequences."""
+
+    def __init__(self, cfg: GPTConfig, batch: int, positions: int, device: torch.device, dtype: torch.dtype):
+        shape = (cfg.depth, batch, cfg.heads, positions, cfg.head_dim)
+        self.keys = torch.empty(shape, device=device, dtype=dtype)
+        self.values = torch.empty(shape, device=device, dtype=dtype)
+        self.length = 0  # positions filled; GPT.forward advances it after all layers have written
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store k, v [B, heads, T, head_dim] after the cached positions; return all keys and values so far."""
+        end = self.length + k.size(2)
+        if end > self.keys.size(3):
+            raise ValueError(f"KV cache holds {self.keys.size(3)} positions, {end} needed")
+        self.keys[layer, :, :, self.length : end] = k
+        self.values[layer, :, :, self.length : end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+
+class Rotary(nn.Module):
+    """Rotates pair (i, i + head_dim/2) of a query or key at position p by angle p * rope_base^(-2i/head_dim)."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        inv_freq = cfg.rope_base ** (-torch.arange(0, cfg.head_dim, 2, dtype=torch.float64) / cfg.head_dim)
+        angles = torch.outer(torch.arange(cfg.context, dtype=torch.float64), inv_freq)
+        angles = torch.cat((angles, angles), dim=-1)  # [context, head_dim]
+        self.register_buffer("cos", angles.cos().float(), persistent=False)
+        self.register_buffer("sin", angles.sin().float(), persistent=False)
+
+    def forward(self, x: Tensor, start: int) -> Tensor:
+        """x: [..., T, head_dim] at positions start .. start+T-1."""
+        end = start + x.size(-2)
+        cos, sin = self.cos[start:end].to(x.dtype), self.sin[start:end].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout: float) -> Tensor:
+    """Queries at the last T of S positions attend to keys at positions up to their own."""
+    T, S = q.size(-2), k.size(-2)
+    if T == S:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+    if T == 1:  # one new token after a cache: it sees everything
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+    mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: GPTConfig, layer: int):
+        super().__init__()
+        self.layer, self.heads, self.dropout = layer, cfg.heads, cfg.dropout
+        self.qkv = nn.Linear(cfg.width, 3 * cfg.width, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.width, cfg.width, bias=cfg.bias)
+        self.resid_drop = nn.Dropout(cfg.dropout)
+        self.rotary = Rotary(cfg) if cfg.pos == "rot" else None
+
+    def forward(self, x: Tensor, start: int, cache: KVCache | None) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
+        if self.rotary is not None:
+            q, k = self.rotary(q, start), self.rotary(k, start)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)
+        y = causal_attention(q, k, v, self.dropout if self.training else 0.0)
+        return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.width, cfg.mlp_ratio * cfg.width, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.mlp_ratio * cfg.width, cfg.width, bias=cfg.bias)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig, layer: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.width, bias=cfg.bias)
+        self.attn = Attention(cfg, layer)
+        self.ln_2 = nn.LayerNorm(cfg.width, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: Tensor, start: int, cache: KVCache | None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), start, cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """Untied output head: vocabularies here are tiny, and no shared tensors keeps safetensors simple."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.width)
+        self.wpe = nn.Embedding(cfg.context, cfg.width) if cfg.pos == "abs" else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, layer) for layer in range(cfg.depth))
+        self.ln_f = nn.LayerNorm(cfg.width, bias=cfg.bias)
+        self.head = nn.Linear(cfg.width, cfg.vocab_size, bias=False)
+        self.apply(_init_weights)
+        for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2 * depth)
+            if name.endswith(".proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.depth))
+
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, *, cache: KVCache | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Logits [B, T, vocab] for token ids [B, T]; mean cross-entropy against targets (-1 = ignored)."""
+        *_, x = self._residual_stream(idx, cache)
+        if cache is not None:
+            cache.length += idx.size(1)
+        logits = self.head(self.ln_f(x))
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-1)
+
+    def hidden_states(self, idx: Tensor) -> Tensor:
+        """[depth+1, B, T, width]: 0 = embedding output, l = residual stream after block l (before ln_f)."""
+        return torch.stack(list(self._residual_stream(idx, None)))
+
+    def new_cache(self, batch: int, positions: int | None = None) -> KVCache:
+        """An empty cache for `batch` sequences of up to `positions` (default: context) tokens."""
+        p = next(self.parameters())
+        return KVCache(self.cfg, batch, positions or self.cfg.context, p.device, p.dtype)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token (PaLM appendix B): 6 per matmul weight + 12 * depth * width * context."""
+        lookups = self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
+        return 6 * (self.num_params() - lookups) + 12 * self.cfg.depth * self.cfg.width * self.cfg.context
+
+    def _residual_stream(self, idx: Tensor, cache: KVCache | None) -> Iterator[Tensor]:
+        """Yield the embedding output, then the residual stream after each block."""
+        start, T = (cache.length if cache is not None else 0), idx.size(1)
+        if start + T > self.cfg.context:
+            raise ValueError(f"sequence of {start + T} positions exceeds the model context {self.cfg.context}")
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
+        x = self.drop(x)
+        yield x
+        for block in self.blocks:
+            x = block(x, start, cache)
+            yield x
+
+
+def _init_weights(module: nn.Module) -> None:
+    """GPT-2 init: weights N(0, 0.02), biases 0 (LayerNorms keep their ones/zeros)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,105 @@
+"""Tokenizers and packing into fixed-length training windows.
+
+A vocabulary is the two specials `<bos>` (id 0) and `<eos>` (id 1) followed by the world's symbols. It is
+saved as an HF `tokenizers` WordLevel `tokenizer.json` (whitespace-separated symbols), built here from the
+world's own symbol list: nothing is downloaded.
+
+Packing follows Part 1's training stream: every sentence becomes `<bos> s <eos>`, sentences are concatenated
+in order and the stream is cut into non-overlapping windows of `context + 1` tokens (inputs are the first
+`context`, targets the last `context`); the incomplete tail is dropped. Windows are stored as a uint16 `.npy`
+array that loads memory-mapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from physlm.errors import DataError
+
+BOS, EOS = "<bos>", "<eos>"
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Token strings in id order; ids 0 and 1 are always <bos> and <eos>."""
+
+    symbols: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.symbols[:2] != (BOS, EOS) or len(set(self.symbols)) != len(self.symbols):
+            raise ValueError("a vocabulary starts with <bos>, <eos> and has no duplicate symbols")
+
+    @property
+    def size(self) -> int:
+        return len(self.symbols)
+
+    bos_id = 0
+    eos_id = 1
+
+    def tokenizer(self):  # -> tokenizers.Tokenizer
+        from tokenizers import Tokenizer, models, pre_tokenizers
+
+        tok = Tokenizer(models.WordLevel({s: i for i, s in enumerate(self.symbols)}, unk_token=None))
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        return tok
+
+    def save(self, path: str | Path) -> None:
+        self.tokenizer().save(str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocab:
+        from tokenizers import Tokenizer
+
+        try:
+            vocab = Tokenizer.from_file(str(path)).get_vocab()
+        except Exception as err:
+            raise DataError(f"{path}: not a readable tokenizer.json ({err})") from None
+        return cls(tuple(sorted(vocab, key=vocab.__getitem__)))
+
+
+def cfg_vocab(num_terminals: int) -> Vocab:
+    """Grammar vocabulary: terminal t (1..V) has id t + 1, so encoding is an offset (see `cfg_encode`)."""
+    return Vocab((BOS, EOS, *(str(t) for t in range(1, num_terminals + 1))))
+
+
+def cfg_encode(terminals: np.ndarray) -> np.ndarray:
+    return np.asarray(terminals, dtype=np.int64) + 1
+
+
+def cfg_decode(ids: Sequence[int]) -> list[int] | None:
+    """Terminal ids of a generated continuation (trailing <eos> removed); None if a special token is inside."""
+    ids = list(ids)
+    if ids and ids[-1] == Vocab.eos_id:
+        ids = ids[:-1]
+    if any(i < 2 for i in ids):
+        return None
+    return [i - 1 for i in ids]
+
+
+def pack_windows(flat: np.ndarray, offsets: np.ndarray, context: int, bos_id: int, eos_id: int) -> np.ndarray:
+    """Windows [n, context+1] of the stream `<bos> s0 <eos> <bos> s1 <eos> ...`.
+
+    `flat` holds the concatenated (already encoded) sentences, `offsets` their n+1 boundaries.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    n = len(lengths)
+    stream = np.empty(len(flat) + 2 * n, dtype=np.int64)
+    starts = offsets[:-1] + 2 * np.arange(n)  # where each sentence's <bos> lands
+    stream[starts] = bos_id
+    stream[starts + lengths + 1] = eos_id
+    body = np.ones(len(stream), dtype=bool)
+    body[starts] = False
+    body[starts + lengths + 1] = False
+    stream[body] = flat
+    width = context + 1
+    count = len(stream) // width
+    if count == 0:
+        raise DataError(f"only {len(stream)} tokens: not enough for one window of {width}")
+    if stream.max(initial=0) >= np.iinfo(np.uint16).max:
+        raise DataError("token ids exceed uint16")
+    return stream[: count * width].reshape(count, width).astype(np.uint16)

@@ -1,0 +1,304 @@
+"""The training loop, top to bottom: AdamW with warmup then cosine/linear decay, gradient accumulation,
+periodic evaluation, and atomic checkpoints that a rerun resumes from.
+
+Deterministic: the global batch of update s is positions [s * batch_size, (s + 1) * batch_size) of a stream
+that walks a fresh seeded permutation of the windows every epoch, so the data is a pure function of
+(seed, step, micro-step) and a resumed run sees exactly what an uninterrupted one would. On CPU training is
+bit-for-bit reproducible, and a resumed run ends with weights torch.equal to an uninterrupted one
+(tests/test_train.py). Ready for DDP: rank r takes micro-batches r * accumulation .. of each global batch,
+so 1 device x N micro-steps sees the same data as N devices x 1; only rank 0 writes. (world_size is 1 now.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from physlm.device import autocast, deterministic, pick_device
+from physlm.model import GPT, GPTConfig
+
+DECAYS = ("cosine", "linear", "constant")
+CHECKPOINT = "checkpoint.pt"
+
+Batch = tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int  # optimizer updates
+    batch_size: int  # global batch in sequences (windows)
+    micro_batch_size: int  # sequences per device per micro-step; accumulation = batch_size // (micro * world_size)
+    lr: float  # peak learning rate
+    min_lr_ratio: float = 0.0  # final lr (at `steps`) = lr * min_lr_ratio; unused by "constant"
+    warmup_steps: int = 0  # linear warmup: update s < warmup_steps uses lr * (s + 1) / warmup_steps
+    decay: str = "cosine"  # after warmup: "cosine" | "linear" | "constant"
+    weight_decay: float = 0.1  # AdamW decoupled decay of matrices and embeddings; none on norms and biases
+    beta1: float = 0.9  # AdamW first-moment decay
+    beta2: float = 0.98  # AdamW second-moment decay
+    eps: float = 1e-6  # AdamW denominator epsilon
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables
+    eval_every: int = 100  # val loss every this many steps, and at the last
+    eval_batches: int = 4  # val micro-batches per evaluation: the first eval_batches * micro_batch_size windows
+    checkpoint_every: int = 100  # checkpoint every this many steps, and at the last
+    log_every: int = 10  # history row every this many steps, and at every eval step
+    seed: int = 0  # model init, batch order, dropout
+    compile: bool = False  # torch.compile the model; CUDA only, ignored elsewhere
+
+    def __post_init__(self) -> None:
+        counts = ("steps", "batch_size", "micro_batch_size", "eval_every", "eval_batches", "checkpoint_every")
+        for name in (*counts, "log_every"):
+            _check(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
+        _check(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        _check(0.0 <= self.min_lr_ratio <= 1.0, "min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
+        _check(0 <= self.warmup_steps <= self.steps, "warmup_steps", f"must be in [0, steps], got {self.warmup_steps}")
+        _check(self.decay in DECAYS, "decay", f"must be one of {DECAYS}, got {self.decay!r}")
+        _check(self.grad_clip >= 0, "grad_clip", f"must be >= 0, got {self.grad_clip}")
+        _check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        _check(
+            self.batch_size % self.micro_batch_size == 0,
+            "batch_size",
+            f"{self.batch_size} is not a multiple of micro_batch_size {self.micro_batch_size}",
+        )
+
+
+def _check(ok: bool, field: str, why: str) -> None:
+    if not ok:
+        raise ValueError(f"TrainConfig.{field}: {why}")
+
+
+@dataclass
+class TrainResult:
+    model: GPT  # trained model, on the training device
+    history: list[dict]  # one row per logged step: step, loss, lr, tokens_per_s, and val_loss on eval steps
+    final_loss: float | None  # train loss of the last logged step (None if nothing was logged)
+    final_val_loss: float | None  # val loss of the last eval step (None without val windows or evals)
+    tokens_seen: int  # train tokens in all updates so far, including those before a resume
+    seconds: float  # wall time of this call
+    resumed_from: int | None  # step of the checkpoint this call resumed from
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of update `step` (0-based): linear warmup, then decay to lr * min_lr_ratio at `steps`."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.decay == "constant":
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    shape = 1.0 - progress if cfg.decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    min_lr = cfg.lr * cfg.min_lr_ratio
+    return min_lr + shape * (cfg.lr - min_lr)
+
+
+def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:
+    """Micro-steps per update on each device; ValueError unless they divide the global batch exactly."""
+    per_step = cfg.micro_batch_size * world_size
+    if cfg.batch_size % per_step:
+        raise ValueError(
+            f"TrainConfig.batch_size: {cfg.batch_size} is not a multiple of micro_batch_size {cfg.micro_batch_size}"
+            f" x world_size {world_size}"
+        )
+    return cfg.batch_size // per_step
+
+
+def train(
+    model_cfg: GPTConfig,
+    cfg: TrainConfig,
+    train_windows: np.ndarray,
+    val_windows: np.ndarray | None,
+    ckpt_dir: Path,
+    *,
+    on_log: Callable[[dict], None] | None = None,
+    stop_after: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a fresh GPT on windows [N, T+1] (inputs w[:-1], targets w[1:]), resuming from ckpt_dir if it
+    holds a checkpoint of the same configs and data. `stop_after=k` returns after update k without writing an
+    extra checkpoint, as an interruption would; a rerun resumes from the last periodic checkpoint."""
+    started = time.perf_counter()
+    rank, world_size = 0, 1  # DDP: from torch.distributed
+    accumulation = accumulation_steps(cfg, world_size)
+    _check_windows("train_windows", train_windows, model_cfg, 1)
+    if val_windows is not None:
+        _check_windows("val_windows", val_windows, model_cfg, cfg.micro_batch_size)
+    dev = pick_device(device)
+    with deterministic(dev):
+        torch.manual_seed(cfg.seed)
+        model = GPT(model_cfg).to(dev)
+        optimizer = make_optimizer(model, cfg, dev)
+        fwd = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
+        val_batches = _val_batches(val_windows, cfg, dev) if val_windows is not None else []
+        ckpt = Path(ckpt_dir) / CHECKPOINT
+        data = _fingerprint(train_windows, val_windows)
+        meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": data}
+        start, history = _resume(ckpt, meta, model, optimizer)
+        last = min(cfg.steps, stop_after if stop_after is not None else cfg.steps)
+        tokens_per_step = cfg.batch_size * (train_windows.shape[1] - 1)
+        bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not progress or rank != 0)
+        timer, steps_timed = time.perf_counter(), 0
+
+        for step in range(start, last):
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            step_loss = torch.zeros((), device=dev)
+            for micro in range(accumulation):
+                x, y = _batch(train_windows, cfg, step, rank * accumulation + micro, dev)
+                with autocast(dev):
+                    _, loss = fwd(x, y)
+                (loss / accumulation).backward()
+                step_loss += loss.detach() / accumulation
+
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            bar.update()
+
+            done, steps_timed = step + 1, steps_timed + 1
+            evaluating = done % cfg.eval_every == 0 or done == cfg.steps
+            if rank == 0 and (done % cfg.log_every == 0 or evaluating):
+                row = {"step": done, "loss": step_loss.item(), "lr": lr}
+                row["tokens_per_s"] = steps_timed * tokens_per_step / (time.perf_counter() - timer)
+                if evaluating and val_batches:
+                    row["val_loss"] = evaluate(model, val_batches, dev)
+                history.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                if on_log is not None:
+                    on_log(row)
+                timer, steps_timed = time.perf_counter(), 0
+            if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+                _save(ckpt, model, optimizer, done, history, meta)
+        bar.close()
+
+    val_rows = [row["val_loss"] for row in history if "val_loss" in row]
+    return TrainResult(
+        model=model,
+        history=history,
+        final_loss=history[-1]["loss"] if history else None,
+        final_val_loss=val_rows[-1] if val_rows else None,
+        tokens_seen=max(start, last) * tokens_per_step,
+        seconds=time.perf_counter() - started,
+        resumed_from=start or None,
+    )
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig, dev: torch.device) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices and embeddings (dim >= 2), none on LayerNorms and biases (nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=dev.type == "cuda")
+
+
+@torch.no_grad()
+def evaluate(model: GPT, batches: list[Batch], dev: torch.device) -> float:
+    """Mean loss over equal-size batches, in eval mode (no dropout); leaves the model in train mode."""
+    model.eval()
+    total = torch.zeros((), device=dev)
+    for x, y in batches:
+        with autocast(dev):
+            total += model(x, y)[1]
+    model.train()
+    return total.item() / len(batches)
+
+
+def batch_rows(seed: int, step: int, micro: int, cfg: TrainConfig, n: int) -> list[int]:
+    """Window indices of global micro-batch `micro` of update `step` (the DDP rank's micro-batches are
+    rank * accumulation ..): stream positions mapped through each epoch's seeded permutation."""
+    first = step * cfg.batch_size + micro * cfg.micro_batch_size
+    return [int(_epoch_order(seed, p // n, n)[p % n]) for p in range(first, first + cfg.micro_batch_size)]
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def _batch(windows: np.ndarray, cfg: TrainConfig, step: int, micro: int, dev: torch.device) -> Batch:
+    rows = batch_rows(cfg.seed, step, micro, cfg, len(windows))
+    return _to_device(windows[rows], dev)
+
+
+def _to_device(windows: np.ndarray, dev: torch.device) -> Batch:
+    """Inputs w[:, :-1] and targets w[:, 1:] as int64 on `dev` (pinned, non-blocking copy on CUDA)."""
+    w = torch.from_numpy(windows.astype(np.int64))
+    if dev.type == "cuda":
+        w = w.pin_memory()
+    w = w.to(dev, non_blocking=True)
+    return w[:, :-1], w[:, 1:]
+
+
+def _val_batches(windows: np.ndarray, cfg: TrainConfig, dev: torch.device) -> list[Batch]:
+    """The fixed val set: the first eval_batches full micro-batches of the val windows."""
+    count = min(cfg.eval_batches, len(windows) // cfg.micro_batch_size)
+    size = cfg.micro_batch_size
+    return [_to_device(windows[i * size : (i + 1) * size], dev) for i in range(count)]
+
+
+def _check_windows(name: str, windows: np.ndarray, model_cfg: GPTConfig, min_rows: int) -> None:
+    ok_shape = windows.ndim == 2 and 2 <= windows.shape[1] <= model_cfg.context + 1 and len(windows) >= min_rows
+    if not ok_shape:
+        raise ValueError(
+            f"{name}: expected at least {min_rows} windows [N, T+1] with T <= context {model_cfg.context},"
+            f" got shape {windows.shape}"
+        )
+    if windows.min() < 0 or windows.max() >= model_cfg.vocab_size:
+        raise ValueError(f"{name}: token ids must lie in [0, vocab_size={model_cfg.vocab_size})")
+
+
+def _fingerprint(*arrays: np.ndarray | None) -> str:
+    """Hash of the arrays' shapes, dtypes and bytes: a checkpoint only resumes on the data it was made on."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        h.update(repr(None if a is None else (a.shape, a.dtype.str)).encode())
+        if a is not None:
+            h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def _save(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, history: list[dict], meta: dict) -> None:
+    """Write the checkpoint atomically: a temporary file moved into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "history": history,
+        "rng": torch.get_rng_state(),
+        "meta": meta,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, meta: dict, model: GPT, optimizer: torch.optim.Optimizer) -> tuple[int, list[dict]]:
+    """(step, history) from the checkpoint at `path`, loaded into model and optimizer; (0, []) when there is
+    none, or when it was made with other configs or data (warned: it is stale and will be overwritten)."""
+    if not path.exists():
+        return 0, []
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["meta"] != meta:
+        warnings.warn(f"{path}: checkpoint is from other configs or data; ignoring it and training from scratch")
+        return 0, []
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    return state["step"], state["history"]

@@ -1,0 +1,49 @@
+"""evaluate@STUDY: generation accuracy judged by the exact membership DP -> metrics/STUDY/evaluate.json.
+
+cut0 samples from <bos> alone; cut<prefix> continues held-out test-sentence prefixes; a random-init model of
+the same shape gives the cut0 control.
+"""
+
+import numpy as np
+
+from physlm.artifacts import load_model, random_model
+from physlm.cli import Paths, run_stage
+from physlm.config import EvaluateStage
+from physlm.device import pick_device
+from physlm.evaluate import Scored, sample_cut0, sample_prefix, score_samples
+from physlm.generate import load_study_grammar
+from physlm.io import read_parquet, write_json
+from physlm.tracking import start_run
+from physlm.worlds.cfg import Judge
+
+
+def main(paths: Paths, cfg: EvaluateStage) -> None:
+    e = cfg.evaluate
+    grammar = load_study_grammar(paths.raw)
+    judge = Judge(grammar)
+    device = pick_device()
+    model = load_model(paths.model, device)
+    context = model.cfg.context
+    train_set = {tuple(t) for t in read_parquet(paths.raw / "train.parquet", ["tokens"])["tokens"].to_list()}
+    test = [t for t in read_parquet(paths.raw / "test.parquet", ["tokens"])["tokens"].to_list() if len(t) > e.prefix]
+    test = test[: e.prefix_samples]
+    common = dict(context=context, temperature=e.temperature, batch_size=e.batch_size)
+    results: dict[str, Scored] = {}
+    with start_run(paths.study, "evaluate", cfg.model_dump(), device=str(device)) as run:
+        results["cut0"] = score_samples(sample_cut0(model, samples=e.samples, seed=cfg.seed, **common), judge, train_set)
+        if test:
+            samples = sample_prefix(model, test, prefix=e.prefix, seed=cfg.seed + 1, **common)
+            results[f"cut{e.prefix}"] = score_samples(samples, judge, train_set)
+        if e.control_samples:
+            control = random_model(model.cfg, cfg.seed + 1, device)
+            samples = sample_cut0(control, samples=e.control_samples, seed=cfg.seed + 2, **common)
+            results["control_cut0"] = score_samples(samples, judge, train_set)
+        metrics = {name: vars(scored) for name, scored in results.items()}
+        metrics["data"] = {"test_sentences_accepted": float(np.mean([judge(t) for t in test[:100]])) if test else None}
+        run.log_metrics({k: v for k, v in metrics.items() if k != "data"})
+        write_json(paths.metrics / "evaluate.json", metrics)
+    print("evaluate@" + paths.study + ": " + ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()))
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", main)

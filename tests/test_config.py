@@ -1,0 +1,109 @@
+"""params.yaml and dvc.yaml agree with physlm.config, and bad params stop a stage with one line naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from physlm.config import FIELDS, STAGE_MODELS, declared_params, load_stage, merge, read_params, study_names
+from physlm.errors import ParamsError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dvc_stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_every_stage_declares_exactly_what_its_model_reads() -> None:
+    stages = dvc_stages()
+    assert set(stages) == set(FIELDS) == set(STAGE_MODELS)
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        assert set(body["params"]) == declared_params(name), name
+
+
+def test_stage_models_cover_their_fields() -> None:
+    for name, model in STAGE_MODELS.items():
+        assert set(model.model_fields) == set(FIELDS[name]), name
+
+
+def test_every_stage_of_every_study_validates() -> None:
+    params = read_params(ROOT / "params.yaml")
+    for study in study_names(params):
+        for stage in FIELDS:
+            load_stage(stage, study, ROOT / "params.yaml")
+
+
+def write_params(tmp_path: Path, edit) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    edit(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("stage", "edit", "key"),
+    [
+        ("train", lambda p: p["model"].update(depth=0), "model.depth"),
+        ("train", lambda p: p["studies"]["cfg_demo"]["model"].update(depth=-1), "studies.cfg_demo.model.depth"),
+        ("train", lambda p: p["studies"]["cfg_demo"]["model"].update(dpeth=3), "studies.cfg_demo.model.dpeth"),
+        ("train", lambda p: p["train"].update(lr="fast"), "train.lr"),
+        ("train", lambda p: p["train"].update(decay="exponential"), "train.decay"),
+        ("generate", lambda p: p["studies"]["cfg_demo"]["generate"].update(train_sentences=0), "studies.cfg_demo.generate.train_sentences"),
+        ("generate", lambda p: p["studies"]["cfg_demo"]["generate"].update(extra=1), "studies.cfg_demo.generate.extra"),
+        ("tokenize", lambda p: p["studies"]["cfg_demo"]["tokenize"].update(context=2), "studies.cfg_demo.tokenize.context"),
+        ("evaluate", lambda p: p["evaluate"]["cfg"].update(temperature=-1.0), "evaluate.cfg.temperature"),
+        ("probe", lambda p: p["studies"]["cfg_demo"]["probe"].update(train_fraction=1.5), "studies.cfg_demo.probe.train_fraction"),
+        ("generate", lambda p: p.pop("seed"), "seed"),
+        ("generate", lambda p: p["studies"]["cfg_demo"].update(world="moon"), "studies.cfg_demo.world"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path: Path, stage: str, edit, key: str) -> None:
+    path = write_params(tmp_path, edit)
+    with pytest.raises(ParamsError) as err:
+        load_stage(stage, "cfg_demo", path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f" {key}" in message or f"'{key}'" in message, message
+
+
+def test_batch_must_divide() -> None:
+    with pytest.raises(ParamsError, match="micro_batch_size"):
+        load_stage("train", "cfg_demo", _tmp_params(lambda p: p["train"].update(batch_size=30, micro_batch_size=16)))
+
+
+def _tmp_params(edit) -> Path:
+    import tempfile
+
+    return write_params(Path(tempfile.mkdtemp()), edit)
+
+
+def test_unknown_study() -> None:
+    with pytest.raises(ParamsError, match="unknown study 'nope'"):
+        load_stage("train", "nope", ROOT / "params.yaml")
+
+
+def test_merge_is_deep() -> None:
+    assert merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
+
+
+def test_study_override_wins(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda p: p["studies"]["cfg_demo"]["model"].update(depth=2))
+    assert load_stage("train", "cfg_demo", path).model.depth == 2
+    assert load_stage("train", "cfg_demo", ROOT / "params.yaml").model.depth == read_params(ROOT / "params.yaml")["model"]["depth"]
+
+
+def test_stage_script_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda p: p["studies"]["cfg_demo"]["generate"].update(grammar="cfg3zz"))
+    proc = subprocess.run([sys.executable, "-m", "stages.generate", "cfg_demo"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cfg3zz" in lines[0], proc.stderr
+    assert not (tmp_path / "data").exists()

@@ -1,0 +1,160 @@
+"""physlm.train: learning, lr schedule, accumulation, CPU determinism, checkpoint resume, config checks."""
+
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from physlm.model import GPT, GPTConfig
+from physlm.train import TrainConfig, TrainResult, batch_rows, lr_at, train
+
+MODEL = GPTConfig(vocab_size=8, context=16, depth=2, width=32, heads=2)
+
+
+def cyclic_windows(count: int, seed: int = 0) -> np.ndarray:
+    """Windows of the cycle 0 1 .. 6 0 1 .. at random offsets: learnable from one token of context."""
+    stream = np.arange(200) % 7
+    offsets = np.random.default_rng(seed).integers(0, 100, count)
+    return np.stack([stream[o : o + MODEL.context + 1] for o in offsets]).astype(np.uint16)
+
+
+WINDOWS, VAL = cyclic_windows(64), cyclic_windows(16, seed=1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread, and it avoids oversubscribing a busy CI core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(
+    tmp_path: Path, stop_after: int | None = None, on_log: Callable[[dict], None] | None = None, **kw: object
+) -> TrainResult:
+    """12 steps of batch 8 (2 micro-steps of 4), eval every 6, checkpoint every 4, log every 3; kw overrides."""
+    defaults = {"steps": 12, "batch_size": 8, "micro_batch_size": 4, "lr": 3e-3, "warmup_steps": 2,
+                "eval_every": 6, "eval_batches": 2, "checkpoint_every": 4, "log_every": 3}
+    cfg = TrainConfig(**{**defaults, **kw})
+    return train(MODEL, cfg, WINDOWS, VAL, tmp_path, stop_after=stop_after, on_log=on_log, progress=False)
+
+
+def assert_equal_weights(a: GPT, b: GPT) -> None:
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+def without_timing(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "tokens_per_s"} for row in history]
+
+
+def test_loss_decreases_on_learnable_data(tmp_path: Path) -> None:
+    result = run(tmp_path, steps=40, lr=1e-2, eval_every=20, log_every=5)
+    assert result.history[0]["loss"] > 1.0
+    assert result.final_loss < 0.3 and result.final_val_loss < 0.3
+    assert result.tokens_seen == 40 * 8 * MODEL.context
+    assert [row["step"] for row in result.history] == list(range(5, 41, 5))
+    assert (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("decay", ["cosine", "linear"])
+def test_lr_schedule(decay: str) -> None:
+    cfg = TrainConfig(steps=110, batch_size=1, micro_batch_size=1, lr=1.0, min_lr_ratio=0.1, warmup_steps=10,
+                      decay=decay)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)  # end of warmup
+    assert lr_at(10, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.55)  # midpoint of decay: halfway to min lr, both shapes
+    assert lr_at(110, cfg) == pytest.approx(0.1)
+    quarter = 0.1 + 0.9 * (0.75 if decay == "linear" else 0.5 * (1 + math.cos(math.pi / 4)))
+    assert lr_at(35, cfg) == pytest.approx(quarter)
+
+
+def test_constant_lr() -> None:
+    cfg = TrainConfig(steps=10, batch_size=1, micro_batch_size=1, lr=0.5, warmup_steps=2, decay="constant")
+    assert [lr_at(s, cfg) for s in (0, 1, 2, 9)] == [0.25, 0.5, 0.5, 0.5]
+
+
+def test_accumulation_matches_full_batch(tmp_path: Path) -> None:
+    accumulated = run(tmp_path / "a", steps=4, micro_batch_size=4)
+    full = run(tmp_path / "b", steps=4, micro_batch_size=8)
+    for (name, x), y in zip(accumulated.model.state_dict().items(), full.model.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-5, msg=name)
+
+
+def test_cpu_training_is_bit_for_bit_deterministic(tmp_path: Path) -> None:
+    a, b = run(tmp_path / "a", steps=6), run(tmp_path / "b", steps=6)
+    assert_equal_weights(a.model, b.model)
+    assert without_timing(a.history) == without_timing(b.history)
+
+
+@pytest.mark.parametrize("stop_after", [8, 10])
+def test_resume_equals_uninterrupted(tmp_path: Path, stop_after: int) -> None:
+    whole = run(tmp_path / "whole")
+    interrupted = run(tmp_path / "resumed", stop_after=stop_after)
+    assert interrupted.resumed_from is None and interrupted.history[-1]["step"] <= stop_after
+    resumed = run(tmp_path / "resumed")
+    assert resumed.resumed_from == 8  # the last checkpoint (checkpoint_every=4)
+    assert_equal_weights(whole.model, resumed.model)
+    assert without_timing(resumed.history) == without_timing(whole.history)
+    assert (resumed.final_loss, resumed.final_val_loss) == (whole.final_loss, whole.final_val_loss)
+    assert resumed.tokens_seen == whole.tokens_seen
+
+
+def test_finished_run_resumes_without_training(tmp_path: Path) -> None:
+    first = run(tmp_path, steps=4)
+    again = run(tmp_path, steps=4)
+    assert again.resumed_from == 4
+    assert_equal_weights(first.model, again.model)
+    assert again.final_loss == first.final_loss
+
+
+def test_stale_checkpoint_is_ignored_with_warning(tmp_path: Path) -> None:
+    run(tmp_path, steps=4)
+    with pytest.warns(UserWarning, match="other configs or data"):
+        result = run(tmp_path, steps=4, lr=1e-3)
+    assert result.resumed_from is None
+
+
+def test_batches_are_a_function_of_seed_step_micro() -> None:
+    cfg = TrainConfig(steps=100, batch_size=8, micro_batch_size=4, lr=1.0)
+    assert batch_rows(0, 3, 1, cfg, 20) == batch_rows(0, 3, 1, cfg, 20)
+    assert batch_rows(0, 3, 1, cfg, 20) != batch_rows(1, 3, 1, cfg, 20)
+    epoch = [row for step in range(5) for micro in range(2) for row in batch_rows(0, step, micro, cfg, 40)]
+    assert sorted(epoch) == list(range(40))  # one epoch visits every window once
+
+
+def test_indivisible_batch_raises() -> None:
+    with pytest.raises(ValueError, match=r"TrainConfig\.batch_size"):
+        TrainConfig(steps=1, batch_size=10, micro_batch_size=4, lr=1.0)
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"), [({"decay": "step"}, "decay"), ({"lr": 0.0}, "lr"), ({"warmup_steps": 5}, "warmup_steps")]
+)
+def test_bad_train_config_names_field(kw: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=rf"TrainConfig\.{field}\b"):
+        TrainConfig(**{"steps": 2, "batch_size": 4, "micro_batch_size": 2, "lr": 1.0, **kw})
+
+
+def test_bad_windows_raise_before_writing(tmp_path: Path) -> None:
+    cfg = TrainConfig(steps=2, batch_size=4, micro_batch_size=2, lr=1.0)
+    too_long = np.zeros((8, MODEL.context + 2), dtype=np.uint16)
+    with pytest.raises(ValueError, match="train_windows"):
+        train(MODEL, cfg, too_long, None, tmp_path, progress=False)
+    out_of_vocab = WINDOWS.copy()
+    out_of_vocab[0, 0] = MODEL.vocab_size
+    with pytest.raises(ValueError, match="vocab_size"):
+        train(MODEL, cfg, out_of_vocab, None, tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_on_log_receives_history_rows(tmp_path: Path) -> None:
+    rows: list[dict] = []
+    result = run(tmp_path, steps=6, on_log=rows.append)
+    assert rows == result.history and [row["step"] for row in rows] == [3, 6]
+    assert "val_loss" in rows[1] and "val_loss" not in rows[0]
