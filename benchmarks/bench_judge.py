@@ -1,9 +1,9 @@
 """Benchmark of physlm.worlds.cfg.Judge against nltk's chart parsers (SPEC 1.3's membership test).
 
 Times both on the same cfg3f and cfg3k strings, valid and single-token perturbed, checks that they agree,
-prints a table and writes it, with the machine and command, to benchmarks/RESULTS_judge.md.
+prints a markdown section (machine, command, table) ready to paste into benchmarks/RESULTS.md; --out also writes it to a file.
 
-    python benchmarks/bench_judge.py [--n N] [--out benchmarks/RESULTS_judge.md]
+    python benchmarks/bench_judge.py [--n N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def compare_nltk_parsers(n: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=30, help="sampled strings per grammar (plus as many perturbed)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS_judge.md"))
+    parser.add_argument("--out", type=Path, default=None, help="also write the section to this file")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     parsers = compare_nltk_parsers(min(args.n, 10))
@@ -141,8 +141,9 @@ def main() -> None:
         *parsers,
         "",
     ]
-    args.out.write_text("\n".join(section), encoding="utf-8")
-    print(f"wrote {args.out}", file=sys.stderr)
+    print("\n".join(section))
+    if args.out is not None:
+        args.out.write_text("\n".join(section), encoding="utf-8")
     if any(row.endswith("| NO |") for row in judge):
         sys.exit("Judge and nltk disagree on some string")
 

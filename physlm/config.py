@@ -87,6 +87,7 @@ class CfgGenerateParams(Section):
 
 class TokenizeParams(Section):
     context: int = Field(ge=8, description="training window length in tokens")
+    pack: Literal["stream", "sentences"] = Field(description="stream: consecutive windows of the sentence stream; sentences: every window starts at a sentence")
 
 
 class CfgProbeParams(Section):

@@ -147,7 +147,7 @@ def train(
         start, history = _resume(ckpt, meta, model, optimizer)
         last = min(cfg.steps, stop_after if stop_after is not None else cfg.steps)
         tokens_per_step = cfg.batch_size * (train_windows.shape[1] - 1)
-        bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not progress or rank != 0)
+        bar = tqdm(total=cfg.steps, initial=start, desc="train", mininterval=1.0, disable=not progress or rank != 0)
         timer, steps_timed = time.perf_counter(), 0
 
         for step in range(start, last):

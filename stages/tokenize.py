@@ -9,21 +9,21 @@ from physlm.tokenize import cfg_encode, cfg_vocab, pack_windows
 from physlm.generate import load_study_grammar
 
 
-def encode_split(path, context: int):
+def encode_split(path, context: int, pack: str):
     tokens = read_parquet(path, ["tokens"])["tokens"]
     flat = cfg_encode(tokens.explode(empty_as_null=False).to_numpy())
     offsets = np.concatenate([[0], np.cumsum(tokens.list.len().to_numpy())])
-    return pack_windows(flat, offsets, context, bos_id=0, eos_id=1), int(len(flat))
+    return pack_windows(flat, offsets, context, bos_id=0, eos_id=1, pack=pack), int(len(flat))
 
 
 def main(paths: Paths, cfg: TokenizeStage) -> None:
     grammar = load_study_grammar(paths.raw)
     vocab = cfg_vocab(len(grammar.terminals))
-    meta = {"world": cfg.world, "context": cfg.tokenize.context, "vocab_size": vocab.size,
+    meta = {"world": cfg.world, "context": cfg.tokenize.context, "pack": cfg.tokenize.pack, "vocab_size": vocab.size,
             "bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "windows": {}, "tokens": {}}
     with atomic_path(paths.tokens, is_dir=True) as tmp:
         for split in ("train", "test"):
-            windows, count = encode_split(paths.raw / f"{split}.parquet", cfg.tokenize.context)
+            windows, count = encode_split(paths.raw / f"{split}.parquet", cfg.tokenize.context, cfg.tokenize.pack)
             np.save(tmp / f"{split}.npy", windows)
             meta["windows"][split], meta["tokens"][split] = len(windows), count
         vocab.save(tmp / "tokenizer.json")

@@ -48,3 +48,29 @@ def test_corrupt_tokenizer_file(tmp_path) -> None:
     (tmp_path / "tokenizer.json").write_text("{nope")
     with pytest.raises(DataError):
         Vocab.load(tmp_path / "tokenizer.json")
+
+
+def test_sentence_layout_starts_every_window_at_a_sentence() -> None:
+    rng = np.random.default_rng(0)
+    sentences = [rng.integers(1, 4, size=rng.integers(3, 9)) for _ in range(200)]
+    flat = cfg_encode(np.concatenate(sentences))
+    offsets = np.cumsum([0] + [len(s) for s in sentences])
+    windows = pack_windows(flat, offsets, context=15, bos_id=0, eos_id=1, pack="sentences")
+    encoded = [[0, *(int(t) + 1 for t in s), 1] for s in sentences]
+    assert (windows[:, 0] == 0).all()
+    whole: set[int] = set()
+    k = 0
+    for window in windows.tolist():  # windows walk the sentences in order, each a run of consecutive ones
+        while window[: len(encoded[k])] != encoded[k] and window[: len(encoded[k])] != encoded[k][: len(window)]:
+            k += 1
+        pos, j = 0, k
+        while j < len(encoded) and window[pos : pos + len(encoded[j])] == encoded[j]:
+            whole.add(j)
+            pos, j = pos + len(encoded[j]), j + 1
+        assert pos == len(window) or encoded[j][: len(window) - pos] == window[pos:]  # cut only at the end
+    assert whole >= set(range(len(encoded) - 3))  # every sentence is seen whole (bar the tail)
+
+
+def test_unknown_layout() -> None:
+    with pytest.raises(ValueError, match="pack"):
+        pack_windows(cfg_encode(np.array([1, 2, 3])), np.array([0, 3]), context=2, bos_id=0, eos_id=1, pack="zigzag")

@@ -1,0 +1,69 @@
+"""Stage scripts on bad input: one clear line on stderr, exit 1, and no output left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(stage: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PHYSLM_TRACKING": "0"}
+    return subprocess.run([sys.executable, "-m", f"stages.{stage}", "cfg_demo"], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def setup(tmp_path: Path, grammar: str = "cfg3b") -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["studies"]["cfg_demo"]["generate"].update(grammar=grammar, train_sentences=50, test_sentences=10)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def one_line(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_malformed_grammar_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_text("# 2 rule levels [1, 2, 2]\n5 => 3 4\n")
+    one_line(run("generate", setup(tmp_path, grammar=str(tmp_path / "bad.txt"))), "bad.txt")
+    assert not (tmp_path / "data").exists()
+
+
+def test_unknown_grammar_name(tmp_path: Path) -> None:
+    one_line(run("generate", setup(tmp_path, grammar="cfg3q")), "unknown grammar 'cfg3q'")
+    assert not (tmp_path / "data").exists()
+
+
+def test_corrupt_parquet_leaves_no_tokens(tmp_path: Path) -> None:
+    repo = setup(tmp_path)
+    assert run("generate", repo).returncode == 0
+    raw = repo / "data/cfg_demo/raw"
+    (raw / "test.parquet").write_bytes(b"PAR1 this is not parquet")
+    one_line(run("tokenize", repo), "test.parquet", "not a readable Parquet file")
+    assert not (repo / "data/cfg_demo/tokens").exists()
+    assert not list((repo / "data/cfg_demo").glob(".tokens*"))  # no temporary left over
+
+
+def test_missing_upstream_output(tmp_path: Path) -> None:
+    repo = setup(tmp_path)
+    one_line(run("train", repo), "meta.json", "run the stage that produces it")
+    assert not (repo / "models").exists()
+
+
+def test_generate_is_byte_identical(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = setup(tmp_path / "a"), setup(tmp_path / "b")
+    for repo in (first, second):
+        assert run("generate", repo).returncode == 0
+    for name in ("train.parquet", "test.parquet", "grammar.txt"):
+        assert (first / "data/cfg_demo/raw" / name).read_bytes() == (second / "data/cfg_demo/raw" / name).read_bytes()
