@@ -27,10 +27,14 @@ def load_windows(paths: Paths, split: str) -> np.ndarray:
         raise DataError(f"{path}: not a readable token shard ({err})") from None
 
 
-def main(paths: Paths, cfg: TrainStage) -> None:
+def configs(paths: Paths, cfg: TrainStage) -> tuple[GPTConfig, TrainConfig]:
     meta = read_json(paths.tokens / "meta.json")
     model_cfg = GPTConfig(vocab_size=meta["vocab_size"], context=meta["context"], **cfg.model.model_dump())
-    train_cfg = TrainConfig(**cfg.train.model_dump(), seed=cfg.seed)
+    return model_cfg, TrainConfig(**cfg.train.model_dump(), seed=cfg.seed)
+
+
+def main(paths: Paths, cfg: TrainStage) -> None:
+    model_cfg, train_cfg = configs(paths, cfg)
     train_windows, val_windows = load_windows(paths, "train"), load_windows(paths, "test")
     device = pick_device()
     with start_run(paths.study, "train", cfg.model_dump(), device=str(device)) as run:

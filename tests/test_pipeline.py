@@ -16,28 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-TINY = {
-    "model": {"depth": 1, "width": 32, "heads": 2},
-    "train": {"steps": 12, "batch_size": 8, "micro_batch_size": 8, "eval_every": 6, "checkpoint_every": 6,
-              "log_every": 3, "warmup_steps": 2, "eval_batches": 1},
-    "probe": {"cfg": {"sentences": 30, "steps": 20}},
-    "evaluate": {"cfg": {"samples": 8, "prefix_samples": 8, "prefix": 10, "control_samples": 4, "batch_size": 8}},
-}
-
-
-def tiny_params() -> dict:
-    from physlm.config import merge
-
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    study = params["studies"]["cfg_demo"]
-    study["generate"].update(train_sentences=300, test_sentences=60)
-    study["tokenize"]["context"] = 160
-    return params
-
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)

@@ -1,7 +1,8 @@
-"""Stage scripts on bad input: one clear line on stderr, exit 1, and no output left behind."""
+"""Stage scripts: one clear line and no output on bad input; byte-identical data; an interrupted train resumes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,40 @@ def test_generate_is_byte_identical(tmp_path: Path) -> None:
         assert run("generate", repo).returncode == 0
     for name in ("train.parquet", "test.parquet", "grammar.txt"):
         assert (first / "data/cfg_demo/raw" / name).read_bytes() == (second / "data/cfg_demo/raw" / name).read_bytes()
+
+
+def test_interrupted_train_stage_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    """Kill-and-rerun of the train stage, simulated by a partial run that leaves its checkpoint behind."""
+    from conftest import tiny_params
+
+    from physlm.cli import Paths
+    from physlm.config import load_stage
+    from physlm.train import train
+    from stages.train import configs, load_windows
+
+    repos = []
+    for name in ("straight", "resumed"):
+        repo = tmp_path / name
+        repo.mkdir()
+        (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+        for stage in ("generate", "tokenize"):
+            assert run(stage, repo).returncode == 0
+        repos.append(repo)
+    straight, resumed = repos
+    cwd = os.getcwd()
+    try:
+        os.chdir(resumed)
+        paths = Paths("cfg_demo")
+        model_cfg, train_cfg = configs(paths, load_stage("train", "cfg_demo"))
+        train(model_cfg, train_cfg, load_windows(paths, "train"), load_windows(paths, "test"), paths.checkpoints,
+              stop_after=train_cfg.checkpoint_every + 1, progress=False)
+    finally:
+        os.chdir(cwd)
+    assert (resumed / "checkpoints/cfg_demo/checkpoint.pt").is_file()
+    for repo in (straight, resumed):
+        assert run("train", repo).returncode == 0
+    assert json.loads((resumed / "metrics/cfg_demo/train.json").read_text())["resumed_from"] == train_cfg.checkpoint_every
+    assert json.loads((straight / "metrics/cfg_demo/train.json").read_text())["resumed_from"] is None
+    weights = [(repo / "models/cfg_demo/model.safetensors").read_bytes() for repo in (straight, resumed)]
+    assert weights[0] == weights[1]
+    assert not (resumed / "checkpoints/cfg_demo").exists()

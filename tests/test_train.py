@@ -158,3 +158,16 @@ def test_on_log_receives_history_rows(tmp_path: Path) -> None:
     result = run(tmp_path, steps=6, on_log=rows.append)
     assert rows == result.history and [row["step"] for row in rows] == [3, 6]
     assert "val_loss" in rows[1] and "val_loss" not in rows[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_training_and_sampling(tmp_path: Path) -> None:
+    """The GPU path: bf16 autocast training learns, and the cached sampler runs on the device."""
+    from physlm.sampling import generate
+
+    cfg = TrainConfig(steps=60, batch_size=8, micro_batch_size=4, lr=1e-2, eval_every=30, checkpoint_every=30)
+    result = train(MODEL, cfg, WINDOWS, VAL, tmp_path, device="cuda", progress=False)
+    assert next(result.model.parameters()).device.type == "cuda"
+    assert result.final_loss is not None and result.final_loss < 0.5
+    out = generate(result.model, [[0, 1, 2]], max_new_tokens=8, temperature=0.0, eos_id=-1, seed=0)
+    assert out == [[3, 4, 5, 6, 0, 1, 2, 3]]

@@ -163,7 +163,10 @@ def load_grammar(name_or_path: str) -> Grammar:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise GrammarError(f"cannot read grammar file {str(path)!r}: {err}") from err
-        return parse_grammar(text, path.stem)
+        try:
+            return parse_grammar(text, path.stem)
+        except GrammarError as err:
+            raise GrammarError(f"grammar file {str(path)!r}: {err}") from None
     raise GrammarError(f"unknown grammar {name_or_path!r}; published: {', '.join(PUBLISHED)} (or a path to a .txt file)")
 
 

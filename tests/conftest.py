@@ -1,0 +1,28 @@
+"""Shared test helpers: a tiny version of the demo params that runs every stage in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "model": {"depth": 1, "width": 32, "heads": 2},
+    "train": {"steps": 12, "batch_size": 8, "micro_batch_size": 8, "eval_every": 6, "checkpoint_every": 6,
+              "log_every": 3, "warmup_steps": 2, "eval_batches": 1},
+    "probe": {"cfg": {"sentences": 30, "steps": 20}},
+    "evaluate": {"cfg": {"samples": 8, "prefix_samples": 8, "prefix": 10, "control_samples": 4, "batch_size": 8}},
+}
+
+
+def tiny_params() -> dict:
+    """The repo's params.yaml shrunk: a few hundred sentences, a one-block model, a dozen steps."""
+    from physlm.config import merge
+
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    study = params["studies"]["cfg_demo"]
+    study["generate"].update(train_sentences=300, test_sentences=60)
+    study["tokenize"]["context"] = 160
+    return params
