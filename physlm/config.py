@@ -106,6 +106,7 @@ class CfgEvaluateParams(Section):
     temperature: float = Field(ge=0.0)
     batch_size: int = Field(gt=0)
     control_samples: int = Field(ge=0, description="cut0 generations of a random-init model (0 disables)")
+    kl_sentences: int = Field(ge=0, description="held-out sentences for the KL to the exact next-token distribution (0 disables)")
 
 
 World = Literal["cfg"]

@@ -66,3 +66,48 @@ def sample_prefix(model: torch.nn.Module, sentences: Sequence[Sequence[int]], *,
         tail = _finished(out)
         full.append(None if tail is None else head + tail)
     return full
+
+
+@torch.no_grad()
+def model_next_token(model: torch.nn.Module, sentences: Sequence[Sequence[int]], num_terminals: int, batch_size: int) -> list[np.ndarray]:
+    """The model's next-symbol distribution after each prefix of each sentence: [len+1, V+1] per sentence.
+
+    Columns are ordered as in `cfg_dist.next_token_distributions` (EOS, then terminals 1..V), i.e. token ids
+    1..V+1; the probability the model puts on `<bos>` is dropped and the rest renormalised.
+    """
+    device = next(model.parameters()).device
+    out: list[np.ndarray] = []
+    for start in range(0, len(sentences), batch_size):
+        batch = sentences[start : start + batch_size]
+        longest = max(len(s) for s in batch) + 1
+        idx = torch.full((len(batch), longest), Vocab.eos_id, dtype=torch.long)
+        for row, sent in enumerate(batch):
+            idx[row, : len(sent) + 1] = torch.as_tensor([Vocab.bos_id, *cfg_encode(np.asarray(sent)).tolist()])
+        probs = torch.softmax(model(idx.to(device))[0].float(), dim=-1)[..., 1 : num_terminals + 2]
+        probs = (probs / probs.sum(-1, keepdim=True)).cpu().numpy()
+        out += [probs[row, : len(sent) + 1] for row, sent in enumerate(batch)]
+    return out
+
+
+def kl_to_grammar(model: torch.nn.Module, grammar, sentences: Sequence[Sequence[int]], batch_size: int) -> dict[str, float]:
+    """SPEC 1.3's KL between the grammar's exact next-symbol distribution and the model's, along held-out
+    sentences: mean over positions per sentence, then mean (and max) over sentences."""
+    from physlm.worlds.cfg_dist import kl_per_position, next_token_distributions
+
+    kls = [float(kl_per_position(next_token_distributions(grammar, s), p).mean())
+           for s, p in zip(sentences, model_next_token(model, sentences, len(grammar.terminals), batch_size))]
+    return {"mean": float(np.mean(kls)), "max": float(np.max(kls)), "sentences": len(kls)}
+
+
+def diversity(samples: Sequence[list[int] | None], reference: Sequence[Sequence[int]]) -> dict:
+    """Collision-based diversity of the correct generated strings against as many grammar samples."""
+    from physlm.diversity import compare
+
+    good = [tuple(s) for s in samples if s is not None]
+    ref = [tuple(s) for s in reference[: max(len(good), 2)]]
+    if len(good) < 2:
+        return {}
+    found = compare(good, ref)
+    keep = ("n", "collisions", "renyi2_nats", "support", "is_lower_bound")
+    return {"model": {k: found["model"][k] for k in keep}, "grammar": {k: found["reference"][k] for k in keep},
+            "chao_shen_nats": found["chao_shen_nats"]}

@@ -47,6 +47,12 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else ("–" if value is None else str(value))
 
 
+def _h2(estimate: dict | None) -> str:
+    if not estimate:
+        return "–"
+    return (">= " if estimate["is_lower_bound"] else "") + f"{estimate['renyi2_nats']:.2f} (n={estimate['n']})"
+
+
 def summary_markdown(found: dict[str, dict[str, Any]]) -> str:
     lines = ["# physlm report", "", "## Generation (share of samples in the language)", "",
              "| study | setting | accuracy | samples | mean length | distinct | seen in train |", "|---|---|---|---|---|---|---|"]
@@ -55,7 +61,16 @@ def summary_markdown(found: dict[str, dict[str, Any]]) -> str:
             if isinstance(s, dict) and "accuracy" in s:
                 lines.append(f"| {study} | {setting} | {_fmt(s['accuracy'])} | {s['n']} | {_fmt(s['mean_length'])} | "
                              f"{_fmt(s['distinct'])} | {_fmt(s['seen_in_train'])} |")
-    lines += ["", "## Probes (last layer, mean over NT levels)", "", "| study | target | trained | random-init control | gap |", "|---|---|---|---|---|"]
+    lines += ["", "## Distribution and diversity", "",
+              "| study | KL to exact next-token distribution (nats/position) | random-init control | cut0 H2 (nats) | grammar H2 (nats) |",
+              "|---|---|---|---|---|"]
+    for study, m in found.items():
+        kl, div = m["evaluate"].get("kl", {}), m["evaluate"].get("diversity_cut0", {})
+        if kl or div:
+            h2 = [_h2(div.get(side)) for side in ("model", "grammar")]
+            lines.append(f"| {study} | {_fmt(kl.get('trained', {}).get('mean'))} | {_fmt(kl.get('control', {}).get('mean'))} | {h2[0]} | {h2[1]} |")
+    lines += ["", "H2 is the collision (Renyi-2) entropy of whole strings; '>=' marks the birthday-paradox bound when no two samples collide.",
+              "", "## Probes (last layer, mean over NT levels)", "", "| study | target | trained | random-init control | gap |", "|---|---|---|---|---|"]
     for study, m in found.items():
         trained, control = m["probe"].get("trained", {}), m["probe"].get("control", {})
         for target, acc in trained.items():

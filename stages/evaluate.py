@@ -1,7 +1,9 @@
 """evaluate@STUDY: generation accuracy judged by the exact membership DP -> metrics/STUDY/evaluate.json.
 
 cut0 samples from <bos> alone; cut<prefix> continues held-out test-sentence prefixes; a random-init model of
-the same shape gives the cut0 control.
+the same shape gives the cut0 control. Also the KL to the grammar's exact next-token distribution along
+held-out sentences (trained and control), and the collision-based diversity of the cut0 samples against the
+grammar's own samples.
 """
 
 import numpy as np
@@ -10,7 +12,7 @@ from physlm.artifacts import load_model, random_model
 from physlm.cli import Paths, run_stage
 from physlm.config import EvaluateStage
 from physlm.device import pick_device
-from physlm.evaluate import Scored, sample_cut0, sample_prefix, score_samples
+from physlm.evaluate import Scored, diversity, kl_to_grammar, sample_cut0, sample_prefix, score_samples
 from physlm.generate import load_study_grammar
 from physlm.io import read_parquet, write_json
 from physlm.tracking import start_run
@@ -25,24 +27,32 @@ def main(paths: Paths, cfg: EvaluateStage) -> None:
     model = load_model(paths.model, device)
     context = model.cfg.context
     train_set = {tuple(t) for t in read_parquet(paths.raw / "train.parquet", ["tokens"])["tokens"].to_list()}
-    test = [t for t in read_parquet(paths.raw / "test.parquet", ["tokens"])["tokens"].to_list() if len(t) > e.prefix]
-    test = test[: e.prefix_samples]
+    held_out = read_parquet(paths.raw / "test.parquet", ["tokens"])["tokens"].to_list()
+    test = [t for t in held_out if len(t) > e.prefix][: e.prefix_samples]
+    control = random_model(model.cfg, cfg.seed + 1, device)
     common = dict(context=context, temperature=e.temperature, batch_size=e.batch_size)
     results: dict[str, Scored] = {}
+    extra: dict = {}
     with start_run(paths.study, "evaluate", cfg.model_dump(), device=str(device)) as run:
-        results["cut0"] = score_samples(sample_cut0(model, samples=e.samples, seed=cfg.seed, **common), judge, train_set)
+        cut0 = sample_cut0(model, samples=e.samples, seed=cfg.seed, **common)
+        results["cut0"] = score_samples(cut0, judge, train_set)
+        extra["diversity_cut0"] = diversity([s if s is not None and judge(s) else None for s in cut0], held_out)
+        if e.kl_sentences:
+            kl_set = [t for t in held_out if len(t) < context][: e.kl_sentences]
+            extra["kl"] = {"trained": kl_to_grammar(model, grammar, kl_set, e.batch_size),
+                           "control": kl_to_grammar(control, grammar, kl_set, e.batch_size)}
         if test:
             samples = sample_prefix(model, test, prefix=e.prefix, seed=cfg.seed + 1, **common)
             results[f"cut{e.prefix}"] = score_samples(samples, judge, train_set)
         if e.control_samples:
-            control = random_model(model.cfg, cfg.seed + 1, device)
             samples = sample_cut0(control, samples=e.control_samples, seed=cfg.seed + 2, **common)
             results["control_cut0"] = score_samples(samples, judge, train_set)
-        metrics = {name: vars(scored) for name, scored in results.items()}
-        metrics["data"] = {"test_sentences_accepted": float(np.mean([judge(t) for t in test[:100]])) if test else None}
-        run.log_metrics({k: v for k, v in metrics.items() if k != "data"})
+        metrics = {name: vars(scored) for name, scored in results.items()} | extra
+        metrics["data"] = {"test_sentences_accepted": float(np.mean([judge(t) for t in held_out[:100]]))}
+        run.log_metrics({k: v for k, v in metrics.items() if k not in ("data", "diversity_cut0")})
         write_json(paths.metrics / "evaluate.json", metrics)
-    print("evaluate@" + paths.study + ": " + ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()))
+    kl = f", KL {extra['kl']['trained']['mean']:.4f} (control {extra['kl']['control']['mean']:.3f})" if "kl" in extra else ""
+    print("evaluate@" + paths.study + ": " + ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()) + kl)
 
 
 if __name__ == "__main__":

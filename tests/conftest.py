@@ -13,7 +13,8 @@ TINY = {
     "train": {"steps": 12, "batch_size": 8, "micro_batch_size": 8, "eval_every": 6, "checkpoint_every": 6,
               "log_every": 3, "warmup_steps": 2, "eval_batches": 1},
     "probe": {"cfg": {"sentences": 30, "steps": 20}},
-    "evaluate": {"cfg": {"samples": 8, "prefix_samples": 8, "prefix": 10, "control_samples": 4, "batch_size": 8}},
+    "evaluate": {"cfg": {"samples": 8, "prefix_samples": 8, "prefix": 10, "control_samples": 4, "batch_size": 8,
+                          "kl_sentences": 4}},
 }
 
 
