@@ -51,6 +51,7 @@ def make_repo(path: Path, env: dict[str, str], remote: Path, mlflow_db: Path) ->
     shutil.copy(mlflow_db, path / "mlflow.db")
     sh(["git", "init", "-q", "-b", "main"], path, env)
     sh(["dvc", "init", "-q"], path, env)
+    shutil.copy(ROOT / ".dvcignore", path / ".dvcignore")  # keeps __pycache__ out of directory deps
     sh(["dvc", "remote", "add", "-d", "store", str(remote)], path, env)
     sh(["git", "add", "-A"], path, env)
     sh(["git", "commit", "-qm", "baseline"], path, env)
