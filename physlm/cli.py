@@ -39,14 +39,9 @@ class Paths:
         return Path("metrics") / self.study
 
 
-def user_errors() -> tuple[type[Exception], ...]:
-    from physlm.worlds.cfg import GrammarError
-
-    return (PhyslmError, GrammarError)
-
-
 def run_stage(stage: str, main: Callable[[Paths, Any], None], argv: list[str] | None = None) -> None:
-    """`python stages/<stage>.py STUDY`: validate params, run `main`; user errors become one line, exit 1."""
+    """`python -m stages.<stage> STUDY`: validate params, run `main`; user errors (PhyslmError, which
+    GrammarError and DataError are) become one line on stderr and exit code 1."""
     argv = sys.argv[1:] if argv is None else argv
     if stage != "report" and len(argv) != 1:
         sys.exit(f"usage: python -m stages.{stage} STUDY")
@@ -54,6 +49,6 @@ def run_stage(stage: str, main: Callable[[Paths, Any], None], argv: list[str] | 
     try:
         cfg = load_stage(stage, study)
         main(Paths(study), cfg)
-    except user_errors() as err:
+    except PhyslmError as err:
         print(f"error: {stage}{'@' + study if study else ''}: {err}", file=sys.stderr)
         sys.exit(1)

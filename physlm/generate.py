@@ -17,6 +17,7 @@ import polars as pl
 from tqdm import tqdm
 
 from physlm.config import CfgGenerateParams, RandomGrammarParams
+from physlm.errors import DataError
 from physlm.worlds import cfg
 
 CHUNK = 2000
@@ -77,7 +78,5 @@ def load_study_grammar(raw_dir: Path) -> cfg.Grammar:
     """The grammar a study's data was generated from (raw/grammar.txt)."""
     path = raw_dir / "grammar.txt"
     if not path.is_file():
-        from physlm.errors import DataError
-
         raise DataError(f"{path}: file not found (run the generate stage)")
     return cfg.parse_grammar(path.read_text(), str(path))
