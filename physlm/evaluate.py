@@ -4,6 +4,11 @@ Grammar world (SPEC 1.3): `cut0` samples whole sentences from `<bos>` alone; `cu
 param, 50 in the paper) continues the first k tokens of held-out test sentences. Sampling is at the given
 temperature (1 in the paper) until `<eos>`; a sample counts as correct only if the full string is in the
 language, decided by the exact membership DP (`physlm.worlds.cfg.Judge`). No partial credit.
+
+Also: the KL between the grammar's exact next-token distribution (`physlm.worlds.cfg_dist`) and the model's
+along held-out sentences (SPEC 1.3), and the collision-based diversity of correct samples against the
+grammar's own samples (`physlm.diversity`). `tests/test_evaluate.py` checks the column alignment of the two
+distributions and that an exact model scores zero KL.
 """
 
 from __future__ import annotations
