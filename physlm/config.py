@@ -4,8 +4,8 @@
 defaults) and a `studies:` mapping. A study names its `world` and carries its own `generate` and `tokenize`
 sections plus overrides (possibly empty mappings) of `model`, `train`, `probe` and `evaluate`.
 
-Each stage reads exactly the sections listed in `STAGE_SECTIONS` (the same list `dvc.yaml` declares as the
-stage's `params`; `tests/test_config.py` checks the two agree), merges study overrides over the shared
+Each stage reads exactly the sections listed in `FIELDS` (`declared_params` spells them as `dvc.yaml` must
+declare them as the stage's `params`; `tests/test_config.py` checks the two agree), merges study overrides over the shared
 defaults, and validates the result with a frozen pydantic model that forbids unknown keys. Any problem raises
 `ParamsError` with one line naming the offending key, before the stage writes anything.
 """

@@ -1,9 +1,12 @@
-"""Shared test helpers: a tiny version of the demo params that runs every stage in seconds."""
+"""Shared test helpers: one-thread torch for tiny models, and a tiny version of the demo params."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,6 +19,15 @@ TINY = {
     "evaluate": {"cfg": {"samples": 8, "prefix_samples": 8, "prefix": 10, "control_samples": 4, "batch_size": 8,
                           "kl_sentences": 4}},
 }
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread, and it avoids oversubscribing a busy CI core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny_params() -> dict:

@@ -1,22 +1,14 @@
 """physlm.model: shapes, causality, hidden states, KV-cache parity, config validation, rotary invariance."""
 
-from collections.abc import Iterator
 
 import pytest
 import torch
 
 from physlm.model import GPT, GPTConfig, Rotary
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 V, CONTEXT = 17, 24
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and it avoids oversubscribing a busy CI core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(pos: str = "rot", **kw: object) -> GPT:

@@ -1,6 +1,5 @@
 """physlm.sampling: reproducible batched sampling, cache parity, eos handling, greedy = argmax."""
 
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -8,17 +7,10 @@ import torch
 from physlm.model import GPT, GPTConfig
 from physlm.sampling import generate
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 V, EOS = 11, 10
 PROMPTS = [[1, 2, 3], [4, 5], [6, 7, 8], [9], [1, 1], [2, 3, 4], [5, 6, 7]]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and it avoids oversubscribing a busy CI core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module", params=["rot", "abs"])

@@ -1,7 +1,7 @@
 """physlm.train: learning, lr schedule, accumulation, CPU determinism, checkpoint resume, config checks."""
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +10,8 @@ import torch
 
 from physlm.model import GPT, GPTConfig
 from physlm.train import TrainConfig, TrainResult, batch_rows, lr_at, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 MODEL = GPTConfig(vocab_size=8, context=16, depth=2, width=32, heads=2)
 
@@ -22,15 +24,6 @@ def cyclic_windows(count: int, seed: int = 0) -> np.ndarray:
 
 
 WINDOWS, VAL = cyclic_windows(64), cyclic_windows(16, seed=1)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread, and it avoids oversubscribing a busy CI core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run(
