@@ -32,7 +32,10 @@ class ModelParams(Section):
     depth: int = Field(gt=0, description="transformer blocks")
     width: int = Field(gt=0, description="residual stream width")
     heads: int = Field(gt=0, description="attention heads (width must divide)")
-    pos: Literal["rot", "abs"] = Field(description="rot: rotary (default); abs: learned absolute positions")
+    pos: Literal["rot", "abs", "rel", "pos", "uni"] = Field(
+        description="rot: rotary (default); abs: learned absolute positions; rel: DeBERTa-style relative;"
+        " pos: learned position-only attention; uni: fixed uniform windows of 2^h - 1 previous tokens"
+    )
     mlp_ratio: int = Field(gt=0, description="MLP hidden width = mlp_ratio * width")
     dropout: float = Field(ge=0.0, lt=1.0)
     rope_base: float = Field(gt=1.0)

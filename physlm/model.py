@@ -1,10 +1,13 @@
 """The GPT decoder the Physics of Language Models experiments train, in one file.
 
 A GPT-2 layout: token embedding, `depth` pre-LayerNorm blocks (causal self-attention, GELU MLP), final
-LayerNorm, linear head. Position enters either as rotary rotations of queries and keys ("rot", the papers'
-default) or as a learned absolute embedding added to the input ("abs", GPT-2). A `KVCache` lets sampling
-feed one token per step. tests/test_model.py checks causality, cache/full-forward parity, and that rotary
-attention scores depend only on the relative offset.
+LayerNorm, linear head. Position enters as rotary rotations of queries and keys ("rot", the papers'
+default), as a learned absolute embedding added to the input ("abs", GPT-2), as DeBERTa-style relative terms
+in the attention scores ("rel"), or replaces content-based attention altogether ("pos": learned scores per
+relative offset; "uni": fixed uniform windows). These are Part 1's GPT / GPT_rel / GPT_rot / GPT_pos /
+GPT_uni variants (SPEC 1.2). A `KVCache` lets sampling feed one token per step. tests/test_model.py checks
+causality, cache/full-forward parity, that rotary attention scores depend only on the relative offset, and
+the exact patterns of "uni" and "pos".
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from torch import Tensor, nn
 POSITIONS = {
     "rot": "rotary rotation of queries and keys (RoFormer, rotate-half convention)",
     "abs": "learned absolute position embedding added to the token embedding (GPT-2)",
+    "rel": "DeBERTa-style disentangled relative attention: content-content + content-position + position-content",
+    "pos": "position-only attention: a learned score per head and offset i - j, softmax over j <= i; no q/k",
+    "uni": "fixed uniform attention: head h averages the previous 2^h - 1 tokens (position 0: itself); no q/k",
 }
+CONTENT_FREE = ("pos", "uni")  # schemes whose attention weights ignore the input: only values are projected
+REL_MAX_DISTANCE = 64  # "rel": offsets i - j beyond this share the embedding of REL_MAX_DISTANCE (DeBERTa's k)
 
 
 def _check(ok: bool, field: str, why: str) -> None:
@@ -63,17 +71,22 @@ class KVCache:
 
     def __init__(self, cfg: GPTConfig, batch: int, positions: int, device: torch.device, dtype: torch.dtype):
         shape = (cfg.depth, batch, cfg.heads, positions, cfg.head_dim)
-        self.keys = torch.empty(shape, device=device, dtype=dtype)
+        keyless = cfg.pos in CONTENT_FREE
+        self.keys = torch.empty((0,) if keyless else shape, device=device, dtype=dtype)
         self.values = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled; GPT.forward advances it after all layers have written
 
-    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store k, v [B, heads, T, head_dim] after the cached positions; return all keys and values so far."""
-        end = self.length + k.size(2)
-        if end > self.keys.size(3):
-            raise ValueError(f"KV cache holds {self.keys.size(3)} positions, {end} needed")
-        self.keys[layer, :, :, self.length : end] = k
+    def update(self, layer: int, k: Tensor | None, v: Tensor) -> tuple[Tensor | None, Tensor]:
+        """Store k, v [B, heads, T, head_dim] after the cached positions; return all keys and values so far.
+
+        k is None for the content-free schemes ("pos", "uni"), which have no keys: only values are kept."""
+        end = self.length + v.size(2)
+        if end > self.values.size(3):
+            raise ValueError(f"KV cache holds {self.values.size(3)} positions, {end} needed")
         self.values[layer, :, :, self.length : end] = v
+        if k is None:
+            return None, self.values[layer, :, :, :end]
+        self.keys[layer, :, :, self.length : end] = k
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
 
@@ -107,24 +120,83 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout: float) -> Tensor:
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
 
 
+def _offsets(start: int, T: int, S: int, device: torch.device) -> Tensor:
+    """[T, S]: i - j for queries at positions start .. start+T-1 and keys at positions 0 .. S-1."""
+    return torch.arange(start, start + T, device=device)[:, None] - torch.arange(S, device=device)[None, :]
+
+
 class Attention(nn.Module):
+    """Causal multi-head self-attention; the scheme (cfg.pos) decides how the weights are formed.
+
+    "rot"/"abs": softmax(q k^T / sqrt(d)). "rel" (DeBERTa, He et al. 2021, eq. 4): scores
+    (q_i.k_j + q_i.Kr[d] + k_j.Qr[d]) / sqrt(3d) with d = min(i - j, REL_MAX_DISTANCE), Kr, Qr the per-layer
+    projections of a learned relative embedding table. "pos": softmax over j <= i of a learned scalar
+    offset_logits[h, i - j] (zeros at init: a uniform causal average). "uni": head h (1-based) puts weight
+    1/n on each of the n = min(i, 2^h - 1) tokens at positions i-1, i-2, ..., i-(2^h - 1) (the current token
+    is excluded; the window is clipped at position 0); the token at position 0, having none before it,
+    attends to itself. The content-free schemes have only a value projection (`v`), no queries or keys."""
+
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
-        self.layer, self.heads, self.dropout = layer, cfg.heads, cfg.dropout
-        self.qkv = nn.Linear(cfg.width, 3 * cfg.width, bias=cfg.bias)
+        self.layer, self.heads, self.dropout, self.scheme = layer, cfg.heads, cfg.dropout, cfg.pos
+        if cfg.pos in CONTENT_FREE:
+            self.v = nn.Linear(cfg.width, cfg.width, bias=cfg.bias)
+        else:
+            self.qkv = nn.Linear(cfg.width, 3 * cfg.width, bias=cfg.bias)
         self.proj = nn.Linear(cfg.width, cfg.width, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
         self.rotary = Rotary(cfg) if cfg.pos == "rot" else None
+        if cfg.pos == "pos":
+            self.offset_logits = nn.Parameter(torch.zeros(cfg.heads, cfg.context))
+        if cfg.pos == "uni":  # window sizes 2^h - 1, capped at context (changes nothing, keeps them in int64)
+            spans = [min(2**h - 1, cfg.context) for h in range(1, cfg.heads + 1)]
+            self.register_buffer("spans", torch.tensor(spans), persistent=False)
+        if cfg.pos == "rel":
+            self.rel_span = min(REL_MAX_DISTANCE, cfg.context - 1)
+            self.rel_emb = nn.Embedding(self.rel_span + 1, cfg.width)  # relative offsets 0 .. rel_span
+            self.rel_qk = nn.Linear(cfg.width, 2 * cfg.width, bias=cfg.bias)  # DeBERTa's W_{q,r}, W_{k,r}
+
+    def pattern(self, start: int, T: int, S: int) -> Tensor:
+        """"pos"/"uni": the attention weights [heads, T, S], the same for every input."""
+        d = _offsets(start, T, S, self.proj.weight.device)
+        if self.scheme == "uni":
+            window = (d >= 1) & (d <= self.spans[:, None, None])
+            window = window | ((d == 0) & (torch.arange(S, device=d.device) == 0))  # query 0 attends to itself
+            return window.to(self.proj.weight.dtype) / window.sum(-1, keepdim=True)
+        scores = self.offset_logits[:, d.clamp(min=0)].masked_fill(d < 0, float("-inf"))
+        return scores.softmax(-1)
 
     def forward(self, x: Tensor, start: int, cache: KVCache | None) -> Tensor:
         B, T, C = x.shape
+        dropout = self.dropout if self.training else 0.0
+        if self.scheme in CONTENT_FREE:
+            v = self.v(x).view(B, T, self.heads, -1).transpose(1, 2)
+            if cache is not None:
+                _, v = cache.update(self.layer, None, v)
+            y = F.dropout(self.pattern(start, T, v.size(2)).to(v.dtype), dropout, self.training) @ v
+            return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
         q, k, v = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
         if self.rotary is not None:
             q, k = self.rotary(q, start), self.rotary(k, start)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
-        y = causal_attention(q, k, v, self.dropout if self.training else 0.0)
+        if self.scheme == "rel":
+            y = self._relative_attention(q, k, v, start, dropout)
+        else:
+            y = causal_attention(q, k, v, dropout)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+
+    def _relative_attention(self, q: Tensor, k: Tensor, v: Tensor, start: int, dropout: float) -> Tensor:
+        B, H, T, D = q.shape
+        S = k.size(2)
+        qr, kr = (t.view(-1, H, D).transpose(0, 1) for t in self.rel_qk(self.rel_emb.weight).split(H * D, dim=1))
+        d = _offsets(start, T, S, q.device)
+        idx = d.clamp(0, self.rel_span).expand(B, H, T, S)
+        c2p = torch.gather(q @ kr.transpose(-1, -2), -1, idx)  # [b,h,i,j] = q_i . Kr[d(i,j)]
+        p2c = torch.gather((k @ qr.transpose(-1, -2)).transpose(-1, -2), -2, idx)  # [b,h,i,j] = k_j . Qr[d(i,j)]
+        scores = (q @ k.transpose(-1, -2) + c2p + p2c) / math.sqrt(3 * D)
+        weights = scores.masked_fill(d < 0, float("-inf")).softmax(-1)
+        return F.dropout(weights, dropout, self.training) @ v
 
 
 class MLP(nn.Module):

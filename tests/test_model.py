@@ -1,14 +1,16 @@
-"""physlm.model: shapes, causality, hidden states, KV-cache parity, config validation, rotary invariance."""
+"""physlm.model: shapes, causality, hidden states, KV-cache parity, config validation, rotary invariance,
+the exact uniform windows of "uni" and the content-independence of "pos"."""
 
 
 import pytest
 import torch
 
-from physlm.model import GPT, GPTConfig, Rotary
+from physlm.model import GPT, POSITIONS, GPTConfig, Rotary
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 V, CONTEXT = 17, 24
+SCHEMES = ["rot", "abs", "rel", "pos", "uni"]
 
 
 def tiny(pos: str = "rot", **kw: object) -> GPT:
@@ -20,7 +22,7 @@ def tokens(batch: int = 2, length: int = CONTEXT, seed: int = 1) -> torch.Tensor
     return torch.randint(0, V, (batch, length), generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("pos", ["rot", "abs"])
+@pytest.mark.parametrize("pos", SCHEMES)
 def test_shapes_and_loss(pos: str) -> None:
     model, idx = tiny(pos), tokens()
     logits, loss = model(idx)
@@ -29,7 +31,7 @@ def test_shapes_and_loss(pos: str) -> None:
     assert loss.shape == () and 2.0 < loss.item() < 4.0  # near ln(17) = 2.83 at init
 
 
-@pytest.mark.parametrize("pos", ["rot", "abs"])
+@pytest.mark.parametrize("pos", SCHEMES)
 def test_causal(pos: str) -> None:
     model, idx = tiny(pos), tokens()
     changed = idx.clone()
@@ -39,7 +41,7 @@ def test_causal(pos: str) -> None:
     assert not torch.allclose(a[:, 10:], b[:, 10:])
 
 
-@pytest.mark.parametrize("pos", ["rot", "abs"])
+@pytest.mark.parametrize("pos", SCHEMES)
 def test_hidden_states_reproduce_logits(pos: str) -> None:
     model, idx = tiny(pos), tokens()
     hidden = model.hidden_states(idx)
@@ -47,7 +49,7 @@ def test_hidden_states_reproduce_logits(pos: str) -> None:
     torch.testing.assert_close(model.head(model.ln_f(hidden[-1])), model(idx)[0])
 
 
-@pytest.mark.parametrize("pos", ["rot", "abs"])
+@pytest.mark.parametrize("pos", SCHEMES)
 @pytest.mark.parametrize("chunks", [[CONTEXT], [1] * CONTEXT, [5, 1, 7, 3, 8]])
 def test_kv_cache_matches_full_forward(pos: str, chunks: list[int]) -> None:
     model, idx = tiny(pos), tokens()
@@ -116,3 +118,67 @@ def test_param_and_flop_counts() -> None:
     per_block = 4 * 32 * 32 + 2 * 4 * 32 * 32 + 2 * 32  # qkv + proj, fc + proj, two LayerNorm weights
     assert model.num_params() == V * 32 + CONTEXT * 32 + 2 * per_block + 32 + V * 32
     assert model.flops_per_token() == 6 * (2 * per_block + 32 + V * 32) + 12 * 2 * 32 * CONTEXT
+
+
+def test_every_scheme_is_tested() -> None:
+    assert sorted(SCHEMES) == sorted(POSITIONS)
+
+
+def test_content_free_schemes_have_no_queries_or_keys() -> None:
+    for pos in ("pos", "uni"):
+        attn = tiny(pos).blocks[0].attn
+        assert not hasattr(attn, "qkv") and attn.v.weight.shape == (32, 32)
+
+
+def _one_layer(pos: str) -> tuple[GPT, torch.Tensor, torch.Tensor]:
+    """A 1-layer model, the input x of its attention, and the values [B, T, heads, head_dim] it projects."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=V, context=CONTEXT, depth=1, width=32, heads=4, pos=pos)).eval()
+    idx = tokens()
+    attn = model.blocks[0].attn
+    x = model.blocks[0].ln_1(model.wte(idx))
+    return model, x, attn.v(x).view(2, CONTEXT, 4, 8)
+
+
+def test_uni_head_h_averages_previous_2_pow_h_minus_1_values() -> None:
+    model, x, v = _one_layer("uni")
+    attn = model.blocks[0].attn
+    expected = torch.empty_like(v)
+    for h in range(1, 5):
+        for i in range(CONTEXT):
+            window = [0] if i == 0 else list(range(max(0, i - (2**h - 1)), i))  # previous tokens, clipped at 0
+            expected[:, i, h - 1] = v[:, window, h - 1].mean(dim=1)
+    expected_out = attn.proj(expected.reshape(2, CONTEXT, 32))
+    torch.testing.assert_close(attn(x, 0, None), expected_out, rtol=0, atol=1e-6)
+    # spot checks of the windows: head 1 = previous token, head 2 at position 5 = positions 2, 3, 4
+    torch.testing.assert_close(expected[:, 7, 0], v[:, 6, 0])
+    torch.testing.assert_close(expected[:, 5, 1], (v[:, 2, 1] + v[:, 3, 1] + v[:, 4, 1]) / 3)
+
+
+def test_pos_weights_depend_only_on_offset_not_content() -> None:
+    model, x, v = _one_layer("pos")
+    attn = model.blocks[0].attn
+    with torch.no_grad():
+        attn.offset_logits.normal_(generator=torch.Generator().manual_seed(3))
+    b = torch.as_tensor(attn.offset_logits.detach())
+    i, j = torch.arange(CONTEXT)[:, None], torch.arange(CONTEXT)[None, :]
+    weights = b[:, (i - j).clamp(min=0)].masked_fill(j > i, float("-inf")).softmax(-1)  # [heads, T, T]
+    other = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
+    for inp in (x, other):  # the same weights explain the output for two unrelated inputs
+        values = attn.v(inp).view(2, CONTEXT, 4, 8).transpose(1, 2)
+        expected = attn.proj((weights @ values).transpose(1, 2).reshape(2, CONTEXT, 32))
+        torch.testing.assert_close(attn(inp, 0, None), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(attn.pattern(0, CONTEXT, CONTEXT), weights, rtol=0, atol=1e-6)
+    torch.testing.assert_close(attn.pattern(5, 3, 8), weights[:, 5:8, :8], rtol=0, atol=1e-6)  # cached offsets
+    ratio = weights[:, 3, 1] / weights[:, 3, 2]  # offsets 2 and 1; rows differ only in their normaliser
+    torch.testing.assert_close(weights[:, 10, 8] / weights[:, 10, 9], ratio)
+
+
+def test_rel_scores_clip_at_max_distance() -> None:
+    from physlm.model import REL_MAX_DISTANCE
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=V, context=200, depth=1, width=32, heads=4, pos="rel")).eval()
+    attn = model.blocks[0].attn
+    assert attn.rel_span == REL_MAX_DISTANCE and attn.rel_emb.weight.shape == (REL_MAX_DISTANCE + 1, 32)
+    assert tiny("rel").blocks[0].attn.rel_span == CONTEXT - 1
