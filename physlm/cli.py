@@ -8,23 +8,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from physlm.config import load_stage
+from physlm.config import SCOPE, SINGULAR, data_name, load_stage
 from physlm.errors import PhyslmError
 
 
 @dataclass(frozen=True)
 class Paths:
-    """Where a study's stages read and write (relative to the repo root, as dvc.yaml declares them)."""
+    """Where a stage reads and writes (relative to the repo root, as dvc.yaml declares them): a dataset's
+    data under data/DATASET, a study's model, checkpoints and metrics under models|checkpoints|metrics/STUDY."""
 
-    study: str
+    study: str  # the study (or, for generate/tokenize, the dataset) the stage runs for
+    data: str = ""  # the dataset; defaults to `study`
+
+    @property
+    def dataset(self) -> str:
+        return self.data or self.study
 
     @property
     def raw(self) -> Path:
-        return Path("data") / self.study / "raw"
+        return Path("data") / self.dataset / "raw"
 
     @property
     def tokens(self) -> Path:
-        return Path("data") / self.study / "tokens"
+        return Path("data") / self.dataset / "tokens"
 
     @property
     def model(self) -> Path:
@@ -40,15 +46,17 @@ class Paths:
 
 
 def run_stage(stage: str, main: Callable[[Paths, Any], None], argv: list[str] | None = None) -> None:
-    """`python -m stages.<stage> STUDY`: validate params, run `main`; user errors (PhyslmError, which
-    GrammarError and DataError are) become one line on stderr and exit code 1."""
+    """`python -m stages.<stage> NAME` (a dataset for generate/tokenize, a study for train/probe/evaluate):
+    validate params, run `main`; user errors (PhyslmError, which GrammarError and DataError are) become one
+    line on stderr and exit code 1."""
     argv = sys.argv[1:] if argv is None else argv
-    if stage != "report" and len(argv) != 1:
-        sys.exit(f"usage: python -m stages.{stage} STUDY")
+    scope = SCOPE.get(stage)
+    if scope and len(argv) != 1:
+        sys.exit(f"usage: python -m stages.{stage} {SINGULAR[scope].upper()}")
     study = argv[0] if argv else ""
     try:
         cfg = load_stage(stage, study)
-        main(Paths(study), cfg)
+        main(Paths(study, data_name(study) if scope == "studies" else ""), cfg)
     except PhyslmError as err:
         print(f"error: {stage}{'@' + study if study else ''}: {err}", file=sys.stderr)
         sys.exit(1)

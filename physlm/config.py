@@ -1,13 +1,16 @@
 """Typed, strict views of `params.yaml`, one per pipeline stage.
 
 `params.yaml` holds shared defaults at the top (`seed`, `model`, `train`, and per-world `probe`/`evaluate`
-defaults) and a `studies:` mapping. A study names its `world` and carries its own `generate` and `tokenize`
-sections plus overrides (possibly empty mappings) of `model`, `train`, `probe` and `evaluate`.
+defaults), a `datasets:` mapping and a `studies:` mapping. A dataset names its `world` and carries its
+`generate` and `tokenize` sections (stages generate and tokenize run once per dataset). A study names its
+`world` and the dataset it trains on (`data`), plus overrides (possibly empty mappings) of `model`,
+`train`, `probe` and `evaluate` (stages train, probe and evaluate run once per study). Several studies can
+share one dataset: a study matrix (attention variants, model sizes) trains side by side on the same data.
 
 Each stage reads exactly the sections listed in `FIELDS` (`declared_params` spells them as `dvc.yaml` must
-declare them as the stage's `params`; `tests/test_config.py` checks the two agree), merges study overrides over the shared
-defaults, and validates the result with a frozen pydantic model that forbids unknown keys. Any problem raises
-`ParamsError` with one line naming the offending key, before the stage writes anything.
+declare them as the stage's `params`; `tests/test_config.py` checks the two agree), merges study overrides
+over the shared defaults, and validates the result with a frozen pydantic model that forbids unknown keys.
+Any problem raises `ParamsError` with one line naming the offending key, before the stage writes anything.
 """
 
 from __future__ import annotations
@@ -154,8 +157,9 @@ class ReportStage(Section):
     studies: dict[str, Any]
 
 
-# Where each field of a stage's model comes from: (shared default key, key inside the study). A field with both
-# is the shared default deep-merged with the study's override ("{world}" is the study's world).
+# Where each field of a stage's model comes from: (shared default key, key inside the stage's dataset or
+# study entry). A field with both is the shared default deep-merged with the entry's override ("{world}" is
+# the entry's world). SCOPE says whether a stage runs per dataset, per study, or once.
 FIELDS: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "generate": {"seed": ("seed", None), "world": (None, "world"), "generate": (None, "generate")},
     "tokenize": {"world": (None, "world"), "tokenize": (None, "tokenize")},
@@ -164,6 +168,10 @@ FIELDS: dict[str, dict[str, tuple[str | None, str | None]]] = {
     "evaluate": {"seed": ("seed", None), "world": (None, "world"), "evaluate": ("evaluate.{world}", "evaluate")},
     "report": {"studies": ("studies", None)},
 }
+SCOPE: dict[str, str | None] = {"generate": "datasets", "tokenize": "datasets", "train": "studies", "probe": "studies",
+                                "evaluate": "studies", "report": None}
+SINGULAR = {"datasets": "dataset", "studies": "study"}
+ENTRY_KEYS = {"datasets": {"world", "generate", "tokenize"}, "studies": {"world", "data", "model", "train", "probe", "evaluate"}}
 STAGE_MODELS: dict[str, type[Section]] = {
     "generate": GenerateStage,
     "tokenize": TokenizeStage,
@@ -181,7 +189,7 @@ def declared_params(stage: str) -> set[str]:
         if shared:
             keys.add(shared.replace("{world}", "${item.world}"))
         if own:
-            keys.add("studies.${key}." + own)
+            keys.add(f"{SCOPE[stage]}.${{key}}.{own}")
     return keys
 
 
@@ -224,34 +232,67 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def entry_names(params: dict[str, Any], scope: str) -> list[str]:
+    """The names under `datasets:` or `studies:`."""
+    entries = lookup(params, scope)
+    if not isinstance(entries, dict) or not entries:
+        raise ParamsError(f"params.yaml: '{scope}' must be a non-empty mapping")
+    return list(entries)
+
+
 def study_names(params: dict[str, Any]) -> list[str]:
-    studies = lookup(params, "studies")
-    if not isinstance(studies, dict) or not studies:
-        raise ParamsError("params.yaml: 'studies' must be a non-empty mapping")
-    return list(studies)
+    return entry_names(params, "studies")
 
 
-def stage_raw(params: dict[str, Any], stage: str, study: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The merged, unvalidated input of a stage, and for each field path the params.yaml key it came from."""
-    world = ""
-    if stage != "report":
-        if study not in study_names(params):
-            raise ParamsError(f"params.yaml: unknown study '{study}'; studies: {', '.join(study_names(params))}")
-        world = lookup(params, f"studies.{study}.world")
-        if world not in GENERATE:
-            raise ParamsError(f"params.yaml: studies.{study}.world: unknown world {world!r}; known: {', '.join(GENERATE)}")
+def _entry(params: dict[str, Any], scope: str, name: str) -> tuple[str, dict[str, Any]]:
+    """(world, entry) of a dataset or study, checking its name, keys, world and (for a study) dataset."""
+    names = entry_names(params, scope)
+    if name not in names:
+        raise ParamsError(f"params.yaml: unknown {SINGULAR[scope]} '{name}'; {scope}: {', '.join(names)}")
+    entry = lookup(params, f"{scope}.{name}")
+    if not isinstance(entry, dict):
+        raise ParamsError(f"params.yaml: '{scope}.{name}' must be a mapping")
+    for key in entry:
+        if key not in ENTRY_KEYS[scope]:
+            raise ParamsError(f"params.yaml: {scope}.{name}.{key}: unknown key; a {SINGULAR[scope]} has {', '.join(sorted(ENTRY_KEYS[scope]))}")
+    world = lookup(params, f"{scope}.{name}.world")
+    if world not in GENERATE:
+        raise ParamsError(f"params.yaml: {scope}.{name}.world: unknown world {world!r}; known: {', '.join(GENERATE)}")
+    if scope == "studies":
+        data = lookup(params, f"studies.{name}.data")
+        datasets = entry_names(params, "datasets")
+        if data not in datasets:
+            raise ParamsError(f"params.yaml: studies.{name}.data: unknown dataset {data!r}; datasets: {', '.join(datasets)}")
+        if lookup(params, f"datasets.{data}.world") != world:
+            raise ParamsError(f"params.yaml: studies.{name}.world: {world!r} differs from its dataset's world"
+                              f" (datasets.{data}.world = {lookup(params, f'datasets.{data}.world')!r})")
+    return world, entry
+
+
+def data_name(study: str, params_path: str | Path = "params.yaml") -> str:
+    """The dataset a study trains on (its `data` key), checked."""
+    params = read_params(params_path)
+    _entry(params, "studies", study)
+    return lookup(params, f"studies.{study}.data")
+
+
+def stage_raw(params: dict[str, Any], stage: str, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The merged, unvalidated input of a stage for a dataset or study, and for each field path the params.yaml
+    key it came from."""
+    scope = SCOPE[stage]
+    world = _entry(params, scope, name)[0] if scope else ""
     raw: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for field, (shared, own) in FIELDS[stage].items():
         shared = shared.format(world=world) if shared else None
-        own = f"studies.{study}.{own}" if own else None
+        own = f"{scope}.{name}.{own}" if own else None
         if shared and own:
             base, override = lookup(params, shared), lookup(params, own)
             for where, value in ((shared, base), (own, override)):
                 if not isinstance(value, dict):
                     raise ParamsError(f"params.yaml: '{where}' must be a mapping (use {{}} for no overrides)")
             raw[field] = merge(base, override)
-            origin[field] = own  # unknown keys can only have been written in one of them; blame the study
+            origin[field] = own  # unknown keys can only have been written in one of them; blame the entry
             origin |= {f"{field}.{k}": f"{shared}.{k}" for k in base}
             origin |= {f"{field}.{k}": f"{own}.{k}" for k in override}
         else:
@@ -271,12 +312,13 @@ def _key_name(loc: tuple[Any, ...], origin: dict[str, str]) -> str:
     return ".".join(parts) or "params.yaml"
 
 
-def load_stage(stage: str, study: str = "", params_path: str | Path = "params.yaml") -> Section:
-    """Validate the sections `stage` declares for `study`; ParamsError with one line naming the key."""
+def load_stage(stage: str, name: str = "", params_path: str | Path = "params.yaml") -> Section:
+    """Validate the sections `stage` declares for dataset or study `name` (see SCOPE); ParamsError with one
+    line naming the key."""
     if stage not in STAGE_MODELS:
         raise ParamsError(f"unknown stage '{stage}'; stages: {', '.join(STAGE_MODELS)}")
     params = read_params(params_path)
-    raw, origin = stage_raw(params, stage, study)
+    raw, origin = stage_raw(params, stage, name)
     try:
         return STAGE_MODELS[stage].model_validate(raw)
     except ValidationError as err:

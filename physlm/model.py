@@ -50,6 +50,7 @@ class GPTConfig:
     dropout: float = 0.0  # on embeddings, attention weights and residual branches; training only
     rope_base: float = 10000.0  # rotary: pair i turns by position * rope_base ** (-2i / head_dim)
     bias: bool = False  # biases in Linear and LayerNorm (GPT-2 had them; without is as good and simpler)
+    causal: bool = True  # False: every position attends to every position (the encoder-only MLM control)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context", "depth", "width", "heads", "mlp_ratio"):
@@ -60,6 +61,7 @@ class GPTConfig:
         _check(even, "width", f"rotary needs an even head dim (width // heads), got {self.head_dim}")
         _check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
         _check(self.rope_base > 1.0, "rope_base", f"must be > 1, got {self.rope_base}")
+        _check(self.causal or self.pos in ("rot", "abs"), "causal", f"an encoder (causal=False) needs pos rot or abs, got {self.pos!r}")
 
     @property
     def head_dim(self) -> int:
@@ -109,9 +111,11 @@ class Rotary(nn.Module):
         return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
-def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout: float) -> Tensor:
-    """Queries at the last T of S positions attend to keys at positions up to their own."""
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout: float, causal: bool = True) -> Tensor:
+    """Queries at the last T of S positions attend to keys at positions up to their own (all keys if not causal)."""
     T, S = q.size(-2), k.size(-2)
+    if not causal:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
     if T == S:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
     if T == 1:  # one new token after a cache: it sees everything
@@ -138,7 +142,7 @@ class Attention(nn.Module):
 
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
-        self.layer, self.heads, self.dropout, self.scheme = layer, cfg.heads, cfg.dropout, cfg.pos
+        self.layer, self.heads, self.dropout, self.scheme, self.causal = layer, cfg.heads, cfg.dropout, cfg.pos, cfg.causal
         if cfg.pos in CONTENT_FREE:
             self.v = nn.Linear(cfg.width, cfg.width, bias=cfg.bias)
         else:
@@ -183,19 +187,39 @@ class Attention(nn.Module):
         if self.scheme == "rel":
             y = self._relative_attention(q, k, v, start, dropout)
         else:
-            y = causal_attention(q, k, v, dropout)
+            y = causal_attention(q, k, v, dropout, self.causal)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
-    def _relative_attention(self, q: Tensor, k: Tensor, v: Tensor, start: int, dropout: float) -> Tensor:
+    def weights(self, x: Tensor) -> Tensor:
+        """The attention weights [B, heads, T, T] this layer puts on x [B, T, width] (positions 0 .. T-1),
+        computed explicitly (forward uses fused kernels that never form them). Rows sum to 1."""
+        B, T, C = x.shape
+        if self.scheme in CONTENT_FREE:
+            return self.pattern(0, T, T).expand(B, -1, -1, -1)
+        q, k, _ = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
+        if self.rotary is not None:
+            q, k = self.rotary(q, 0), self.rotary(k, 0)
+        if self.scheme == "rel":
+            scores = self._relative_scores(q, k, 0)
+        else:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))
+        if self.causal:
+            scores = scores.masked_fill(_offsets(0, T, T, q.device) < 0, float("-inf"))
+        return scores.float().softmax(-1)
+
+    def _relative_scores(self, q: Tensor, k: Tensor, start: int) -> Tensor:
+        """"rel": (q_i.k_j + q_i.Kr[d] + k_j.Qr[d]) / sqrt(3 head_dim), d = clamp(i - j, 0, rel_span); [B, H, T, S]."""
         B, H, T, D = q.shape
         S = k.size(2)
         qr, kr = (t.view(-1, H, D).transpose(0, 1) for t in self.rel_qk(self.rel_emb.weight).split(H * D, dim=1))
-        d = _offsets(start, T, S, q.device)
-        idx = d.clamp(0, self.rel_span).expand(B, H, T, S)
+        idx = _offsets(start, T, S, q.device).clamp(0, self.rel_span).expand(B, H, T, S)
         c2p = torch.gather(q @ kr.transpose(-1, -2), -1, idx)  # [b,h,i,j] = q_i . Kr[d(i,j)]
         p2c = torch.gather((k @ qr.transpose(-1, -2)).transpose(-1, -2), -2, idx)  # [b,h,i,j] = k_j . Qr[d(i,j)]
-        scores = (q @ k.transpose(-1, -2) + c2p + p2c) / math.sqrt(3 * D)
-        weights = scores.masked_fill(d < 0, float("-inf")).softmax(-1)
+        return (q @ k.transpose(-1, -2) + c2p + p2c) / math.sqrt(3 * D)
+
+    def _relative_attention(self, q: Tensor, k: Tensor, v: Tensor, start: int, dropout: float) -> Tensor:
+        d = _offsets(start, q.size(2), k.size(2), q.device)
+        weights = self._relative_scores(q, k, start).masked_fill(d < 0, float("-inf")).softmax(-1)
         return F.dropout(weights, dropout, self.training) @ v
 
 
@@ -255,6 +279,14 @@ class GPT(nn.Module):
     def hidden_states(self, idx: Tensor) -> Tensor:
         """[depth+1, B, T, width]: 0 = embedding output, l = residual stream after block l (before ln_f)."""
         return torch.stack(list(self._residual_stream(idx, None)))
+
+    @torch.no_grad()
+    def attention_weights(self, idx: Tensor) -> Tensor:
+        """[depth, B, heads, T, T]: every layer's attention weights on token ids idx [B, T] (row i = query i)."""
+        maps = []
+        for block, x in zip(self.blocks, self._residual_stream(idx, None)):
+            maps.append(block.attn.weights(block.ln_1(x)))
+        return torch.stack(maps)
 
     def new_cache(self, batch: int, positions: int | None = None) -> KVCache:
         """An empty cache for `batch` sequences of up to `positions` (default: context) tokens."""

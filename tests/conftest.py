@@ -31,11 +31,16 @@ def one_thread() -> Iterator[None]:
 
 
 def tiny_params() -> dict:
-    """The repo's params.yaml shrunk: a few hundred sentences, a one-block model, a dozen steps."""
+    """The repo's params.yaml shrunk: the cfg_demo dataset with a few hundred sentences, and two studies on it
+    (cfg_demo and the cfg_uni variant), one-block models, a dozen steps."""
     from physlm.config import merge
 
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    study = params["studies"]["cfg_demo"]
-    study["generate"].update(train_sentences=300, test_sentences=60)
-    study["tokenize"]["context"] = 160
+    params["datasets"] = {"cfg_demo": params["datasets"]["cfg_demo"]}
+    data = params["datasets"]["cfg_demo"]
+    data["generate"].update(train_sentences=300, test_sentences=60)
+    data["tokenize"]["context"] = 160
+    params["studies"] = {name: params["studies"][name] for name in ("cfg_demo", "cfg_uni")}
+    params["studies"]["cfg_uni"]["train"] = {}
+    params["studies"]["cfg_uni"]["evaluate"] = {}
     return params

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from physlm.config import FIELDS, STAGE_MODELS, declared_params, load_stage, merge, read_params, study_names
+from physlm.config import FIELDS, SCOPE, STAGE_MODELS, declared_params, entry_names, load_stage, merge, read_params
 from physlm.errors import ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,11 +32,11 @@ def test_stage_models_cover_their_fields() -> None:
         assert set(model.model_fields) == set(FIELDS[name]), name
 
 
-def test_every_stage_of_every_study_validates() -> None:
+def test_every_stage_of_every_dataset_and_study_validates() -> None:
     params = read_params(ROOT / "params.yaml")
-    for study in study_names(params):
-        for stage in FIELDS:
-            load_stage(stage, study, ROOT / "params.yaml")
+    for stage, scope in SCOPE.items():
+        for name in entry_names(params, scope) if scope else [""]:
+            load_stage(stage, name, ROOT / "params.yaml")
 
 
 def write_params(tmp_path: Path, edit) -> Path:
@@ -55,13 +55,16 @@ def write_params(tmp_path: Path, edit) -> Path:
         ("train", lambda p: p["studies"]["cfg_demo"]["model"].update(dpeth=3), "studies.cfg_demo.model.dpeth"),
         ("train", lambda p: p["train"].update(lr="fast"), "train.lr"),
         ("train", lambda p: p["train"].update(decay="exponential"), "train.decay"),
-        ("generate", lambda p: p["studies"]["cfg_demo"]["generate"].update(train_sentences=0), "studies.cfg_demo.generate.train_sentences"),
-        ("generate", lambda p: p["studies"]["cfg_demo"]["generate"].update(extra=1), "studies.cfg_demo.generate.extra"),
-        ("tokenize", lambda p: p["studies"]["cfg_demo"]["tokenize"].update(context=2), "studies.cfg_demo.tokenize.context"),
+        ("generate", lambda p: p["datasets"]["cfg_demo"]["generate"].update(train_sentences=0), "datasets.cfg_demo.generate.train_sentences"),
+        ("generate", lambda p: p["datasets"]["cfg_demo"]["generate"].update(extra=1), "datasets.cfg_demo.generate.extra"),
+        ("tokenize", lambda p: p["datasets"]["cfg_demo"]["tokenize"].update(context=2), "datasets.cfg_demo.tokenize.context"),
         ("evaluate", lambda p: p["evaluate"]["cfg"].update(temperature=-1.0), "evaluate.cfg.temperature"),
         ("probe", lambda p: p["studies"]["cfg_demo"]["probe"].update(train_fraction=1.5), "studies.cfg_demo.probe.train_fraction"),
         ("generate", lambda p: p.pop("seed"), "seed"),
-        ("generate", lambda p: p["studies"]["cfg_demo"].update(world="moon"), "studies.cfg_demo.world"),
+        ("generate", lambda p: p["datasets"]["cfg_demo"].update(world="moon"), "datasets.cfg_demo.world"),
+        ("train", lambda p: p["studies"]["cfg_demo"].update(data="nope"), "studies.cfg_demo.data"),
+        ("train", lambda p: p["studies"]["cfg_demo"].update(modle={}), "studies.cfg_demo.modle"),
+        ("probe", lambda p: p["studies"]["cfg_demo"].pop("data"), "studies.cfg_demo.data"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path: Path, stage: str, edit, key: str) -> None:
@@ -100,7 +103,7 @@ def test_study_override_wins(tmp_path: Path) -> None:
 
 
 def test_stage_script_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:
-    path = write_params(tmp_path, lambda p: p["studies"]["cfg_demo"]["generate"].update(grammar="cfg3zz"))
+    path = write_params(tmp_path, lambda p: p["datasets"]["cfg_demo"]["generate"].update(grammar="cfg3zz"))
     proc = subprocess.run([sys.executable, "-m", "stages.generate", "cfg_demo"], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1

@@ -182,3 +182,45 @@ def test_rel_scores_clip_at_max_distance() -> None:
     attn = model.blocks[0].attn
     assert attn.rel_span == REL_MAX_DISTANCE and attn.rel_emb.weight.shape == (REL_MAX_DISTANCE + 1, 32)
     assert tiny("rel").blocks[0].attn.rel_span == CONTEXT - 1
+
+
+def _attention_output(attn, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """An attention layer's output recomputed from explicit weights [B, H, T, T]."""
+    B, T, C = x.shape
+    v = attn.v(x) if hasattr(attn, "v") else attn.qkv(x).split(C, dim=2)[2]
+    v = v.view(B, T, attn.heads, -1).transpose(1, 2)
+    return attn.proj((weights @ v).transpose(1, 2).reshape(B, T, C))
+
+
+@pytest.mark.parametrize("pos", SCHEMES)
+def test_attention_weights_reproduce_forward(pos: str) -> None:
+    model, idx = tiny(pos), tokens()
+    maps = model.attention_weights(idx)
+    assert maps.shape == (2, 2, 4, CONTEXT, CONTEXT)
+    torch.testing.assert_close(maps.sum(-1), torch.ones(2, 2, 4, CONTEXT))
+    assert maps.triu(1).abs().max() == 0  # causal: nothing above the diagonal
+    hidden = model.hidden_states(idx)
+    for layer, block in enumerate(model.blocks):
+        x = block.ln_1(hidden[layer])
+        torch.testing.assert_close(_attention_output(block.attn, x, maps[layer]), block.attn(x, 0, None), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("pos", ["rot", "abs"])
+def test_encoder_sees_both_directions(pos: str) -> None:
+    model, idx = tiny(pos, causal=False), tokens()
+    changed = idx.clone()
+    changed[:, 10] = (changed[:, 10] + 1) % V
+    a, b = model(idx)[0], model(changed)[0]
+    assert not torch.allclose(a[:, :10], b[:, :10])  # earlier positions now see the change
+    maps = model.attention_weights(idx)
+    assert maps.triu(1).abs().max() > 0
+    hidden = model.hidden_states(idx)
+    block = model.blocks[0]
+    x = block.ln_1(hidden[0])
+    torch.testing.assert_close(_attention_output(block.attn, x, maps[0]), block.attn(x, 0, None), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("pos", ["rel", "pos", "uni"])
+def test_encoder_needs_rot_or_abs(pos: str) -> None:
+    with pytest.raises(ValueError, match="GPTConfig.causal"):
+        GPTConfig(vocab_size=V, context=CONTEXT, pos=pos, causal=False)

@@ -1,6 +1,7 @@
 """End to end: the DVC pipeline in a throwaway git repo, at a tiny scale.
 
-repro -> no-op repro -> `exp run -S` on a late-stage param (only evaluate and the report rerun) ->
+Two studies (cfg_demo and the cfg_uni variant) share one dataset. repro -> no-op repro -> `exp run -S` on
+a late-stage param (only evaluate and the report rerun) ->
 `exp run -S model.depth` (train and downstream rerun; generate and tokenize do not) -> MLflow runs tagged ->
 push to an absolute-path local remote -> clone + pull elsewhere -> `dvc status` clean and `dvc repro` a no-op.
 """
@@ -66,8 +67,9 @@ def test_pipeline_end_to_end(tmp_path: Path, mlflow_db: Path) -> None:
     make_repo(repo, env, remote, mlflow_db)
 
     first = sh(["dvc", "repro"], repo, env)
-    stages = {f"{s}@cfg_demo" for s in ("generate", "tokenize", "train", "probe", "evaluate")} | {"report"}
-    assert ran(first) == stages
+    per_study = ("train", "probe", "evaluate")
+    stages = {f"{s}@{study}" for s in per_study for study in ("cfg_demo", "cfg_uni")}
+    assert ran(first) == stages | {"generate@cfg_demo", "tokenize@cfg_demo", "report"}  # one dataset, two studies
     for out in ("data/cfg_demo/raw/train.parquet", "data/cfg_demo/tokens/tokenizer.json", "models/cfg_demo/model.safetensors",
                 "metrics/cfg_demo/loss.csv", "metrics/cfg_demo/probe.csv", "metrics/cfg_demo/evaluate.json",
                 "reports/summary.md", "reports/generation.png", "reports/probe_cfg_demo.png"):
@@ -79,10 +81,10 @@ def test_pipeline_end_to_end(tmp_path: Path, mlflow_db: Path) -> None:
     sh(["git", "commit", "-qm", "repro"], repo, env)
 
     late = sh(["dvc", "exp", "run", "-S", "evaluate.cfg.samples=6"], repo, env)
-    assert ran(late) == {"evaluate@cfg_demo", "report"}
+    assert ran(late) == {"evaluate@cfg_demo", "evaluate@cfg_uni", "report"}
 
     deeper = sh(["dvc", "exp", "run", "-S", "model.depth=2"], repo, env)
-    assert ran(deeper) == {"train@cfg_demo", "probe@cfg_demo", "evaluate@cfg_demo", "report"}
+    assert ran(deeper) == stages | {"report"}
     assert '"depth": 2' in (repo / "models/cfg_demo/config.json").read_text()
     shown = sh(["dvc", "exp", "show", "--no-pager", "--csv"], repo, env)
     assert "model.depth" in shown

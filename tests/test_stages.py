@@ -20,7 +20,7 @@ def run(stage: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def setup(tmp_path: Path, grammar: str = "cfg3b") -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["studies"]["cfg_demo"]["generate"].update(grammar=grammar, train_sentences=50, test_sentences=10)
+    params["datasets"]["cfg_demo"]["generate"].update(grammar=grammar, train_sentences=50, test_sentences=10)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
