@@ -14,9 +14,9 @@ protocol is UNVERIFIED in the SPEC; this module provides the estimators.
   that stays usable when most samples are seen only once.
 * ``subtree_spans`` / ``subtree_samples`` / ``subtree_diversity`` - the terminal strings yielded by the
   level-l subtrees of labelled sentences (``Sentence.ancestors`` / ``boundaries``), grouped per NT symbol.
-  Model-generated strings carry no labels: per-subtree diversity for them needs a parse (the cfg3 grammars
-  are ambiguous, so this means choosing or sampling among parses) and is left to a later step; the whole
-  string diversity of generated text needs no parse.
+  Model-generated strings carry no labels: `subtree_diversity_compare` parses them (and, for equal
+  treatment, the grammar's own samples) with the canonical parse of `physlm.worlds.cfg_parse` (the cfg3
+  grammars are ambiguous: the statistics describe that parse) and compares the two per NT level and symbol.
 * ``compare`` - model and reference estimates side by side.
 
 ``tests/test_diversity.py`` checks the estimators on distributions of known C and entropy (uniform over K,
@@ -36,7 +36,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
-from physlm.worlds.cfg import Sentence
+from physlm.worlds.cfg import Grammar, Sentence
 
 __all__ = [
     "Estimate",
@@ -45,6 +45,7 @@ __all__ = [
     "subtree_spans",
     "subtree_samples",
     "subtree_diversity",
+    "subtree_diversity_compare",
     "compare",
 ]
 
@@ -262,3 +263,79 @@ def compare(model_samples: Sequence[Hashable], reference_samples: Sequence[Hasha
         "chao_shen_nats": {"model": chao_shen_entropy(model_samples),
                            "reference": chao_shen_entropy(reference_samples)},
     }
+
+
+# ------------------------------------------------------------------------------- subtrees of model strings
+
+_KEEP = ("n", "collisions", "renyi2_nats", "support", "is_lower_bound")  # the fields evaluate.diversity keeps
+
+
+def _kept(samples: Sequence[Hashable]) -> dict:
+    found = asdict(collision_entropy(samples))
+    return {k: found[k] for k in _KEEP}
+
+
+def subtree_diversity_compare(model_strings: Sequence[Sequence[int] | None], reference_strings: Sequence[Sequence[int]],
+                              g: Grammar, levels: Sequence[int] | None = None) -> dict:
+    """Per-NT-level subtree diversity of model-generated strings against the grammar's own samples.
+
+    Both lists are parsed with ``physlm.worlds.cfg_parse.parse`` (the grammar ``g``'s canonical parse; the
+    reference strings are re-parsed too rather than using the sampler's labels, so that both sides go through
+    the same tie-breaking on ambiguous strings). Model strings that do not parse (and None entries) are skipped
+    and counted in ``unparsable``; a reference string that does not parse is an error (ValueError).
+
+    For each level l in ``levels`` (default: every NT level 1..D-1), ``"level l"`` holds:
+
+    * ``per_symbol[str(A)]``: ``{"model": ..., "grammar": ...}``, the collision estimates (``collision_entropy``;
+      fields n, collisions, renyi2_nats, support, is_lower_bound) of the terminal strings of A's subtrees.
+      Sample sizes are equalised: both sides keep their first m subtree strings of A (in string order, left to
+      right), m = the smaller of the two counts, so the estimates, and the zero-collision bounds, are directly
+      comparable. Symbols with m < 2 are left out.
+    * ``model`` / ``grammar``: the same over the level's subtrees pooled across symbols, a subtree being the
+      pair (A, terminal string); the pool is the union of the equalised per-symbol samples, so both sides have
+      the same n and the same mix of symbols, and the comparison reflects diversity within symbols, not
+      differing symbol frequencies. None when fewer than 2 subtrees are pooled.
+    * ``subtrees``: ``{"model": count, "grammar": count}``, all level-l subtrees before equalising.
+
+    Top-level keys ``parsed`` / ``unparsable`` / ``reference`` count the model strings parsed, the model
+    strings skipped and the reference strings. Values are plain ints, floats, bools and str keys (JSON-ready).
+    """
+    from physlm.worlds.cfg_parse import parse_many
+
+    model_list = list(model_strings)
+    model_parsed = [s for s in parse_many(g, [m for m in model_list if m is not None]) if s is not None]
+    reference_list = [getattr(r, "tokens", r) for r in reference_strings]
+    reference_parsed = parse_many(g, reference_list)
+    for index, sentence in enumerate(reference_parsed):
+        if sentence is None:
+            raise ValueError(f"reference string {index} is not derivable from grammar {g.name!r}")
+    depth = g.depth
+    chosen = list(range(1, depth)) if levels is None else [int(level) for level in levels]
+    for level in chosen:
+        if not 1 <= level < depth:
+            raise ValueError(f"level {level} outside the grammar's NT levels 1..{depth - 1}")
+    out: dict = {"parsed": len(model_parsed), "unparsable": len(model_list) - len(model_parsed),
+                 "reference": len(reference_parsed)}
+    for level in chosen:
+        model_sub = subtree_samples(model_parsed, level) if model_parsed else {}
+        grammar_sub = subtree_samples(reference_parsed, level) if reference_parsed else {}
+        per_symbol: dict[str, dict] = {}
+        pooled_model: list[tuple[int, tuple[int, ...]]] = []
+        pooled_grammar: list[tuple[int, tuple[int, ...]]] = []
+        for symbol in sorted(set(model_sub) | set(grammar_sub)):
+            ours, theirs = model_sub.get(symbol, []), grammar_sub.get(symbol, [])
+            m = min(len(ours), len(theirs))
+            pooled_model.extend((symbol, s) for s in ours[:m])
+            pooled_grammar.extend((symbol, s) for s in theirs[:m])
+            if m >= 2:
+                per_symbol[str(symbol)] = {"model": _kept(ours[:m]), "grammar": _kept(theirs[:m])}
+        enough = len(pooled_model) >= 2
+        out[f"level {level}"] = {
+            "model": _kept(pooled_model) if enough else None,
+            "grammar": _kept(pooled_grammar) if enough else None,
+            "per_symbol": per_symbol,
+            "subtrees": {"model": sum(map(len, model_sub.values())), "grammar": sum(map(len, grammar_sub.values()))},
+        }
+    return out
+
+

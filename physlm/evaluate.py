@@ -46,7 +46,7 @@ def score_samples(samples: Sequence[list[int] | None], judge: Callable[[Sequence
     )
 
 
-def _finished(continuation: list[int]) -> list[int] | None:
+def finished(continuation: list[int]) -> list[int] | None:
     """Terminals of a continuation that ended with <eos>; None otherwise."""
     if not continuation or continuation[-1] != Vocab.eos_id:
         return None
@@ -56,7 +56,7 @@ def _finished(continuation: list[int]) -> list[int] | None:
 def sample_cut0(model: torch.nn.Module, *, samples: int, context: int, temperature: float, seed: int, batch_size: int) -> list[list[int] | None]:
     prompts = [[Vocab.bos_id]] * samples
     outs = generate(model, prompts, max_new_tokens=context - 1, temperature=temperature, eos_id=Vocab.eos_id, seed=seed, batch_size=batch_size)
-    return [_finished(o) for o in outs]
+    return [finished(o) for o in outs]
 
 
 def sample_prefix(model: torch.nn.Module, sentences: Sequence[Sequence[int]], *, prefix: int, context: int, temperature: float,
@@ -68,7 +68,7 @@ def sample_prefix(model: torch.nn.Module, sentences: Sequence[Sequence[int]], *,
                     batch_size=batch_size)
     full: list[list[int] | None] = []
     for head, out in zip(heads, outs):
-        tail = _finished(out)
+        tail = finished(out)
         full.append(None if tail is None else head + tail)
     return full
 
@@ -94,13 +94,16 @@ def model_next_token(model: torch.nn.Module, sentences: Sequence[Sequence[int]],
     return out
 
 
-def kl_to_grammar(model: torch.nn.Module, grammar, sentences: Sequence[Sequence[int]], batch_size: int) -> dict[str, float]:
+def kl_to_grammar(model: torch.nn.Module, grammar, sentences: Sequence[Sequence[int]], batch_size: int,
+                  bags=None) -> dict[str, float]:
     """SPEC 1.3's KL between the grammar's exact next-symbol distribution and the model's, along held-out
-    sentences: mean over positions per sentence, then mean (and max) over sentences."""
+    sentences: mean over positions per sentence, then mean (and max) over sentences. With `bags`
+    (`physlm.worlds.implicit.Bags`) the grammar is implicit and the symbols are the bags' tokens."""
     from physlm.worlds.cfg_dist import kl_per_position, next_token_distributions
 
-    kls = [float(kl_per_position(next_token_distributions(grammar, s), p).mean())
-           for s, p in zip(sentences, model_next_token(model, sentences, len(grammar.terminals), batch_size))]
+    emissions, vocab = (None, len(grammar.terminals)) if bags is None else (bags.bags, bags.vocab_size)
+    kls = [float(kl_per_position(next_token_distributions(grammar, s, emissions=emissions), p).mean())
+           for s, p in zip(sentences, model_next_token(model, sentences, vocab, batch_size))]
     return {"mean": float(np.mean(kls)), "max": float(np.max(kls)), "sentences": len(kls)}
 
 

@@ -5,20 +5,33 @@ Grammar world columns (one row per sentence):
 - `tokens`     list of terminal ids (1..V)
 - `ancestors`  one list per NT level 1..D-1 (level 1 is just below the root): the NT above each token
 - `boundaries` same shape: 1 where the token ends its level-l subtree
+- `terminals`  (implicit grammars only, `generate.implicit`) the terminal string; `tokens` are then the
+               vocabulary tokens 1..M the terminals emitted, each drawn from its terminal's bag (bags.json)
+- `perturbed`  True where the sentence was corrupted (`generate.perturb`, training split only): its
+               `tokens` are the corrupted ones (`physlm.robust.perturb_sentences`), its labels stay the clean
+               sentence's (they no longer align with the tokens after `delete`/`insert`)
 Test sentences continue the index range after the training ones, so the two splits come from disjoint RNG
-streams. `grammar.txt` records the grammar (our text format, `physlm.worlds.cfg.format_grammar`).
+streams, and are never perturbed. `grammar.txt` records the grammar (our text format,
+`physlm.worlds.cfg.format_grammar`); `bags.json` the bags of an implicit grammar. `load_language` reads
+both back as a `Language`: the judge, exact next-token distributions and vocabulary of the dataset.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from physlm.config import CfgGenerateParams, RandomGrammarParams
+from physlm.config import CfgGenerateParams, PerturbParams, RandomGrammarParams
 from physlm.errors import DataError
+from physlm.worlds.corrupt import perturb_sentences
 from physlm.worlds import cfg
+from physlm.worlds.cfg_dist import next_token_distributions
+from physlm.worlds.implicit import Bags, ImplicitJudge, emit_sentences, load_bags, make_bags, save_bags
 
 CHUNK = 2000
 
@@ -36,42 +49,81 @@ def resolve_grammar(spec: str | RandomGrammarParams) -> cfg.Grammar:
     )
 
 
-def cfg_frame(sentences: list[cfg.Sentence], start: int) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "index": list(range(start, start + len(sentences))),
-            "tokens": [s.tokens for s in sentences],
-            "ancestors": [s.ancestors for s in sentences],
-            "boundaries": [s.boundaries for s in sentences],
-        },
-        schema={
-            "index": pl.Int64,
-            "tokens": pl.List(pl.UInt16),
-            "ancestors": pl.List(pl.List(pl.UInt16)),
-            "boundaries": pl.List(pl.List(pl.UInt8)),
-        },
-    )
+def cfg_frame(sentences: list[cfg.Sentence], start: int, terminals: list[list[int]], tokens: list[list[int]] | None,
+              perturbed: list[bool]) -> pl.DataFrame:
+    """One chunk of rows; `tokens` is None for a plain grammar (the tokens are the terminals)."""
+    columns = {"index": list(range(start, start + len(sentences))), "tokens": terminals if tokens is None else tokens}
+    schema = {"index": pl.Int64, "tokens": pl.List(pl.UInt16)}
+    if tokens is not None:
+        columns["terminals"], schema["terminals"] = terminals, pl.List(pl.UInt16)
+    columns |= {"ancestors": [s.ancestors for s in sentences], "boundaries": [s.boundaries for s in sentences], "perturbed": perturbed}
+    schema |= {"ancestors": pl.List(pl.List(pl.UInt16)), "boundaries": pl.List(pl.List(pl.UInt8)), "perturbed": pl.Boolean}
+    return pl.DataFrame(columns, schema=schema)
 
 
-def sample_split(grammar: cfg.Grammar, seed: int, start: int, count: int, desc: str) -> pl.DataFrame:
+def sample_split(grammar: cfg.Grammar, seed: int, start: int, count: int, desc: str,
+                 perturb: PerturbParams | None = None, bags: Bags | None = None) -> pl.DataFrame:
+    """Sentences start .. start+count-1: sampled, then perturbed (terminals), then emitted (implicit)."""
     frames = []
     with tqdm(total=count, desc=desc, unit="sent", mininterval=2.0) as bar:
         for lo in range(start, start + count, CHUNK):
             n = min(CHUNK, start + count - lo)
-            frames.append(cfg_frame(cfg.sample_sentences(grammar, seed, lo, n), lo))
+            sentences = cfg.sample_sentences(grammar, seed, lo, n)
+            terminals, flags = [s.tokens for s in sentences], [False] * n
+            if perturb is not None:
+                terminals, flags = perturb_sentences(terminals, fraction=perturb.fraction, rate=perturb.rate,
+                                                     num_terminals=len(grammar.terminals), seed=seed, start=lo, kind=perturb.kind)
+            tokens = emit_sentences(bags, terminals, seed, lo) if bags is not None else None
+            frames.append(cfg_frame(sentences, lo, terminals, tokens, flags))
             bar.update(n)
     return pl.concat(frames)
 
 
+def resolve_bags(params: CfgGenerateParams, grammar: cfg.Grammar) -> Bags | None:
+    spec = params.implicit
+    if spec is None:
+        return None
+    return make_bags(len(grammar.terminals), spec.bag_size, spec.overlap, spec.seed)
+
+
 def generate_cfg(params: CfgGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
-    """Write train/test Parquet and grammar.txt into `out_dir`; returns row counts."""
+    """Write train/test Parquet, grammar.txt (and bags.json) into `out_dir`; returns row counts."""
     grammar = resolve_grammar(params.grammar)
+    bags = resolve_bags(params, grammar)
     (out_dir / "grammar.txt").write_text(cfg.format_grammar(grammar))
+    if bags is not None:
+        save_bags(bags, out_dir / "bags.json")
     splits = {"train": (0, params.train_sentences), "test": (params.train_sentences, params.test_sentences)}
     for split, (start, count) in splits.items():
-        frame = sample_split(grammar, seed, start, count, f"generate {split}")
+        frame = sample_split(grammar, seed, start, count, f"generate {split}", params.perturb if split == "train" else None, bags)
         frame.write_parquet(out_dir / f"{split}.parquet", compression="zstd", statistics=False)
     return {split: count for split, (_, count) in splits.items()}
+
+
+@dataclass(frozen=True)
+class Language:
+    """What a grammar-world dataset's strings are judged against: its grammar, and the bags if implicit."""
+
+    grammar: cfg.Grammar
+    bags: Bags | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        """Symbols a sentence is written in: terminals 1..V, or tokens 1..M of an implicit grammar."""
+        return len(self.grammar.terminals) if self.bags is None else self.bags.vocab_size
+
+    def judge(self) -> Callable[[Sequence[int]], bool]:
+        return cfg.Judge(self.grammar) if self.bags is None else ImplicitJudge(self.grammar, self.bags)
+
+    def next_token_distributions(self, tokens: Sequence[int]) -> np.ndarray:
+        """[len + 1, vocab_size + 1]: exact next-symbol distributions (column 0 = EOS)."""
+        return next_token_distributions(self.grammar, tokens, emissions=None if self.bags is None else self.bags.bags)
+
+
+def load_language(raw_dir: Path) -> Language:
+    """The grammar (raw/grammar.txt) and, for an implicit grammar, the bags (raw/bags.json) of a dataset."""
+    bags_path = raw_dir / "bags.json"
+    return Language(load_study_grammar(raw_dir), load_bags(bags_path) if bags_path.is_file() else None)
 
 
 def load_study_grammar(raw_dir: Path) -> cfg.Grammar:

@@ -1,7 +1,11 @@
 """The report: every study's metrics gathered into reports/summary.md and PNG figures.
 
-Figures: training and validation loss per study (`loss.png`), probe accuracy by layer with the random-init
-control (`probe_<study>.png`), and generation accuracy per study and setting (`generation.png`).
+Figures: training and validation loss per study (`loss.png`); generation accuracy per study and setting
+(`generation.png`); the Part 1 overview across studies, i.e. grammars and attention variants (`part1.png`:
+cut0/cut-prefix accuracy, KL to the exact next-token distribution, last-layer probe accuracy, diversity);
+probe accuracy by layer and level with the controls (`probe_<study>.png`); attention mass by distance and
+NT-end to NT-end lift (`attention_distance_<study>.png`, `attention_boundary_<study>.png`); accuracy on
+corrupted prompts by temperature (`robust.png`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from physlm.attention import plot_boundary, plot_distance  # noqa: E402
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -39,6 +45,9 @@ def gather(studies: list[str], metrics_dir: Path) -> dict[str, dict[str, Any]]:
             "evaluate": _json(d / "evaluate.json"),
             "loss": _csv(d / "loss.csv"),
             "probe_rows": _csv(d / "probe.csv"),
+            "attention": _json(d / "attention.json"),
+            "attention_distance": _csv(d / "attention_distance.csv"),
+            "attention_boundary": _csv(d / "attention_boundary.csv"),
         }
     return out
 
@@ -69,13 +78,24 @@ def summary_markdown(found: dict[str, dict[str, Any]]) -> str:
         if kl or div:
             h2 = [_h2(div.get(side)) for side in ("model", "grammar")]
             lines.append(f"| {study} | {_fmt(kl.get('trained', {}).get('mean'))} | {_fmt(kl.get('control', {}).get('mean'))} | {h2[0]} | {h2[1]} |")
+    sub = [(study, m["evaluate"]["subtree_diversity_cut0"]) for study, m in found.items() if m["evaluate"].get("subtree_diversity_cut0")]
+    if sub:
+        lines += ["", "Per NT subtree (correct cut0 samples vs as many grammar samples, canonical parse, equal counts per symbol):", "",
+                  "| study | level | subtrees | model H2 (nats) | grammar H2 (nats) |", "|---|---|---|---|---|"]
+        for study, d in sub:
+            for key, v in d.items():
+                if key.startswith("level") and isinstance(v, dict) and v.get("model"):
+                    lines.append(f"| {study} | {key[6:]} | {v['model']['n']} | {_h2(v['model'])} | {_h2(v['grammar'])} |")
     lines += ["", "H2 is the collision (Renyi-2) entropy of whole strings; '>=' marks the birthday-paradox bound when no two samples collide.",
-              "", "## Probes (last layer, mean over NT levels)", "", "| study | target | trained | random-init control | gap |", "|---|---|---|---|---|"]
+              "", "## Probes (last layer, mean over NT levels)", "",
+              "| study | probe | target | trained | random-init control | encoder-only (MLM) control |", "|---|---|---|---|---|---|"]
     for study, m in found.items():
-        trained, control = m["probe"].get("trained", {}), m["probe"].get("control", {})
-        for target, acc in trained.items():
-            gap = acc - control[target] if target in control else None
-            lines.append(f"| {study} | {target} | {_fmt(acc)} | {_fmt(control.get(target))} | {_fmt(gap)} |")
+        for probe, suffix in (("linear", ""), ("multi-head", "_multihead")):
+            trained = m["probe"].get(f"trained{suffix}", {})
+            control, encoder = m["probe"].get(f"control{suffix}", {}), m["probe"].get(f"encoder{suffix}", {})
+            for target, acc in trained.items():
+                lines.append(f"| {study} | {probe} | {target} | {_fmt(acc)} | {_fmt(control.get(target))} | {_fmt(encoder.get(target))} |")
+    lines += _attention_lines(found) + _robust_lines(found)
     lines += ["", "## Training", "", "| study | params | final loss | final val loss | tokens | seconds | tokens/s | device |",
               "|---|---|---|---|---|---|---|---|"]
     for study, m in found.items():
@@ -83,8 +103,113 @@ def summary_markdown(found: dict[str, dict[str, Any]]) -> str:
         if t:
             lines.append(f"| {study} | {t['params']} | {_fmt(t['final_loss'])} | {_fmt(t['final_val_loss'])} | {t['tokens_seen']} | "
                          f"{_fmt(t['seconds'])} | {t['tokens_per_s']:.0f} | {t['device']} |")
-    lines += ["", "Figures: `loss.png`, `generation.png`, `probe_<study>.png`.", ""]
+    lines += ["", "Figures: `loss.png`, `generation.png`, `part1.png`, `probe_<study>.png`, `attention_distance_<study>.png`,"
+              " `attention_boundary_<study>.png`, `robust.png`.", ""]
     return "\n".join(lines)
+
+
+def _attention_lines(found: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [(study, m["attention"]) for study, m in found.items() if m["attention"].get("layers")]
+    if not rows:
+        return []
+    lines = ["", "## Attention (physlm/attention.py)", "",
+             "| study | share explained by distance | NT-end -> previous same-level NT-end: lift (layer) | same for non-end queries |"
+             " position-baseline lift, NT-end (layer) |", "|---|---|---|---|---|"]
+    for study, a in rows:
+        lines.append(f"| {study} | {_fmt(a.get('distance_share'))} | {_fmt(a.get('lift_same_level_end'))} ({a.get('lift_same_level_end_layer')}) | "
+                     f"{_fmt(a.get('lift_same_level_non_end'))} | {_fmt(a.get('lift_position_same_level_end'))} "
+                     f"({a.get('lift_position_same_level_end_layer')}) |")
+    lines += ["", "Lift = attention on the nearest previous NT-end of the same level / what the head puts at that distance"
+              " on average (best head per level, mean over levels, best layer). Lift 1 = position alone explains it."]
+    return lines
+
+
+def _robust_lines(found: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [(study, m["evaluate"]["robust"]) for study, m in found.items() if m["evaluate"].get("robust")]
+    if not rows:
+        return []
+    lines = ["", "## Corrupted prompts (physlm/robust.py)", "",
+             "| study | temperature | clean prompt accuracy | corrupted prompt: repaired | follows corruption | clean breaks early |",
+             "|---|---|---|---|---|---|"]
+    for study, r in rows:
+        for key, v in r.items():
+            if key.startswith("T") and isinstance(v, dict):
+                lines.append(f"| {study} | {key[1:]} | {_fmt(v['clean'])} | {_fmt(v['repaired'])} | {_fmt(v['follows_corruption'])} | "
+                             f"{_fmt(v['clean_breaks_early'])} |")
+    first = rows[0][1]
+    lines += ["", f"Prompts: the first {first['prefix']} tokens of {first['n']} held-out sentences, {first['kind']} at rate {first['rate']}."
+              " Repaired = clean prefix + continuation of the corrupted prompt is in the language."]
+    return lines
+
+
+def _label(study: str, m: dict[str, Any]) -> str:
+    model = m["train"].get("model") or {}
+    return f"{study}\n{model.get('pos', '')} d{model.get('depth', '?')}" if model else study
+
+
+def plot_part1(found: dict[str, dict[str, Any]], path: Path) -> None:
+    """Four panels across studies: generation accuracy, KL, last-layer probes, collision entropy."""
+    studies = list(found)
+    x = range(len(studies))
+    labels = [_label(s, found[s]) for s in studies]
+    fig, axes = plt.subplots(2, 2, figsize=(max(9, 1.6 * len(studies)), 7.5))
+    ax = axes[0][0]
+    settings = sorted({k for m in found.values() for k, v in m["evaluate"].items()
+                       if isinstance(v, dict) and "accuracy" in v and not k.startswith("control")})
+    width = 0.8 / max(len(settings), 1)
+    for j, setting in enumerate(settings):
+        vals = [found[s]["evaluate"].get(setting, {}).get("accuracy", float("nan")) for s in studies]
+        ax.bar([i + j * width for i in x], vals, width, label=setting)
+    ax.set(title="Generation accuracy (exact judge)", ylabel="share in the language", ylim=(0, 1.05))
+    ax.legend(fontsize=7)
+    ax = axes[0][1]
+    kl = [found[s]["evaluate"].get("kl", {}).get("trained", {}).get("mean", float("nan")) for s in studies]
+    ctrl = [found[s]["evaluate"].get("kl", {}).get("control", {}).get("mean", float("nan")) for s in studies]
+    ax.bar(list(x), kl, 0.6, label="trained")
+    ax.plot(list(x), ctrl, "k_", ms=20, label="random-init control")
+    ax.set(title="KL to the exact next-token distribution", ylabel="nats / position", yscale="log")
+    ax.legend(fontsize=7)
+    ax = axes[1][0]
+    targets = ("ancestor", "ancestor_at_end", "boundary")
+    for j, target in enumerate(targets):
+        vals = [found[s]["probe"].get("trained", {}).get(target, float("nan")) for s in studies]
+        ax.bar([i + j * 0.27 for i in x], vals, 0.27, label=target)
+    ax.set(title="Last-layer linear probes (mean over NT levels)", ylabel="accuracy", ylim=(0, 1.05))
+    ax.legend(fontsize=7)
+    ax = axes[1][1]
+    for j, side in enumerate(("model", "grammar")):
+        vals = [(found[s]["evaluate"].get("diversity_cut0", {}).get(side) or {}).get("renyi2_nats", float("nan")) for s in studies]
+        ax.bar([i + j * 0.4 for i in x], vals, 0.4, label="cut0 samples" if side == "model" else "grammar samples", hatch="" if j == 0 else "//")
+    ax.set(title="Collision entropy of whole strings (a lower bound if no collision)", ylabel="H2 (nats)")
+    ax.legend(fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks(list(x), labels, fontsize=7)
+        ax.title.set_fontsize(9)
+    fig.suptitle("Part 1 across studies (grammars and attention variants)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_robust(found: dict[str, dict[str, Any]], path: Path) -> bool:
+    """Per study with corrupted-prompt results: clean / repaired / follows-corruption by temperature."""
+    rows = [(study, m["evaluate"]["robust"]) for study, m in found.items() if m["evaluate"].get("robust")]
+    if not rows:
+        return False
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.8), squeeze=False)
+    for ax, (study, r) in zip(axes[0], rows):
+        temps = [k for k in r if k.startswith("T") and isinstance(r[k], dict)]
+        for j, (metric, name) in enumerate((("clean", "clean prompt"), ("repaired", "corrupted: repaired"),
+                                            ("follows_corruption", "corrupted: follows errors"))):
+            ax.bar([i + j * 0.27 for i in range(len(temps))], [r[t][metric] for t in temps], 0.27, label=name)
+        ax.set_xticks([i + 0.27 for i in range(len(temps))], [f"T = {t[1:]}" for t in temps])
+        ax.set(title=study, ylim=(0, 1.05), ylabel="share of prompts")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Corrupted prompts ({rows[0][1]['kind']} at rate {rows[0][1]['rate']} in the first {rows[0][1]['prefix']} tokens)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
 
 
 def plot_loss(found: dict[str, dict[str, Any]], path: Path) -> None:
@@ -116,22 +241,30 @@ def plot_generation(found: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+STYLES = {"trained": "-", "control": ":", "encoder": "--"}
+
+
 def plot_probe(study: str, rows: list[dict[str, str]], path: Path) -> None:
+    """Per target: linear-probe accuracy by layer and NT level for each model (solid: trained, dotted:
+    random-init control, dashed: encoder-only MLM control); stars: the multi-head probe."""
     targets = sorted({r["target"] for r in rows})
     levels = sorted({int(r["level"]) for r in rows})
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.4 * len(targets), 3.8), squeeze=False)
     for ax, target in zip(axes[0], targets):
-        for model, style in (("trained", "-"), ("control", ":")):
+        for model, style in STYLES.items():
             for level in levels:
-                pts = sorted((int(r["layer"]), float(r["accuracy"])) for r in rows
-                             if r["model"] == model and r["target"] == target and int(r["level"]) == level)
-                if pts:
-                    ax.plot(*zip(*pts), style, marker="o", ms=3, color=f"C{level}",
+                mine = [r for r in rows if r["model"] == model and r["target"] == target and int(r["level"]) == level]
+                line = sorted((int(r["layer"]), float(r["accuracy"])) for r in mine if r.get("probe", "linear") in ("linear", ""))
+                stars = sorted((int(r["layer"]), float(r["accuracy"])) for r in mine if r.get("probe") == "multihead")
+                if line:
+                    ax.plot(*zip(*line), style, marker="o", ms=3, color=f"C{level}",
                             label=f"level {level}" if model == "trained" else None)
-        ax.set(title=f"{target} (solid: trained, dotted: random init)", xlabel="layer", ylabel="probe accuracy", ylim=(0, 1.02))
-        ax.title.set_fontsize(9)
+                if stars:
+                    ax.plot(*zip(*stars), "*", ms=9, color=f"C{level}", mec="k" if model == "trained" else "none",
+                            alpha=1.0 if model == "trained" else 0.5)
+        ax.set(title=target, xlabel="layer (0 = embeddings)", ylabel="probe accuracy", ylim=(0, 1.02))
         ax.legend(fontsize=7)
-    fig.suptitle(f"Linear probes, {study}")
+    fig.suptitle(f"Probes, {study}: solid trained, dotted random init, dashed encoder (MLM); stars = multi-head probe", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -142,6 +275,12 @@ def write_report(studies: list[str], metrics_dir: Path, out_dir: Path) -> None:
     (out_dir / "summary.md").write_text(summary_markdown(found))
     plot_loss(found, out_dir / "loss.png")
     plot_generation(found, out_dir / "generation.png")
+    plot_part1(found, out_dir / "part1.png")
+    plot_robust(found, out_dir / "robust.png")
     for study, m in found.items():
         if m["probe_rows"]:
             plot_probe(study, m["probe_rows"], out_dir / f"probe_{study}.png")
+        if m["attention_distance"]:
+            plot_distance(m["attention_distance"], out_dir / f"attention_distance_{study}.png", max_distance=64)
+        if m["attention_boundary"]:
+            plot_boundary(m["attention_boundary"], out_dir / f"attention_boundary_{study}.png")

@@ -7,6 +7,10 @@ that walks a fresh seeded permutation of the windows every epoch, so the data is
 bit-for-bit reproducible, and a resumed run ends with weights torch.equal to an uninterrupted one
 (tests/test_train.py). Ready for DDP: rank r takes micro-batches r * accumulation .. of each global batch,
 so 1 device x N micro-steps sees the same data as N devices x 1; only rank 0 writes. (world_size is 1 now.)
+
+Objectives: "clm" (default), next-token prediction by a causal model; "mlm", masked-LM for the encoder-only
+control (`physlm/mlm.py`): the inputs are w[:-1] masked by `physlm.mlm.mask_batch`, seeded by (seed, step,
+micro-step) so resume still holds, the targets the original ids at the masked positions, -1 elsewhere.
 """
 
 from __future__ import annotations
@@ -28,12 +32,15 @@ from torch import Tensor
 from tqdm import tqdm
 
 from physlm.device import autocast, deterministic, pick_device
+from physlm.mlm import MASK_RATE, mask_batch
 from physlm.model import GPT, GPTConfig
 
 DECAYS = ("cosine", "linear", "constant")
 CHECKPOINT = "checkpoint.pt"
+OBJECTIVES = ("clm", "mlm")
 
 Batch = tuple[Tensor, Tensor]
+Masking = Callable[..., tuple[np.ndarray, np.ndarray]]  # (windows [B, T], seed=...) -> (inputs, targets)
 
 
 @dataclass(frozen=True)
@@ -124,26 +131,34 @@ def train(
     stop_after: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    objective: str = "clm",
+    mask_rate: float = MASK_RATE,
 ) -> TrainResult:
     """Train a fresh GPT on windows [N, T+1] (inputs w[:-1], targets w[1:]), resuming from ckpt_dir if it
     holds a checkpoint of the same configs and data. `stop_after=k` returns after update k without writing an
-    extra checkpoint, as an interruption would; a rerun resumes from the last periodic checkpoint."""
+    extra checkpoint, as an interruption would; a rerun resumes from the last periodic checkpoint.
+    objective="mlm" (with mask_rate) trains an encoder (causal=False) whose last token id is the mask by
+    masked LM instead (module docstring; `physlm.mlm.train_mlm`)."""
     started = time.perf_counter()
     rank, world_size = 0, 1  # DDP: from torch.distributed
     accumulation = accumulation_steps(cfg, world_size)
-    _check_windows("train_windows", train_windows, model_cfg, 1)
+    masking = _masking(objective, mask_rate, model_cfg)
+    token_limit = model_cfg.vocab_size if masking is None else model_cfg.vocab_size - 1  # the mask id is no data
+    _check_windows("train_windows", train_windows, model_cfg, 1, token_limit)
     if val_windows is not None:
-        _check_windows("val_windows", val_windows, model_cfg, cfg.micro_batch_size)
+        _check_windows("val_windows", val_windows, model_cfg, cfg.micro_batch_size, token_limit)
     dev = pick_device(device)
     with deterministic(dev):
         torch.manual_seed(cfg.seed)
         model = GPT(model_cfg).to(dev)
         optimizer = make_optimizer(model, cfg, dev)
         fwd = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
-        val_batches = _val_batches(val_windows, cfg, dev) if val_windows is not None else []
+        val_batches = _val_batches(val_windows, cfg, dev, masking) if val_windows is not None else []
         ckpt = Path(ckpt_dir) / CHECKPOINT
         data = _fingerprint(train_windows, val_windows)
         meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": data}
+        if masking is not None:  # (absent for "clm": its checkpoints are unchanged)
+            meta["objective"] = {"name": objective, "mask_rate": mask_rate}
         start, history = _resume(ckpt, meta, model, optimizer)
         last = min(cfg.steps, stop_after if stop_after is not None else cfg.steps)
         tokens_per_step = cfg.batch_size * (train_windows.shape[1] - 1)
@@ -157,7 +172,7 @@ def train(
 
             step_loss = torch.zeros((), device=dev)
             for micro in range(accumulation):
-                x, y = _batch(train_windows, cfg, step, rank * accumulation + micro, dev)
+                x, y = _batch(train_windows, cfg, step, rank * accumulation + micro, dev, masking)
                 with autocast(dev):
                     _, loss = fwd(x, y)
                 (loss / accumulation).backward()
@@ -231,9 +246,36 @@ def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def _batch(windows: np.ndarray, cfg: TrainConfig, step: int, micro: int, dev: torch.device) -> Batch:
+def _batch(windows: np.ndarray, cfg: TrainConfig, step: int, micro: int, dev: torch.device,
+           masking: Masking | None = None) -> Batch:
     rows = batch_rows(cfg.seed, step, micro, cfg, len(windows))
-    return _to_device(windows[rows], dev)
+    if masking is None:
+        return _to_device(windows[rows], dev)
+    return _masked(windows[rows], masking, (cfg.seed, 0, step, micro), dev)
+
+
+def _masking(objective: str, rate: float, model_cfg: GPTConfig) -> Masking | None:
+    """None for "clm"; for "mlm", `mask_batch` with the model's last id as the mask."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if (objective == "clm") != model_cfg.causal:
+        raise ValueError(f"objective {objective!r} needs a {'causal' if objective == 'clm' else 'non-causal'} model"
+                         f" (GPTConfig.causal={model_cfg.causal})")
+    if objective == "clm":
+        return None
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"mask_rate must be in (0, 1), got {rate}")
+    mask = model_cfg.vocab_size - 1
+    return functools.partial(mask_batch, rate=rate, mask_token=mask, vocab_size=mask)
+
+
+def _masked(windows: np.ndarray, masking: Masking, key: tuple[int, ...], dev: torch.device) -> Batch:
+    """"mlm": the masked inputs w[:, :-1] and their targets (-1 where not masked) as int64 on `dev`."""
+    x, y = masking(windows[:, :-1], seed=key)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    if dev.type == "cuda":
+        x, y = x.pin_memory(), y.pin_memory()
+    return x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
 
 
 def _to_device(windows: np.ndarray, dev: torch.device) -> Batch:
@@ -245,21 +287,26 @@ def _to_device(windows: np.ndarray, dev: torch.device) -> Batch:
     return w[:, :-1], w[:, 1:]
 
 
-def _val_batches(windows: np.ndarray, cfg: TrainConfig, dev: torch.device) -> list[Batch]:
-    """The fixed val set: the first eval_batches full micro-batches of the val windows."""
+def _val_batches(windows: np.ndarray, cfg: TrainConfig, dev: torch.device, masking: Masking | None = None) -> list[Batch]:
+    """The fixed val set: the first eval_batches full micro-batches of the val windows ("mlm": masked once,
+    seeded by (seed, 1, batch))."""
     count = min(cfg.eval_batches, len(windows) // cfg.micro_batch_size)
     size = cfg.micro_batch_size
+    if masking is not None:
+        return [_masked(windows[i * size : (i + 1) * size], masking, (cfg.seed, 1, i), dev) for i in range(count)]
     return [_to_device(windows[i * size : (i + 1) * size], dev) for i in range(count)]
 
 
-def _check_windows(name: str, windows: np.ndarray, model_cfg: GPTConfig, min_rows: int) -> None:
+def _check_windows(name: str, windows: np.ndarray, model_cfg: GPTConfig, min_rows: int, limit: int) -> None:
     ok_shape = windows.ndim == 2 and 2 <= windows.shape[1] <= model_cfg.context + 1 and len(windows) >= min_rows
     if not ok_shape:
         raise ValueError(
             f"{name}: expected at least {min_rows} windows [N, T+1] with T <= context {model_cfg.context},"
             f" got shape {windows.shape}"
         )
-    if windows.min() < 0 or windows.max() >= model_cfg.vocab_size:
+    if windows.min() < 0 or windows.max() >= limit:
+        if limit < model_cfg.vocab_size:
+            raise ValueError(f"{name}: token ids must lie in [0, {limit}): id {limit} is the mask token")
         raise ValueError(f"{name}: token ids must lie in [0, vocab_size={model_cfg.vocab_size})")
 
 

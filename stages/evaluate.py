@@ -3,7 +3,8 @@
 cut0 samples from <bos> alone; cut<prefix> continues held-out test-sentence prefixes; a random-init model of
 the same shape gives the cut0 control. Also the KL to the grammar's exact next-token distribution along
 held-out sentences (trained and control), and the collision-based diversity of the cut0 samples against the
-grammar's own samples.
+grammar's own samples (whole strings, and per NT subtree at each level after a canonical parse), and (`evaluate.cfg.robust`) accuracy on corrupted prompts at several temperatures
+(physlm/robust.py).
 """
 
 import numpy as np
@@ -12,17 +13,18 @@ from physlm.artifacts import load_model, random_model
 from physlm.cli import Paths, run_stage
 from physlm.config import EvaluateStage
 from physlm.device import pick_device
+from physlm.diversity import subtree_diversity_compare
 from physlm.evaluate import Scored, diversity, kl_to_grammar, sample_cut0, sample_prefix, score_samples
-from physlm.generate import load_study_grammar
+from physlm.generate import load_language
 from physlm.io import read_parquet, write_json
+from physlm.robust import robust_eval
 from physlm.tracking import start_run
-from physlm.worlds.cfg import Judge
 
 
 def main(paths: Paths, cfg: EvaluateStage) -> None:
     e = cfg.evaluate
-    grammar = load_study_grammar(paths.raw)
-    judge = Judge(grammar)
+    language = load_language(paths.raw)
+    grammar, judge = language.grammar, language.judge()
     device = pick_device()
     model = load_model(paths.model, device)
     context = model.cfg.context
@@ -36,23 +38,31 @@ def main(paths: Paths, cfg: EvaluateStage) -> None:
     with start_run(paths.study, "evaluate", cfg.model_dump(), device=str(device)) as run:
         cut0 = sample_cut0(model, samples=e.samples, seed=cfg.seed, **common)
         results["cut0"] = score_samples(cut0, judge, train_set)
-        extra["diversity_cut0"] = diversity([s if s is not None and judge(s) else None for s in cut0], held_out)
+        correct = [s if s is not None and judge(s) else None for s in cut0]
+        extra["diversity_cut0"] = diversity(correct, held_out)
+        if language.bags is None and sum(s is not None for s in correct) >= 2:  # subtrees need the terminals
+            extra["subtree_diversity_cut0"] = subtree_diversity_compare(correct, held_out[: len(correct)], grammar)
         if e.kl_sentences:
             kl_set = [t for t in held_out if len(t) < context][: e.kl_sentences]
-            extra["kl"] = {"trained": kl_to_grammar(model, grammar, kl_set, e.batch_size),
-                           "control": kl_to_grammar(control, grammar, kl_set, e.batch_size)}
+            extra["kl"] = {"trained": kl_to_grammar(model, grammar, kl_set, e.batch_size, language.bags),
+                           "control": kl_to_grammar(control, grammar, kl_set, e.batch_size, language.bags)}
         if test:
             samples = sample_prefix(model, test, prefix=e.prefix, seed=cfg.seed + 1, **common)
             results[f"cut{e.prefix}"] = score_samples(samples, judge, train_set)
+        if e.robust.sentences and test and language.bags is None:  # corruption acts on terminals, not on bag tokens
+            r = e.robust
+            extra["robust"] = robust_eval(model, grammar, test[: r.sentences], prefix=e.prefix, rate=r.rate, kind=r.kind,
+                                          temperatures=r.temperatures, context=context, seed=cfg.seed + 3, batch_size=e.batch_size)
         if e.control_samples:
             samples = sample_cut0(control, samples=e.control_samples, seed=cfg.seed + 2, **common)
             results["control_cut0"] = score_samples(samples, judge, train_set)
         metrics = {name: vars(scored) for name, scored in results.items()} | extra
         metrics["data"] = {"test_sentences_accepted": float(np.mean([judge(t) for t in held_out[:100]]))}
-        run.log_metrics({k: v for k, v in metrics.items() if k not in ("data", "diversity_cut0")})
+        run.log_metrics({k: v for k, v in metrics.items() if k not in ("data", "diversity_cut0", "subtree_diversity_cut0")})
         write_json(paths.metrics / "evaluate.json", metrics)
     kl = f", KL {extra['kl']['trained']['mean']:.4f} (control {extra['kl']['control']['mean']:.3f})" if "kl" in extra else ""
-    print("evaluate@" + paths.study + ": " + ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()) + kl)
+    robust = "".join(f", corrupted {t}: repaired {v['repaired']:.3f}" for t, v in extra.get("robust", {}).items() if t.startswith("T"))
+    print("evaluate@" + paths.study + ": " + ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()) + kl + robust)
 
 
 if __name__ == "__main__":

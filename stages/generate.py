@@ -2,12 +2,12 @@
 
 from physlm.cli import Paths, run_stage
 from physlm.config import GenerateStage
-from physlm.generate import generate_cfg, resolve_grammar
+from physlm.generate import generate_cfg, resolve_bags, resolve_grammar
 from physlm.io import atomic_path
 
 
 def main(paths: Paths, cfg: GenerateStage) -> None:
-    resolve_grammar(cfg.generate.grammar)  # fail on a bad grammar before anything is written
+    resolve_bags(cfg.generate, resolve_grammar(cfg.generate.grammar))  # fail on bad params before anything is written
     with atomic_path(paths.raw, is_dir=True) as tmp:
         counts = generate_cfg(cfg.generate, cfg.seed, tmp)
     print(f"generate@{paths.study}: {counts} -> {paths.raw}")

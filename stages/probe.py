@@ -1,18 +1,33 @@
-"""probe@STUDY: linear parse-tree probes on every layer of the trained model and of a random-init control.
+"""probe@STUDY: parse-tree probes of the trained model and its controls, and its attention analysis.
 
-Writes metrics/STUDY/probe.json (last-layer means and the gap to the control) and metrics/STUDY/probe.csv
-(one row per model, layer, target, level).
+Probes (physlm/probe.py): the per-position linear probe on every layer, and the paper's multi-head probe
+(left-looking, position-mixed, linear in the hidden states) on the last layer (or all). Models: the trained
+decoder, a random-init control (`probe.cfg.control`), and an encoder-only control with the same body trained
+here by masked LM on the study's windows (`probe.cfg.encoder.steps` > 0; physlm/mlm.py).
+
+Writes metrics/STUDY/probe.json (last-layer means and the gap to the control), metrics/STUDY/probe.csv
+(one row per model, layer, target, level), and, with `probe.cfg.attention_sentences` > 0,
+metrics/STUDY/attention.json (summary), attention_distance.csv (mass by distance per layer and head) and
+attention_boundary.csv (NT-end to NT-end statistics; physlm/attention.py).
 """
+
+import shutil
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from physlm.attention import analyze_attention, boundary_rows, cfg_inputs, distance_rows
+from physlm.attention import summarize as summarize_attention
 from physlm.artifacts import load_model, random_model
 from physlm.cli import Paths, run_stage
 from physlm.config import ProbeStage
 from physlm.device import pick_device
 from physlm.io import read_parquet, write_csv, write_json
-from physlm.probe import cfg_targets, hidden_states, probe_layers, summarize
+from physlm.mlm import train_mlm
+from physlm.probe import cfg_targets, hidden_states, probe_layers, probe_layers_multihead, summarize
+from physlm.train import TrainConfig
+from stages.train import load_windows
 from physlm.tokenize import Vocab, cfg_encode
 from physlm.tracking import start_run
 
@@ -36,17 +51,63 @@ def main(paths: Paths, cfg: ProbeStage) -> None:
     rows: list[dict] = []
     metrics: dict = {"sentences": len(tokens), "positions": int(train_mask.size), "fit_positions": int(train_mask.sum())}
     with start_run(paths.study, "probe", cfg.model_dump(), device=str(device)) as run:
+        if p.encoder.steps:
+            models["encoder"], metrics["encoder_training"] = _encoder(model.cfg, p, cfg.seed, paths, device)
+        mh = p.multihead
+        lengths = [len(t) for t in tokens]
         for name, net in models.items():
             states = _token_states(hidden_states(net, sequences), sequences)
             found = probe_layers(states, targets, train_mask, steps=p.steps, lr=p.lr, weight_decay=p.weight_decay, seed=cfg.seed)
+            metrics[name] = summarize(found, last_layer=model.cfg.depth, probe="linear")
+            if mh.steps:
+                layers = [model.cfg.depth] if mh.layers == "last" else None
+                multi = probe_layers_multihead(states, targets, train_mask, lengths, steps=mh.steps, lr=mh.lr, weight_decay=p.weight_decay,
+                                               seed=cfg.seed, heads=mh.heads, rank=mh.rank, pos_dim=mh.pos_dim, layers=layers, device=device)
+                metrics[f"{name}_multihead"] = summarize(multi, last_layer=model.cfg.depth, probe="multihead")
+                found += multi
             rows += [{"model": name, **r} for r in found]
-            metrics[name] = summarize(found, last_layer=model.cfg.depth)
-        if "control" in metrics:
-            metrics["gap"] = {k: metrics["trained"][k] - metrics["control"][k] for k in metrics["trained"]}
+        for probe in ("", "_multihead"):
+            for other in ("control", "encoder"):
+                if f"{other}{probe}" in metrics:
+                    mine, theirs = metrics[f"trained{probe}"], metrics[f"{other}{probe}"]
+                    metrics[f"gap_{other}{probe}"] = {k: mine[k] - theirs[k] for k in mine}
+        if p.attention_sentences:
+            attention = _attention(model, tokens[: p.attention_sentences], boundaries[: p.attention_sentences], paths)
+            metrics["attention"] = {k: v for k, v in attention.items() if k == "distance_share" or k.startswith("lift")}
+        else:  # the declared outputs still exist, empty
+            write_csv(paths.metrics / "attention_distance.csv", [])
+            write_csv(paths.metrics / "attention_boundary.csv", [])
+            write_json(paths.metrics / "attention.json", {"disabled": True})
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, dict)})
         write_csv(paths.metrics / "probe.csv", rows)
         write_json(paths.metrics / "probe.json", metrics)
     print(f"probe@{paths.study}: last layer {metrics['trained']}" + (f", control {metrics['control']}" if p.control else ""))
+
+
+def _encoder(decoder_cfg, p, seed: int, paths: Paths, device) -> tuple[object, dict]:
+    """Train the encoder-only control by masked LM on the study's training windows (resumable checkpoints in
+    checkpoints/STUDY-encoder/, removed afterwards)."""
+    e = p.encoder
+    train_cfg = TrainConfig(steps=e.steps, batch_size=e.batch_size, micro_batch_size=e.batch_size, lr=e.lr, min_lr_ratio=0.1,
+                            warmup_steps=min(30, e.steps // 10), decay="cosine", seed=seed + 7,
+                            eval_every=e.steps, checkpoint_every=max(1, e.steps // 4), log_every=max(1, e.steps // 20))
+    ckpt = Path("checkpoints") / f"{paths.study}-encoder"
+    result = train_mlm(decoder_cfg, train_cfg, load_windows(paths, "train"), load_windows(paths, "test"), ckpt, device=device)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    info = {"steps": e.steps, "final_loss": result.final_loss, "final_val_loss": result.final_val_loss, "seconds": result.seconds}
+    return result.model.eval(), info
+
+
+def _attention(model, tokens: list[np.ndarray], boundaries: list[list[np.ndarray]], paths: Paths) -> dict:
+    """Attention by distance and NT-end to NT-end statistics; writes the CSVs and JSON, returns the summary."""
+    sequences, labels = cfg_inputs(tokens, boundaries, model.cfg.context)
+    analysis = analyze_attention(model, sequences, labels)
+    distance, boundary = distance_rows(analysis), boundary_rows(analysis.boundary)
+    summary = summarize_attention(distance, boundary)
+    write_csv(paths.metrics / "attention_distance.csv", distance)
+    write_csv(paths.metrics / "attention_boundary.csv", boundary)
+    write_json(paths.metrics / "attention.json", summary)
+    return summary
 
 
 def _token_states(states: np.ndarray, sequences: list[np.ndarray]) -> np.ndarray:

@@ -6,7 +6,7 @@ from physlm.cli import Paths, run_stage
 from physlm.config import TokenizeStage
 from physlm.io import atomic_path, read_parquet, write_json
 from physlm.tokenize import cfg_encode, cfg_vocab, pack_windows
-from physlm.generate import load_study_grammar
+from physlm.generate import load_language
 
 
 def encode_split(path, context: int, pack: str):
@@ -17,8 +17,7 @@ def encode_split(path, context: int, pack: str):
 
 
 def main(paths: Paths, cfg: TokenizeStage) -> None:
-    grammar = load_study_grammar(paths.raw)
-    vocab = cfg_vocab(len(grammar.terminals))
+    vocab = cfg_vocab(load_language(paths.raw).vocab_size)
     meta = {"world": cfg.world, "context": cfg.tokenize.context, "pack": cfg.tokenize.pack, "vocab_size": vocab.size,
             "bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "windows": {}, "tokens": {}}
     with atomic_path(paths.tokens, is_dir=True) as tmp:

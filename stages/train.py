@@ -49,6 +49,8 @@ def main(paths: Paths, cfg: TrainStage) -> None:
             "params": result.model.num_params(),
             "resumed_from": result.resumed_from,
             "device": str(device),
+            "model": cfg.model.model_dump(),
+            "data": paths.dataset,
         }
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=train_cfg.steps)
         with atomic_path(paths.model, is_dir=True) as tmp:

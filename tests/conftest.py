@@ -15,9 +15,9 @@ TINY = {
     "model": {"depth": 1, "width": 32, "heads": 2},
     "train": {"steps": 12, "batch_size": 8, "micro_batch_size": 8, "eval_every": 6, "checkpoint_every": 6,
               "log_every": 3, "warmup_steps": 2, "eval_batches": 1},
-    "probe": {"cfg": {"sentences": 30, "steps": 20}},
+    "probe": {"cfg": {"sentences": 30, "steps": 20, "attention_sentences": 10, "multihead": {"steps": 10, "heads": 4, "rank": 4}}},
     "evaluate": {"cfg": {"samples": 8, "prefix_samples": 8, "prefix": 10, "control_samples": 4, "batch_size": 8,
-                          "kl_sentences": 4}},
+                          "kl_sentences": 4, "robust": {"sentences": 6}}},
 }
 
 
@@ -43,4 +43,5 @@ def tiny_params() -> dict:
     params["studies"] = {name: params["studies"][name] for name in ("cfg_demo", "cfg_uni")}
     params["studies"]["cfg_uni"]["train"] = {}
     params["studies"]["cfg_uni"]["evaluate"] = {}
+    params["studies"]["cfg_demo"]["probe"] = {"encoder": {"steps": 4, "batch_size": 8}}
     return params

@@ -103,7 +103,7 @@ def test_study_override_wins(tmp_path: Path) -> None:
 
 
 def test_stage_script_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:
-    path = write_params(tmp_path, lambda p: p["datasets"]["cfg_demo"]["generate"].update(grammar="cfg3zz"))
+    write_params(tmp_path, lambda p: p["datasets"]["cfg_demo"]["generate"].update(grammar="cfg3zz"))
     proc = subprocess.run([sys.executable, "-m", "stages.generate", "cfg_demo"], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1

@@ -24,7 +24,7 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -429,6 +429,8 @@ class Judge:
     reachable positions (a bitmask, memoized per symbol and set), which is exact because only a path from
     position 0 to n matters. No parse tree is ever enumerated. The default of 3 tabulated levels was the
     fastest on cfg3f/j/k strings (valid, perturbed, random, concatenated; see benchmarks/bench_judge.py).
+    The terminal level is a bitmask of positions per terminal, so ``accepts_any`` can allow several
+    terminals at one position at no extra cost (the implicit-grammar judge).
     """
 
     def __init__(self, g: Grammar, tabulated_levels: int = 3) -> None:
@@ -443,14 +445,39 @@ class Judge:
         tokens = list(tokens)
         if not self._min_len <= len(tokens) <= self._max_len or not self._terminals.issuperset(tokens):
             return False
-        spans = self._tabulate(tokens)
-        memo: dict[tuple[int, int], int] = {}
-        return bool(self._forward(self.grammar.root, 1, spans, memo) >> len(tokens) & 1)
-
-    def _tabulate(self, tokens: list[int]) -> dict[int, Spans]:
         masks = dict.fromkeys(self.grammar.terminals, 0)
         for position, token in enumerate(tokens):
             masks[token] |= 1 << position
+        return self._derives(len(tokens), masks)
+
+    def accepts_any(self, options: Sequence[Iterable[int]]) -> bool:
+        """True iff the root derives some string whose i-th terminal is one of ``options[i]``.
+
+        This is the judge of an implicit grammar (``physlm.worlds.implicit``), where a position's token could
+        have been emitted by several terminals. Ids in ``options`` that are not terminals are ignored, so a
+        position with no terminal among its options makes the answer False.
+        """
+        masks = dict.fromkeys(self.grammar.terminals, 0)
+        for position, allowed in enumerate(options):
+            bit, hit = 1 << position, False
+            for t in allowed:
+                if t in masks:
+                    masks[t] |= bit
+                    hit = True
+            if not hit:
+                return False
+        return self._derives(len(options), masks)
+
+    def _derives(self, n: int, masks: dict[int, int]) -> bool:
+        """Whether the root derives a length-``n`` string with terminal t allowed at the positions in
+        ``masks[t]`` (a bitmask over positions; one terminal per position for a plain string)."""
+        if not self._min_len <= n <= self._max_len:
+            return False
+        spans = self._tabulate(masks)
+        memo: dict[tuple[int, int], int] = {}
+        return bool(self._forward(self.grammar.root, 1, spans, memo) >> n & 1)
+
+    def _tabulate(self, masks: dict[int, int]) -> dict[int, Spans]:
         spans: dict[int, Spans] = {t: ({1: m} if m else {}) for t, m in masks.items()}
         for sym in self._tabulated:
             merged: Spans = {}

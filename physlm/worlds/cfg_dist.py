@@ -17,6 +17,13 @@ Method (all rows of a sentence in one pass, no recursion or empty rules to worry
   level is P(prefix w[:s] v) for every s and v at once; P(w[:s] is the whole string) is the root applied
   to the start vector. Normalising each row gives the distribution.
 
+Implicit grammars (SPEC 1.5, ``physlm.worlds.implicit``): each terminal t emits a token drawn uniformly from
+its bag. The only change is at the terminal level: the band of terminal t at position i holds the
+*evidence* P(token w_i | terminal t) = [w_i in bag_t] / |bag_t| instead of the indicator [w_i = t], so every
+table sums over the terminal strings that could have emitted the tokens. The forward pass then gives
+P(prefix w[:s], next terminal t), and the next token's score is the sum over t of that times
+P(token | t). A plain grammar is the special case "terminal t emits token t", computed as before.
+
 Arithmetic runs in a semiring: log-space floats (``np.logaddexp``; default) or exact ``Fraction`` object
 arrays (``exact=True``, slow, for tests). ``tests/test_cfg_dist.py`` checks both against the distribution
 of strings enumerated from every derivation of small (also ambiguous) grammars, and checks consistency
@@ -81,14 +88,16 @@ class _Band:
 
 
 class _Tables:
-    """Inside bands of the tabulated symbols of ``g`` over ``tokens``, and vector application of any symbol."""
+    """Inside bands of the tabulated symbols of ``g`` over the observed tokens, and vector application of any
+    symbol. ``evidence[i, t - 1]`` is the weight of terminal t at position i (the indicator [w_i = t] for a
+    plain grammar, P(w_i | t) for an implicit one), in the ring's representation."""
 
-    def __init__(self, g: Grammar, tokens: Sequence[int], ring: _Semiring) -> None:
-        self.g, self.ring, self.n = g, ring, len(tokens)
+    def __init__(self, g: Grammar, evidence: np.ndarray, ring: _Semiring) -> None:
+        self.g, self.ring, self.n = g, ring, len(evidence)
         self.bands: dict[int, _Band] = {}
-        for t in g.terminals:
+        for column, t in enumerate(g.terminals):
             table = ring.full((self.n + 1, 2), ring.zero)
-            table[[i for i, tok in enumerate(tokens) if tok == t], 1] = ring.one
+            table[: self.n, 1] = evidence[:, column]
             self.bands[t] = _Band(1, 1, table)
         for level in reversed(g.levels[UNTABULATED_LEVELS:-1]):
             for sym in level:
@@ -161,30 +170,67 @@ def _forward(tables: _Tables) -> dict[int, np.ndarray]:
     return front
 
 
-def _scores(g: Grammar, tokens: list[int], ring: _Semiring) -> np.ndarray:
-    """Unnormalised rows: [s, 0] = P(string is w[:s]), [s, v] = P(string starts with w[:s] v)."""
-    tables = _Tables(g, tokens, ring)
+def _scores(g: Grammar, evidence: np.ndarray, ring: _Semiring) -> np.ndarray:
+    """Unnormalised rows: [s, 0] = P(string is w[:s]), [s, t] = P(string starts with w[:s] t) for terminal t,
+    where "w[:s]" weighs each terminal string by its evidence (see ``_Tables``)."""
+    n = len(evidence)
+    tables = _Tables(g, evidence, ring)
     front = _forward(tables)
-    zeros = ring.full(len(tokens) + 1, ring.zero)
-    columns = [tables.apply(g.root, ring.start(len(tokens)))] + [front.get(t, zeros) for t in g.terminals]
+    zeros = ring.full(n + 1, ring.zero)
+    columns = [tables.apply(g.root, ring.start(n))] + [front.get(t, zeros) for t in g.terminals]
     return np.stack(columns, axis=1)
 
 
-def next_token_distributions(g: Grammar, tokens: Sequence[int], exact: bool = False) -> np.ndarray:
+def _emission_matrix(g: Grammar, emissions: Sequence[Sequence[int]], ring: _Semiring) -> np.ndarray:
+    """[V, M] with entry (t - 1, v - 1) = P(token v | terminal t) = [v in bag_t] / |bag_t|, in the ring."""
+    if len(emissions) != len(g.terminals):
+        raise ValueError(f"{len(emissions)} emission bags given for the {len(g.terminals)} terminals of grammar "
+                         f"{g.name!r}")
+    if any(len(bag) == 0 or len(set(bag)) != len(bag) or min(bag) < 1 for bag in emissions):
+        raise ValueError("every emission bag must be a non-empty set of token ids >= 1")
+    vocab = max(max(bag) for bag in emissions)
+    matrix = ring.full((len(emissions), vocab), ring.zero)
+    for row, bag in enumerate(emissions):
+        matrix[row, [v - 1 for v in bag]] = ring.weight(len(bag))
+    return matrix
+
+
+def _mix(terminal_scores: np.ndarray, matrix: np.ndarray, ring: _Semiring) -> np.ndarray:
+    """[s, v] = sum over t of terminal_scores[s, t] * matrix[t, v] (a matrix product in the ring)."""
+    if ring is _EXACT:
+        return terminal_scores.dot(matrix)
+    return np.logaddexp.reduce(terminal_scores[:, :, None] + matrix[None, :, :], axis=1)
+
+
+def next_token_distributions(g: Grammar, tokens: Sequence[int], exact: bool = False,
+                             emissions: Sequence[Sequence[int]] | None = None) -> np.ndarray:
     """The grammar's next-symbol distribution after each prefix of ``tokens``: shape [len(tokens) + 1, V + 1].
 
     Row i is the distribution after the first i tokens (row 0: before any token); column 0 is EOS, column t
     terminal t. Float log-space by default (~0.03 s for a 250-token cfg3f sentence); ``exact=True`` returns an
     object array of ``Fraction`` (~300x slower). An impossible prefix never yields NaN rows: raises ValueError
     naming the first position whose token is not a terminal or cannot follow the tokens before it.
+
+    ``emissions`` makes the grammar implicit (SPEC 1.5): ``emissions[t - 1]`` is the bag of vocabulary tokens
+    1..M that terminal t emits, uniformly; ``tokens`` are then vocabulary tokens and the result has shape
+    [len(tokens) + 1, M + 1] (column v: token v), where M is the largest token in a bag. The public entry
+    point with validated bags is ``physlm.worlds.implicit.next_token_distributions_implicit``.
     """
     tokens = [int(t) for t in tokens]
-    vocab = len(g.terminals)
+    ring = _EXACT if exact else _LOG
+    matrix = None if emissions is None else _emission_matrix(g, emissions, ring)
+    vocab = len(g.terminals) if matrix is None else matrix.shape[1]
+    what = "a terminal of grammar" if matrix is None else "a vocabulary token of the bags of grammar"
     for pos, tok in enumerate(tokens):
         if not 1 <= tok <= vocab:
-            raise ValueError(f"token {tok} at position {pos} is not a terminal of grammar {g.name!r} (1..{vocab})")
-    ring = _EXACT if exact else _LOG
-    scores = _scores(g, tokens, ring)
+            raise ValueError(f"token {tok} at position {pos} is not {what} {g.name!r} (1..{vocab})")
+    if matrix is None:  # terminal t emits token t: the evidence is an indicator
+        evidence = ring.full((len(tokens), vocab), ring.zero)
+        evidence[np.arange(len(tokens)), np.array(tokens, dtype=int) - 1] = ring.one
+        scores = _scores(g, evidence, ring)
+    else:
+        terminal_scores = _scores(g, matrix[:, np.array(tokens, dtype=int) - 1].T, ring)
+        scores = np.concatenate([terminal_scores[:, :1], _mix(terminal_scores[:, 1:], matrix, ring)], axis=1)
     if exact:
         totals = scores.sum(axis=1, keepdims=True)
     else:
