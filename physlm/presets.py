@@ -11,7 +11,8 @@ every grammar-world dataset and study in params.yaml by:
   on cfg3f, all on the same data;
 - the shared `model` (GPT2-small: 12 layers, 12 heads, 768 wide) and `train` sections (batch 96, AdamW
   beta (0.9, 0.98), eps 1e-6, weight decay 0.1, no warmup, linear decay to 0, 100k steps, bf16 on CUDA,
-  torch.compile) and larger probe/evaluate samples.
+  torch.compile), larger probe/evaluate samples, the multi-head probe on every layer, and an encoder-only
+  MLM control of 20k steps of 96 windows in every study's probe stage.
 Studies of other worlds are left alone. The file is edited in place with comments kept (ruamel.yaml round
 trip), so `git diff params.yaml` and `dvc params diff` show exactly what the switch changed, and
 `git checkout params.yaml` switches back.
@@ -40,7 +41,8 @@ PART1_TRAIN = {"steps": 100_000, "batch_size": 96, "micro_batch_size": 32, "lr":
                "warmup_steps": 0, "decay": "linear", "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.98, "eps": 1.0e-6,
                "grad_clip": 1.0, "eval_every": 1000, "eval_batches": 8, "checkpoint_every": 2000, "log_every": 100,
                "compile": True}
-PART1_PROBE = {"sentences": 2000, "steps": 500, "attention_sentences": 500}
+PART1_PROBE = {"sentences": 2000, "steps": 500, "attention_sentences": 500, "multihead": {"steps": 1000, "layers": "all"},
+               "encoder": {"steps": 20_000, "batch_size": 96, "lr": 5.0e-4}}
 PART1_EVALUATE = {"samples": 1000, "prefix_samples": 1000, "prefix": 50, "temperature": 1.0, "batch_size": 250,
                   "control_samples": 200, "kl_sentences": 500, "robust": {"sentences": 500}}
 

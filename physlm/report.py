@@ -177,10 +177,12 @@ def plot_part1(found: dict[str, dict[str, Any]], path: Path) -> None:
     ax.set(title="Last-layer linear probes (mean over NT levels)", ylabel="accuracy", ylim=(0, 1.05))
     ax.legend(fontsize=7)
     ax = axes[1][1]
-    for j, side in enumerate(("model", "grammar")):
-        vals = [(found[s]["evaluate"].get("diversity_cut0", {}).get(side) or {}).get("renyi2_nats", float("nan")) for s in studies]
-        ax.bar([i + j * 0.4 for i in x], vals, 0.4, label="cut0 samples" if side == "model" else "grammar samples", hatch="" if j == 0 else "//")
-    ax.set(title="Collision entropy of whole strings (a lower bound if no collision)", ylabel="H2 (nats)")
+    bars = [(level, side) for level in (1, 2) for side in ("model", "grammar")]
+    for j, (level, side) in enumerate(bars):
+        vals = [((found[s]["evaluate"].get("subtree_diversity_cut0") or {}).get(f"level {level}") or {}).get(side) or {} for s in studies]
+        ax.bar([i + j * 0.2 for i in x], [v.get("renyi2_nats", float("nan")) for v in vals], 0.2, color=f"C{j}",
+               label=f"level {level}, {'correct cut0 samples' if side == 'model' else 'grammar samples'}")
+    ax.set(title="Collision entropy of NT subtrees (same subtree counts per symbol)", ylabel="H2 (nats)")
     ax.legend(fontsize=7)
     for ax in axes.flat:
         ax.set_xticks(list(x), labels, fontsize=7)
@@ -203,9 +205,9 @@ def plot_robust(found: dict[str, dict[str, Any]], path: Path) -> bool:
                                             ("follows_corruption", "corrupted: follows errors"))):
             ax.bar([i + j * 0.27 for i in range(len(temps))], [r[t][metric] for t in temps], 0.27, label=name)
         ax.set_xticks([i + 0.27 for i in range(len(temps))], [f"T = {t[1:]}" for t in temps])
-        ax.set(title=study, ylim=(0, 1.05), ylabel="share of prompts")
+        ax.set(title=f"{study}: first {r['prefix']} tokens", ylim=(0, 1.05), ylabel="share of prompts")
         ax.legend(fontsize=7)
-    fig.suptitle(f"Corrupted prompts ({rows[0][1]['kind']} at rate {rows[0][1]['rate']} in the first {rows[0][1]['prefix']} tokens)")
+    fig.suptitle(f"Corrupted prompts ({rows[0][1]['kind']} at rate {rows[0][1]['rate']}); repaired = clean prefix + continuation in the language")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -105,3 +105,36 @@ def test_interrupted_train_stage_resumes_to_the_same_weights(tmp_path: Path) -> 
     weights = [(repo / "models/cfg_demo/model.safetensors").read_bytes() for repo in (straight, resumed)]
     assert weights[0] == weights[1]
     assert not (resumed / "checkpoints/cfg_demo").exists()
+
+
+def test_implicit_and_perturbed_dataset(tmp_path: Path) -> None:
+    """generate + tokenize of an implicit grammar with perturbed training sentences: the columns, the bags,
+    the vocabulary, a clean test split, and every clean token string emitted from its terminals."""
+    import polars as pl
+
+    from physlm.worlds.implicit import load_bags
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["datasets"]["cfg_demo"]["generate"].update(
+        train_sentences=400, test_sentences=40, implicit={"bag_size": 3, "overlap": 1, "seed": 2},
+        perturb={"fraction": 0.5, "rate": 0.2, "kind": "replace"})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run("generate", tmp_path).returncode == 0
+    assert run("tokenize", tmp_path).returncode == 0
+    raw = tmp_path / "data/cfg_demo/raw"
+    bags = load_bags(raw / "bags.json")
+    train, test = pl.read_parquet(raw / "train.parquet"), pl.read_parquet(raw / "test.parquet")
+    assert {"tokens", "terminals", "ancestors", "boundaries", "perturbed"} <= set(train.columns)
+    assert 0.35 < train["perturbed"].mean() < 0.65 and not test["perturbed"].any()
+    for tokens, terminals in zip(test["tokens"].to_list(), test["terminals"].to_list()):
+        assert all(tok in bags.bag(t) for tok, t in zip(tokens, terminals))
+    meta = json.loads((tmp_path / "data/cfg_demo/tokens/meta.json").read_text())
+    assert meta["vocab_size"] == bags.vocab_size + 2 == 5 * 2 + 2  # 5 terminals, bags of 3 sharing 1: M = 10
+
+
+def test_bad_implicit_params_write_nothing(tmp_path: Path) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["datasets"]["cfg_demo"]["generate"]["implicit"] = {"bag_size": 2, "overlap": 2, "seed": 0}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    one_line(run("generate", tmp_path), "overlap")
+    assert not (tmp_path / "data").exists()
