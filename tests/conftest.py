@@ -41,6 +41,7 @@ def tiny_params() -> dict:
     data["generate"].update(train_sentences=300, test_sentences=60)
     data["tokenize"]["context"] = 160
     params["studies"] = {name: params["studies"][name] for name in ("cfg_demo", "cfg_uni")}
+    params["studies"]["cfg_uni"]["data"] = "cfg_demo"
     params["studies"]["cfg_uni"]["train"] = {}
     params["studies"]["cfg_uni"]["evaluate"] = {}
     params["studies"]["cfg_demo"]["probe"] = {"encoder": {"steps": 4, "batch_size": 8}}
