@@ -57,7 +57,9 @@ def main(paths: Paths, cfg: EvaluateStage) -> None:
             samples = sample_cut0(control, samples=e.control_samples, seed=cfg.seed + 2, **common)
             results["control_cut0"] = score_samples(samples, judge, train_set)
         metrics = {name: vars(scored) for name, scored in results.items()} | extra
-        metrics["data"] = {"test_sentences_accepted": float(np.mean([judge(t) for t in held_out[:100]]))}
+        metrics["data"] = {"test_sentences_accepted": float(np.mean([judge(t) for t in held_out[:100]])),
+                           # the baseline for seen_in_train: how often the grammar itself repeats a training sentence
+                           "test_sentences_in_train": float(np.mean([tuple(t) in train_set for t in held_out]))}
         run.log_metrics({k: v for k, v in metrics.items() if k not in ("data", "diversity_cut0", "subtree_diversity_cut0")})
         write_json(paths.metrics / "evaluate.json", metrics)
     kl = f", KL {extra['kl']['trained']['mean']:.4f} (control {extra['kl']['control']['mean']:.3f})" if "kl" in extra else ""
