@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
-from physlm.worlds.cfg import Grammar, Sentence
+from physlm.worlds.cfg import Grammar, Sentence, _concat
 
 __all__ = ["Parser", "parse", "parse_many"]
 
@@ -146,15 +146,7 @@ class _State:
             for alt in g.rules[sym]:
                 part = table[alt[0]]
                 for nxt in alt[1:]:
-                    right = table[nxt]
-                    joined: dict[int, int] = {}
-                    for left_len, left_starts in part.items():
-                        for right_len, right_starts in right.items():
-                            starts = left_starts & (right_starts >> left_len)
-                            if starts:
-                                total = left_len + right_len
-                                joined[total] = joined.get(total, 0) | starts
-                    part = joined
+                    part = _concat(part, table[nxt])
                     if not part:
                         break
                 for length, starts in part.items():
