@@ -15,11 +15,12 @@ Any problem raises `ParamsError` with one line naming the offending key, before 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from physlm.errors import ParamsError
 
@@ -155,10 +156,56 @@ class CfgEvaluateParams(Section):
     robust: RobustParams
 
 
-World = Literal["cfg"]
-GENERATE: dict[str, type[Section]] = {"cfg": CfgGenerateParams}
-PROBE: dict[str, type[Section]] = {"cfg": CfgProbeParams}
-EVALUATE: dict[str, type[Section]] = {"cfg": CfgEvaluateParams}
+class IgsmGenerateParams(Section):
+    max_op: int = Field(gt=0, description="largest op of training problems (iGSM-med 15, iGSM-hard 21)")
+    max_edge: int = Field(ge=2, description="largest number of instance parameters / structure edges (med 20, hard 28)")
+    fmt: Literal["pq", "qp"] = Field(description="question after (pq) or before (qp) the problem sentences")
+    split_rule: Literal["paper", "code", "none"] = Field(
+        description="template-hash split: paper = train buckets < 17, test >= 17; code = the released code's 0-15 / 16-22; none = no split")
+    train_problems: int = Field(gt=0, description="training problems (op <= max_op, train buckets)")
+    eval_problems: int = Field(gt=0, description="problems in each eval set (test, opmax, ood, reask)")
+    ood_ops: list[int] = Field(min_length=1, description="ops of the out-of-distribution eval set (each equally often)")
+    reask_op: int = Field(gt=0, description="op of the test problems whose query is re-asked (reask eval set)")
+    workers: int = Field(ge=0, description="generator processes (0 = all cores); the output does not depend on it")
+
+    @model_validator(mode="after")
+    def _ops(self) -> IgsmGenerateParams:
+        if any(op <= 0 for op in self.ood_ops):
+            raise ValueError(f"ood_ops must be positive, got {self.ood_ops}")
+        return self
+
+
+class IgsmProbeParams(Section):
+    properties: list[Literal["nece", "dep", "known", "value", "can_next", "nece_next"]] = Field(min_length=1)
+    train_problems: int = Field(gt=0, description="training problems the probes' examples are drawn from")
+    test_problems: int = Field(gt=0, description="held-out (test-bucket) problems the probes are scored on")
+    picks: int = Field(gt=0, description="random (position, parameter) picks per problem and property (paper: <= 10)")
+    rank: int = Field(gt=0, description="rank of the trainable input-embedding update (paper: 8)")
+    steps: int = Field(gt=0, description="optimizer steps per probe")
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0.0)
+    weight_decay: float = Field(ge=0.0)
+    control: bool = Field(description="also probe a randomly initialised model of the same shape")
+
+
+class IgsmEvaluateParams(Section):
+    problems: int = Field(gt=0, description="problems generated per eval set (at most the dataset's eval_problems)")
+    beams: list[int] = Field(min_length=1, description="decoding: 1 = greedy, k > 1 = beam search with k beams")
+    batch_size: int = Field(gt=0)
+    control: bool = Field(description="also score a randomly initialised model (greedy, test set)")
+
+    @model_validator(mode="after")
+    def _beams(self) -> IgsmEvaluateParams:
+        if any(b <= 0 for b in self.beams):
+            raise ValueError(f"beams must be positive, got {self.beams}")
+        return self
+
+
+World = Literal["cfg", "igsm"]
+GENERATE: dict[str, type[Section]] = {"cfg": CfgGenerateParams, "igsm": IgsmGenerateParams}
+PROBE: dict[str, type[Section]] = {"cfg": CfgProbeParams, "igsm": IgsmProbeParams}
+EVALUATE: dict[str, type[Section]] = {"cfg": CfgEvaluateParams, "igsm": IgsmEvaluateParams}
+WORLD_SECTIONS = {"generate": GENERATE, "probe": PROBE, "evaluate": EVALUATE}  # stage -> its world-specific section
 
 # ---------------------------------------------------------------------------------------------------------
 # Stage models: exactly what each stage reads
@@ -220,6 +267,16 @@ STAGE_MODELS: dict[str, type[Section]] = {
     "evaluate": EvaluateStage,
     "report": ReportStage,
 }
+
+
+@functools.cache
+def stage_model(stage: str, world: str) -> type[Section]:
+    """The stage's model for a world: STAGE_MODELS' (grammar world) with the world's own section swapped in."""
+    base = STAGE_MODELS[stage]
+    sections = WORLD_SECTIONS.get(stage)
+    if sections is None or world == "cfg":
+        return base
+    return create_model(f"{world.capitalize()}{base.__name__}", __base__=base, **{stage: (sections[world], ...)})
 
 
 def declared_params(stage: str) -> set[str]:
@@ -359,8 +416,9 @@ def load_stage(stage: str, name: str = "", params_path: str | Path = "params.yam
         raise ParamsError(f"unknown stage '{stage}'; stages: {', '.join(STAGE_MODELS)}")
     params = read_params(params_path)
     raw, origin = stage_raw(params, stage, name)
+    world = _entry(params, SCOPE[stage], name)[0] if SCOPE[stage] else "cfg"
     try:
-        return STAGE_MODELS[stage].model_validate(raw)
+        return stage_model(stage, world).model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         loc = tuple(p for p in first["loc"] if not str(p).startswith("function-after"))

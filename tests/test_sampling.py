@@ -81,3 +81,43 @@ def test_context_is_never_exceeded(model: GPT) -> None:
     with pytest.raises(ValueError, match="context"):
         generate(model, [[1] * 30], max_new_tokens=4, temperature=0.0, eos_id=EOS, seed=0)
     assert len(generate(model, [[1] * 30], max_new_tokens=3, temperature=0.0, eos_id=-1, seed=0)[0]) == 3
+
+
+def _sequence_logprob(model: GPT, prompt: list[int], continuation: list[int]) -> float:
+    idx = torch.tensor([prompt + continuation])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(idx)[0][0].float(), dim=-1)
+    return float(sum(logp[len(prompt) - 1 + t, tok] for t, tok in enumerate(continuation)))
+
+
+def _brute_force_best(model: GPT, prompt: list[int], max_new: int, vocab: int, eos: int) -> list[int]:
+    """Every sequence that ends at its first eos or runs max_new tokens; the most likely one."""
+    import itertools
+
+    candidates = []
+    for length in range(1, max_new + 1):
+        for seq in itertools.product(range(vocab), repeat=length):
+            if eos in seq[:-1] or (length < max_new and seq[-1] != eos):
+                continue
+            candidates.append(list(seq))
+    return max(candidates, key=lambda c: _sequence_logprob(model, prompt, c))
+
+
+def test_beam_search_one_beam_is_greedy(model: GPT) -> None:
+    from physlm.sampling import beam_search
+
+    assert beam_search(model, PROMPTS, beams=1, max_new_tokens=12, eos_id=EOS, batch_size=3) == \
+        sample(model, temperature=0.0)
+
+
+def test_beam_search_with_every_candidate_kept_is_exact() -> None:
+    from physlm.sampling import beam_search
+
+    torch.manual_seed(3)
+    vocab, eos, max_new = 4, 3, 3
+    tiny = GPT(GPTConfig(vocab_size=vocab, context=16, depth=1, width=16, heads=2))
+    prompts = [[0, 1], [2], [1, 1, 2]]
+    found = beam_search(tiny, prompts, beams=vocab**max_new, max_new_tokens=max_new, eos_id=eos, batch_size=200)
+    for prompt, best in zip(prompts, found):
+        assert best == _brute_force_best(tiny, prompt, max_new, vocab, eos)
+

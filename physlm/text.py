@@ -1,0 +1,128 @@
+"""Word-level tokenization of the text worlds (iGSM; later the biographies).
+
+The papers use GPT-2's BPE; nothing can be downloaded here, and the worlds' vocabularies are closed (item
+names, template words, numbers, letters), so each text world gets a word-level vocabulary built from its
+own world knowledge: no unknown words, one token per number 0..22 and per solution letter. A word is a run
+of characters other than white space and the split marks; the possessive `'s` and the marks `. ; , ? :`
+are tokens of their own, so "Penguin Beach's Giraffe equals 6." is
+`Penguin | Beach | 's | Giraffe | equals | 6 | .`. `TextVocab.tokenizer()` is the same split as an HF
+`tokenizers` WordLevel model (saved as tokenizer.json; tests/test_text.py checks the two encode alike);
+`encode` is a plain-Python equivalent used on the hot path. `decode` joins tokens with single spaces except
+before the split marks, which is exactly how the worlds write their text, so decode(encode(t)) == t.
+
+iGSM sequences (SPEC 2.1's `[222] problem [223] solution [224] answer [EOS]` with our own markers):
+`<bos> [PROB] problem [SOL] solution [ANS] answer <eos>`; the V-probes append `[START] A [END]` or
+`[START] A [MID] B [END]` to a truncated problem, and Part 2.2's retry data writes `[BACK]`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from physlm.errors import DataError
+from physlm.tokenize import BOS, EOS, Vocab
+
+ATTACHED = ("'s", ".", ";", ",", "?", ":")  # written without a space before them
+_SPLIT = re.compile(r"'s\b|[.;,?:]|(?:[^\s.;,?:']|'(?!s\b))+")
+_HF_SPLIT = r"'s\b|[.;,?:]"
+
+PROB, SOL, ANS, START, MID, END, BACK = "[PROB]", "[SOL]", "[ANS]", "[START]", "[MID]", "[END]", "[BACK]"
+IGSM_MARKERS = (PROB, SOL, ANS, START, MID, END, BACK)
+IGSM_SYMBOLS = ("=", "+", "-", "*")
+IGSM_WORDS = ("The", "number", "of", "each", "equals", "more", "than", "times", "as", "much", "the", "sum",
+              "difference", "and", "How", "many", "does", "have", "Define", "so", "BACK")
+LETTERS = tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def split_words(text: str) -> list[str]:
+    """The word tokens of `text` (see the module docstring)."""
+    return _SPLIT.findall(text)
+
+
+def join_words(words: Iterable[str]) -> str:
+    """Inverse of `split_words` for text written the worlds' way."""
+    out: list[str] = []
+    for w in words:
+        if out and w not in ATTACHED:
+            out.append(" ")
+        out.append(w)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class TextVocab(Vocab):
+    """A word-level vocabulary: `<bos>`, `<eos>`, then the world's words in a fixed order."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "_ids", {s: i for i, s in enumerate(self.symbols)})
+
+    def id(self, word: str) -> int:
+        return self._ids[word]
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`; DataError naming the first word outside the vocabulary."""
+        ids = self._ids
+        try:
+            return [ids[w] for w in split_words(text)]
+        except KeyError as err:
+            raise DataError(f"word {err.args[0]!r} is not in the vocabulary (in {text[:80]!r})") from None
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of token ids (ids out of range are rendered as `<?>`)."""
+        n = len(self.symbols)
+        return join_words(self.symbols[i] if 0 <= i < n else "<?>" for i in ids)
+
+    def tokenizer(self):  # -> tokenizers.Tokenizer
+        from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+        tok = Tokenizer(models.WordLevel(dict(self._ids), unk_token=None))
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                     pre_tokenizers.Split(Regex(_HF_SPLIT), behavior="isolated")])
+        return tok
+
+    @classmethod
+    def load(cls, path) -> TextVocab:
+        return cls(Vocab.load(path).symbols)
+
+
+def igsm_vocab(names: Iterable[str]) -> TextVocab:
+    """The iGSM vocabulary: specials, markers, punctuation and operators, numbers 0..22, the 52 solution
+    letters, the template words, then every word of the world's item and category names (sorted)."""
+    fixed = [BOS, EOS, *IGSM_MARKERS, *ATTACHED, *IGSM_SYMBOLS, *(str(n) for n in range(23)), *LETTERS, *IGSM_WORDS]
+    seen = set(fixed)
+    words = sorted({w for name in names for w in split_words(name)} - seen)
+    return TextVocab(tuple(fixed + words))
+
+
+def igsm_sequence(problem: str, solution: str, answer: int) -> str:
+    """One training example's text (without <bos>/<eos>, which packing adds)."""
+    return f"{PROB} {problem} {SOL} {solution} {ANS} {answer}"
+
+
+def igsm_prompt(problem: str) -> str:
+    """The evaluation prompt (after <bos>): the problem, then the solution marker."""
+    return f"{PROB} {problem} {SOL}"
+
+
+def parse_generation(text: str) -> tuple[str, int | None]:
+    """(solution, answer) of a generated continuation `solution [ANS] answer`; answer None if absent or not
+    a number 0..22."""
+    solution, marker, rest = text.partition(ANS)
+    answer = rest.strip()
+    ok = marker and answer.isdigit() and int(answer) < 23
+    return solution.strip(), int(answer) if ok else None
+
+
+def encode_many(vocab: TextVocab, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(flat ids, offsets) of many texts, as `physlm.tokenize.pack_windows` takes them."""
+    flat: list[int] = []
+    offsets = [0]
+    for text in texts:
+        flat += vocab.encode(text)
+        offsets.append(len(flat))
+    return np.asarray(flat, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
