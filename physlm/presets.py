@@ -2,6 +2,8 @@
 
     python -m physlm.presets part1-paper                   # Part 1 at paper scale, then: dvc repro
     python -m physlm.presets part1-paper --queue-lr-sweep  # also queue the LR sweep: dvc queue start
+    python -m physlm.presets igsm-med [--formats pq,qp] [--depth-width size1,size2]   # Part 2.1, iGSM-med
+    python -m physlm.presets igsm-hard                     # Part 2.1, iGSM-hard
 
 `part1-paper` (SPEC 1.2, the Lano recipe of Part 4.1 App. A.5, which keeps Part 1's 512 context) replaces
 every grammar-world dataset and study in params.yaml by:
@@ -16,6 +18,17 @@ every grammar-world dataset and study in params.yaml by:
 Studies of other worlds are left alone. The file is edited in place with comments kept (ruamel.yaml round
 trip), so `git diff params.yaml` and `dvc params diff` show exactly what the switch changed, and
 `git checkout params.yaml` switches back.
+
+`igsm-med` / `igsm-hard` (SPEC 2.2, Part 2.1 App. F) replace every iGSM dataset and study by one dataset per
+problem format (`--formats`, default pq) with the level's generator settings (med: max_op 15, max_edge 20,
+OOD ops 20-23; hard: 21, 28, OOD ops 28-32), context 768 / 1024, and a GPT2-12-12 (rotary) study per
+dataset with the level's recipe in its own overrides (AdamW (0.9, 0.98), 1000 warmup steps, cosine to 0.01x,
+peak lr 0.002; med: wd 0.05, batch 512, 100k steps; hard: wd 0.03, batch 256, 200k steps; bf16 on CUDA,
+torch.compile), the V-probes of SPEC 2.4 (rank 8, lr 0.002, batch 256 med / 128 hard) and 4,096 problems
+per eval set. `--depth-width size1,size2` adds the depth-vs-width matrix of SPEC 2.2 on the first format's
+dataset (size-1: GPT2-4-21, 8-15, 12-12, 16-10, 20-9; size-2: GPT2-4-30, 8-21, 12-17, 16-15, 20-13), whose
+accuracy-by-depth figure the report draws (`reports/igsm_depth.png`). The paper generates its problems on
+the fly; the preset materialises `--train-problems` (default 2M) per dataset.
 
 The paper samples fresh sentences every step (about 20M cfg3f sentences over 100k x 96 x 512 tokens). Until
 streaming from the generator lands, the preset materialises `train_sentences` (default 2M, ~500M tokens,
@@ -90,6 +103,64 @@ def part1_paper(params: Any, *, grammars: Sequence[str] = GRAMMARS, variants: Se
     return names
 
 
+# iGSM (SPEC 2.1-2.2): the med and hard recipes of Part 2.1 App. F, GPT2-12-12 with rotary. GPT2-l-h = l
+# layers, h heads, 64h wide. Recipes go into each study's overrides (not the shared sections), so Part 1's
+# preset and these can share one params.yaml.
+IGSM_LEVELS = {
+    "med": {"generate": {"max_op": 15, "max_edge": 20, "ood_ops": [20, 21, 22, 23], "reask_op": 15},
+            "context": 768,
+            "train": {"steps": 100_000, "batch_size": 512, "micro_batch_size": 32, "lr": 2.0e-3, "weight_decay": 0.05}},
+    "hard": {"generate": {"max_op": 21, "max_edge": 28, "ood_ops": [28, 29, 30, 31, 32], "reask_op": 21},
+             "context": 1024,
+             "train": {"steps": 200_000, "batch_size": 256, "micro_batch_size": 16, "lr": 2.0e-3, "weight_decay": 0.03}},
+}
+IGSM_TRAIN = {"warmup_steps": 1000, "decay": "cosine", "min_lr_ratio": 0.01, "beta1": 0.9, "beta2": 0.98, "eps": 1.0e-6,
+              "grad_clip": 1.0, "eval_every": 2000, "eval_batches": 8, "checkpoint_every": 2000, "log_every": 100, "compile": True}
+IGSM_PROBE = {"train_problems": 20_000, "test_problems": 1000, "picks": 10, "rank": 8, "steps": 20_000, "batch_size": 256}
+IGSM_EVALUATE = {"problems": 4096, "beams": [1, 4], "batch_size": 256}
+SIZES = {"size1": [(4, 21), (8, 15), (12, 12), (16, 10), (20, 9)], "size2": [(4, 30), (8, 21), (12, 17), (16, 15), (20, 13)]}
+
+
+def gpt2(layers: int, heads: int) -> dict:
+    """GPT2-l-h of Part 2.1: l layers, h heads, 64h dims, rotary."""
+    return {"depth": layers, "width": 64 * heads, "heads": heads, "pos": "rot", "mlp_ratio": 4, "dropout": 0.0}
+
+
+def igsm_paper(params: Any, *, level: str, fmts: Sequence[str] = ("pq",), train_problems: int = 2_000_000,
+               sizes: Sequence[str] = ()) -> list[str]:
+    """Replace the iGSM datasets and studies by iGSM-`level` ones (one dataset and GPT2-12-12 study per format,
+    plus the depth-vs-width matrix `sizes` on the first format); returns the new study names."""
+    if level not in IGSM_LEVELS:
+        raise SystemExit(f"error: unknown iGSM level {level!r}; known: {', '.join(IGSM_LEVELS)}")
+    bad = [f for f in fmts if f not in ("pq", "qp")] + [s for s in sizes if s not in SIZES]
+    if bad or not fmts:
+        raise SystemExit(f"error: unknown format or size list {', '.join(bad) or '(none given)'}; formats pq, qp; sizes {', '.join(SIZES)}")
+    recipe = IGSM_LEVELS[level]
+    _update(params["probe"]["igsm"], IGSM_PROBE | {"batch_size": 256 if level == "med" else 128})
+    _update(params["evaluate"]["igsm"], IGSM_EVALUATE)
+    for scope in ("datasets", "studies"):
+        for name in [n for n, entry in params[scope].items() if entry.get("world") == "igsm"]:
+            del params[scope][name]
+    names = []
+    for fmt in fmts:
+        data = f"p21_{level}_{fmt}"
+        params["datasets"][data] = {
+            "world": "igsm",
+            "generate": {**recipe["generate"], "fmt": fmt, "split_rule": "paper", "train_problems": train_problems,
+                         "eval_problems": IGSM_EVALUATE["problems"], "workers": 0},
+            "tokenize": {"context": recipe["context"], "pack": "stream"},
+        }
+        models = [("", gpt2(12, 12))]
+        if fmt == fmts[0]:
+            models += [(f"_{size}_L{l}H{h}", gpt2(l, h)) for size in sizes for l, h in SIZES[size] if (l, h) != (12, 12)]
+        for suffix, model in models:
+            name = data + suffix
+            params["studies"][name] = {"world": "igsm", "data": data, "model": model,
+                                       "train": {**IGSM_TRAIN, **recipe["train"]}, "probe": {}, "evaluate": {}}
+            names.append(name)
+    return names
+
+
 def _update(target: Any, values: dict) -> None:
     for key, value in values.items():
         if isinstance(value, dict) and isinstance(target.get(key), dict):
@@ -100,7 +171,7 @@ def _update(target: Any, values: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m physlm.presets", description=__doc__.split("\n\n")[0])
-    parser.add_argument("preset", choices=["part1-paper"])
+    parser.add_argument("preset", choices=["part1-paper", "igsm-med", "igsm-hard"])
     parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument("--grammars", default=",".join(GRAMMARS), help="comma-separated published grammars (rot on each)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="attention variants trained on --variant-grammar ('' for none)")
@@ -108,19 +179,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--train-sentences", type=int, default=2_000_000)
     parser.add_argument("--queue-lr-sweep", action="store_true",
                         help=f"after rewriting, queue one DVC experiment per learning rate {LR_SWEEP} (run them with `dvc queue start`)")
+    parser.add_argument("--formats", default="pq", help="iGSM: comma-separated problem formats (pq, qp), one dataset each")
+    parser.add_argument("--train-problems", type=int, default=2_000_000, help="iGSM: materialised training problems per dataset")
+    parser.add_argument("--depth-width", default="", help="iGSM: comma-separated model-size lists (size1, size2) trained on the"
+                        " first format's dataset: the depth-vs-width matrix of SPEC 2.2")
     args = parser.parse_args(argv)
     if not args.params.is_file():
         raise SystemExit(f"error: {args.params}: file not found")
     yaml = _yaml()
     params = yaml.load(args.params.read_text())
-    names = part1_paper(params, grammars=[g for g in args.grammars.split(",") if g],
-                        variants=[v for v in args.variants.split(",") if v], variant_grammar=args.variant_grammar,
-                        train_sentences=args.train_sentences)
+    if args.preset == "part1-paper":
+        names = part1_paper(params, grammars=[g for g in args.grammars.split(",") if g],
+                            variants=[v for v in args.variants.split(",") if v], variant_grammar=args.variant_grammar,
+                            train_sentences=args.train_sentences)
+    else:
+        names = igsm_paper(params, level=args.preset.split("-")[1], fmts=[f for f in args.formats.split(",") if f],
+                           train_problems=args.train_problems, sizes=[s for s in args.depth_width.split(",") if s])
     tmp = args.params.with_name(args.params.name + ".tmp")
     with tmp.open("w") as fh:
         yaml.dump(params, fh)
     tmp.replace(args.params)
-    print(f"{args.params}: Part 1 at paper scale, studies {', '.join(names)} (see `dvc params diff`)")
+    print(f"{args.params}: {args.preset} at paper scale, studies {', '.join(names)} (see `dvc params diff`)")
     if args.queue_lr_sweep:
         for lr in LR_SWEEP:
             cmd = ["dvc", "exp", "run", "--queue", "-S", f"train.lr={lr}"]

@@ -1,5 +1,9 @@
 """The report: every study's metrics gathered into reports/summary.md and PNG figures.
 
+iGSM studies get their own sections and figures: accuracy by op per eval set and decoding
+(`igsm_<study>.png`), the V-probes (`vprobe_<study>.png`), and accuracy by depth at equal size
+(`igsm_depth.png`) when studies on one dataset vary depth at about the same parameter count.
+
 Figures: training and validation loss per study (`loss.png`); generation accuracy per study and setting
 (`generation.png`); the Part 1 overview across studies, i.e. grammars and attention variants (`part1.png`:
 cut0/cut-prefix accuracy, KL to the exact next-token distribution, last-layer probe accuracy, diversity);
@@ -276,10 +280,104 @@ def plot_probe(study: str, rows: list[dict[str, str]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(studies: list[str], metrics_dir: Path, out_dir: Path) -> None:
-    found = gather(studies, metrics_dir)
-    (out_dir / "summary.md").write_text(summary_markdown(found))
+def write_report(studies: dict[str, Any], metrics_dir: Path, out_dir: Path) -> None:
+    """Everything about every study in `studies` (params.yaml's mapping: name -> entry with its world)."""
+    found = gather(list(studies), metrics_dir)
+    worlds = {name: (entry or {}).get("world", "cfg") for name, entry in studies.items()}
+    grammar = {s: m for s, m in found.items() if worlds[s] == "cfg"}
+    igsm = {s: m for s, m in found.items() if worlds[s] == "igsm"}
+    text = summary_markdown(grammar) if grammar else "# physlm report\n"
+    (out_dir / "summary.md").write_text(text + igsm_markdown(igsm))
     plot_loss(found, out_dir / "loss.png")
+    if grammar:
+        _grammar_figures(grammar, out_dir)
+    _igsm_figures(igsm, out_dir)
+
+
+def _igsm_figures(found: dict[str, dict[str, Any]], out_dir: Path) -> None:
+    from physlm.evaluate_igsm import plot_accuracy_by_op
+    from physlm.vprobe import plot_vprobes
+
+    for study, m in found.items():
+        if m["evaluate"].get("accuracy_by_op"):
+            plot_accuracy_by_op(m["evaluate"]["accuracy_by_op"], out_dir / f"igsm_{study}.png", title=f"{study}: full-solution accuracy by op")
+        if m["probe_rows"]:
+            plot_vprobes(m["probe_rows"], out_dir / f"vprobe_{study}.png")
+    plot_depth(found, out_dir / "igsm_depth.png")
+
+
+def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
+    """iGSM sections: accuracy per eval set and decoding, level-1 statistics, V-probes."""
+    if not found:
+        return ""
+    lines = ["", "## iGSM: full-solution accuracy (physlm/evaluate_igsm.py)", "",
+             "| study | eval set | decoding | problems | accuracy | answer only (chance 0.043) | unnecessary params / ops per correct | first errors |",
+             "|---|---|---|---|---|---|---|---|"]
+    for study, m in found.items():
+        for eval_set, decodings in m["evaluate"].items():
+            if eval_set in ("samples", "accuracy_by_op"):
+                continue
+            for decoding, r in decodings.items():
+                errors = ", ".join(f"{k} {v}" for k, v in list(r["errors"].items())[:3])
+                lines.append(f"| {study} | {eval_set} | {decoding} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['answer_accuracy'])} | "
+                             f"{_fmt(r['unnecessary_params_per_correct'])} / {_fmt(r['unnecessary_ops_per_correct'])} | {errors} |")
+    probes = [(study, m["probe_rows"]) for study, m in found.items() if m["probe_rows"]]
+    if probes:
+        lines += ["", "## iGSM: V-probes (physlm/vprobe.py)", "",
+                  "| study | property | model | accuracy | on positives | on negatives | majority baseline |", "|---|---|---|---|---|---|---|"]
+        for study, rows in probes:
+            for r in rows:
+                lines.append(f"| {study} | {r['property']} | {r['model']} | {_fmt(_float(r.get('accuracy')))} | {_fmt(_float(r.get('pos_accuracy')))} | "
+                             f"{_fmt(_float(r.get('neg_accuracy')))} | {_fmt(_float(r.get('majority')))} |")
+    lines += ["", "Figures: `igsm_<study>.png` (accuracy by op per eval set and decoding), `vprobe_<study>.png`, "
+              "`igsm_depth.png` (accuracy by depth at equal size, when a study matrix varies depth on one dataset).", ""]
+    return "\n".join(lines)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def plot_depth(found: dict[str, dict[str, Any]], path: Path) -> bool:
+    """Test accuracy (greedy, in-distribution and op = max) by depth, one line per model size (studies on one
+    dataset whose parameter counts agree within 20%, e.g. the SPEC's size-1 / size-2 lists)."""
+    points = []
+    for study, m in found.items():
+        model, params = m["train"].get("model") or {}, m["train"].get("params")
+        test = (m["evaluate"].get("test") or {}).get("greedy")
+        if model and params and test:
+            opmax = (m["evaluate"].get("opmax") or {}).get("greedy") or {}
+            points.append((params, model["depth"], test["accuracy"], opmax.get("accuracy"), m["train"].get("data"), study))
+    groups: list[list[tuple]] = []
+    for point in sorted(points):
+        for group in groups:
+            if group[0][4] == point[4] and point[0] <= 1.2 * group[0][0]:
+                group.append(point)
+                break
+        else:
+            groups.append([point])
+    groups = [g for g in groups if len({p[1] for p in g}) >= 2]
+    if not groups:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, group in enumerate(groups):
+        group.sort(key=lambda p: p[1])
+        label = f"{group[0][4]}, ~{group[0][0] / 1e6:.1f}M params"
+        ax.plot([p[1] for p in group], [p[2] for p in group], "-o", color=f"C{i}", label=f"{label}: test")
+        if all(p[3] is not None for p in group):
+            ax.plot([p[1] for p in group], [p[3] for p in group], "--s", color=f"C{i}", label=f"{label}: op = max")
+    ax.set(xlabel="depth (layers)", ylabel="full-solution accuracy (greedy)", ylim=(-0.02, 1.02), title="iGSM: depth vs width at equal size")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def _grammar_figures(found: dict[str, dict[str, Any]], out_dir: Path) -> None:
     plot_generation(found, out_dir / "generation.png")
     plot_part1(found, out_dir / "part1.png")
     plot_robust(found, out_dir / "robust.png")

@@ -10,7 +10,7 @@ from physlm.report import write_report
 
 def main(paths: Paths, cfg: ReportStage) -> None:
     with atomic_path(Path("reports"), is_dir=True) as tmp:
-        write_report(list(cfg.studies), Path("metrics"), tmp)
+        write_report(cfg.studies, Path("metrics"), tmp)
     print(f"report: {len(cfg.studies)} studies -> reports/summary.md")
 
 

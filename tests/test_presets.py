@@ -30,9 +30,13 @@ def test_part1_paper_rewrites_params(tmp_path: Path) -> None:
     assert (t["steps"], t["batch_size"], t["beta1"], t["beta2"], t["weight_decay"], t["warmup_steps"], t["decay"], t["min_lr_ratio"]) == \
         (100_000, 96, 0.9, 0.98, 0.1, 0, "linear", 0.0)
     assert t["lr"] in LR_SWEEP
-    assert set(after["datasets"]) == {f"p1_cfg3{g}" for g in "bihgf"}
-    assert all(d["tokenize"] == {"context": 512, "pack": "stream"} for d in after["datasets"].values())
-    assert set(after["studies"]) == {f"p1_cfg3{g}_rot" for g in "bihgf"} | {f"p1_cfg3f_{v}" for v in ("abs", "rel", "pos", "uni")}
+    cfg_datasets = {n for n, d in after["datasets"].items() if d["world"] == "cfg"}
+    assert cfg_datasets == {f"p1_cfg3{g}" for g in "bihgf"}
+    assert all(after["datasets"][d]["tokenize"] == {"context": 512, "pack": "stream"} for d in cfg_datasets)
+    assert {n for n, s in after["studies"].items() if s["world"] == "cfg"} == \
+        {f"p1_cfg3{g}_rot" for g in "bihgf"} | {f"p1_cfg3f_{v}" for v in ("abs", "rel", "pos", "uni")}
+    others = {n for n, d in before["datasets"].items() if d["world"] != "cfg"}
+    assert {n for n, d in after["datasets"].items() if d["world"] != "cfg"} == others  # other worlds untouched
     params = read_params(path)
     for stage, scope in SCOPE.items():  # every stage of every new entry validates
         for name in entry_names(params, scope) if scope else [""]:
@@ -46,8 +50,9 @@ def test_other_worlds_are_kept_and_choices_respected(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(params))
     main(["part1-paper", "--params", str(path), "--grammars", "cfg3b", "--variants", "uni", "--variant-grammar", "cfg3b"])
     after = yaml.safe_load(path.read_text())
-    assert set(after["studies"]) == {"p1_cfg3b_rot", "p1_cfg3b_uni", "other"}
-    assert set(after["datasets"]) == {"p1_cfg3b"}
+    kept = {n for n, s in params["studies"].items() if s["world"] != "cfg"}
+    assert set(after["studies"]) == {"p1_cfg3b_rot", "p1_cfg3b_uni"} | kept
+    assert {n for n, d in after["datasets"].items() if d["world"] == "cfg"} == {"p1_cfg3b"}
 
 
 @pytest.mark.parametrize("args", [["--grammars", "cfg3zz"], ["--variants", "sparse"]])
@@ -58,3 +63,40 @@ def test_bad_choices_change_nothing(tmp_path: Path, args: list[str]) -> None:
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0 and "error: unknown" in proc.stderr
     assert path.read_bytes() == (ROOT / "params.yaml").read_bytes()
+
+
+@pytest.mark.parametrize("level", ["med", "hard"])
+def test_igsm_paper_rewrites_params(tmp_path: Path, level: str) -> None:
+    from physlm.presets import IGSM_LEVELS, SIZES
+
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    before = yaml.safe_load(path.read_text())
+    main([f"igsm-{level}", "--params", str(path), "--formats", "pq,qp", "--depth-width", "size1,size2"])
+    after = yaml.safe_load(path.read_text())
+    assert after["model"] == before["model"] and after["train"] == before["train"]  # recipes live in the studies
+    igsm = {n: d for n, d in after["datasets"].items() if d["world"] == "igsm"}
+    assert set(igsm) == {f"p21_{level}_pq", f"p21_{level}_qp"}
+    g = igsm[f"p21_{level}_pq"]["generate"]
+    assert (g["max_op"], g["max_edge"]) == ((15, 20) if level == "med" else (21, 28))
+    studies = {n: s for n, s in after["studies"].items() if s["world"] == "igsm"}
+    assert len(studies) == 2 + 5 + 5 - 1  # GPT2-12-12 per format, plus both size lists (size-1 holds 12-12 already)
+    main_study = studies[f"p21_{level}_pq"]
+    assert (main_study["model"]["depth"], main_study["model"]["width"], main_study["model"]["heads"]) == (12, 768, 12)
+    assert main_study["train"]["batch_size"] == IGSM_LEVELS[level]["train"]["batch_size"]
+    assert {(s["model"]["depth"], s["model"]["heads"]) for s in studies.values()} == {pair for size in SIZES.values() for pair in size}
+    assert {n for n, d in after["datasets"].items() if d["world"] == "cfg"} == \
+        {n for n, d in before["datasets"].items() if d["world"] == "cfg"}  # Part 1 untouched
+    params = read_params(path)
+    for stage, scope in SCOPE.items():
+        for name in entry_names(params, scope) if scope else [""]:
+            load_stage(stage, name, path)
+
+
+def test_igsm_paper_rejects_unknown_choices(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    with pytest.raises(SystemExit, match="unknown format"):
+        main(["igsm-med", "--params", str(path), "--formats", "pq,xx"])
+    with pytest.raises(SystemExit, match="size3"):
+        main(["igsm-med", "--params", str(path), "--depth-width", "size3"])
