@@ -72,7 +72,8 @@ class Param:
     deps: tuple[int, ...]     # predecessor parameters (indices into Problem.params; RNG excluded), in the
                               # order the sentence lists them / the formula uses them (sumprod: b1, B1, b2, B2, ...
                               # alternating `a's b_j` and `b_j's C`)
-    combine: Combine          # how the deps combine: const (no deps), copy (one), sum, diff (two), sumprod (abstract)
+    combine: Combine          # how the deps combine: const (no deps), copy (one), sum, diff (two); an abstract
+                              # parameter of the next layer down is copy/sum, a deeper one sumprod
     rng_op: Literal["add", "mul"] | None  # instance only: how the RNG constant enters (None: no RNG, or RNG only)
     const: int | None         # the RNG constant (instance parameters with the RNG as a predecessor)
     value: int                # 0..22
