@@ -159,19 +159,23 @@ class CfgEvaluateParams(Section):
 class IgsmGenerateParams(Section):
     max_op: int = Field(gt=0, description="largest op of training problems (iGSM-med 15, iGSM-hard 21)")
     max_edge: int = Field(ge=2, description="largest number of instance parameters / structure edges (med 20, hard 28)")
+    max_layers: int = Field(ge=2, le=4, description="category layers per problem drawn from 2..max_layers (paper: 4)")
+    max_items: int = Field(ge=2, le=4, description="items per layer drawn from 2..max_items (paper: 4)")
     fmt: Literal["pq", "qp"] = Field(description="question after (pq) or before (qp) the problem sentences")
     split_rule: Literal["paper", "code", "none"] = Field(
         description="template-hash split: paper = train buckets < 17, test >= 17; code = the released code's 0-15 / 16-22; none = no split")
     train_problems: int = Field(gt=0, description="training problems (op <= max_op, train buckets)")
-    eval_problems: int = Field(gt=0, description="problems in each eval set (test, opmax, ood, reask)")
+    eval_problems: int = Field(gt=0, description="problems in each eval set: test (held-out templates), opmax (op = max_op),"
+                               " ood (ood_ops), reask (op = max_op test problems asked about another parameter)")
     ood_ops: list[int] = Field(min_length=1, description="ops of the out-of-distribution eval set (each equally often)")
-    reask_op: int = Field(gt=0, description="op of the test problems whose query is re-asked (reask eval set)")
     workers: int = Field(ge=0, description="generator processes (0 = all cores); the output does not depend on it")
 
     @model_validator(mode="after")
     def _ops(self) -> IgsmGenerateParams:
         if any(op <= 0 for op in self.ood_ops):
             raise ValueError(f"ood_ops must be positive, got {self.ood_ops}")
+        if self.max_edge < (self.max_layers - 1) * self.max_items:
+            raise ValueError(f"max_edge {self.max_edge} is below (max_layers - 1) * max_items = {(self.max_layers - 1) * self.max_items}")
         return self
 
 

@@ -1,4 +1,9 @@
-"""World data to Parquet: `data/<study>/raw/{train,test}.parquet` plus what the judge needs.
+"""World data to Parquet: `data/<dataset>/raw/*.parquet` plus what the judge needs.
+
+iGSM (`generate_igsm`): train.parquet (op <= max_op, training templates) and one file per eval set —
+test.parquet (in-distribution, held-out templates), opmax.parquet (op = max_op), ood.parquet (the ood_ops),
+reask.parquet (test problems of op = max_op asked about another parameter); the columns are documented in
+physlm/worlds/igsm.py and the README. The rest of this docstring is the grammar world's.
 
 Grammar world columns (one row per sentence):
 - `index`      the example index; example i is sampled from its own RNG seeded by (seed, i)
@@ -18,6 +23,7 @@ both back as a `Language`: the judge, exact next-token distributions and vocabul
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +32,15 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from physlm.config import CfgGenerateParams, PerturbParams, RandomGrammarParams
+from physlm.config import CfgGenerateParams, IgsmGenerateParams, PerturbParams, RandomGrammarParams
 from physlm.errors import DataError
+from physlm.io import read_parquet
 from physlm.worlds.corrupt import perturb_sentences
 from physlm.worlds import cfg
 from physlm.worlds.cfg_dist import next_token_distributions
 from physlm.worlds.implicit import Bags, ImplicitJudge, emit_sentences, load_bags, make_bags, save_bags
+
+IGSM_EVAL_SETS = ("test", "opmax", "ood", "reask")  # written as <eval set>.parquet beside train.parquet
 
 CHUNK = 2000
 
@@ -132,3 +141,58 @@ def load_study_grammar(raw_dir: Path) -> cfg.Grammar:
     if not path.is_file():
         raise DataError(f"{path}: file not found (run the generate stage)")
     return cfg.parse_grammar(path.read_text(), str(path))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# iGSM (Part 2.1): train.parquet and one Parquet file per eval set, columns in physlm/worlds/igsm.py
+
+
+def igsm_spec(params: IgsmGenerateParams):
+    from physlm.worlds.igsm import IgsmSpec
+
+    return IgsmSpec(max_op=params.max_op, max_edge=params.max_edge, fmt=params.fmt, split_rule=params.split_rule,
+                    max_layers=params.max_layers, max_items=params.max_items)
+
+
+def generate_igsm(params: IgsmGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
+    """Write train.parquet (op <= max_op, training templates) and test/opmax/ood/reask.parquet."""
+    from physlm.worlds.igsm import generate_frame
+
+    spec = igsm_spec(params)
+    workers = params.workers or os.cpu_count() or 1
+    frames = {"train": generate_frame(spec, seed, params.train_problems, split="train", workers=workers)}
+    for eval_set in IGSM_EVAL_SETS:
+        frames[eval_set] = generate_frame(spec, seed, params.eval_problems, eval_set=eval_set, ood_ops=params.ood_ops,
+                                          workers=workers)
+    for name, frame in frames.items():
+        frame.write_parquet(out_dir / f"{name}.parquet", compression="zstd", statistics=False)
+    return {name: len(frame) for name, frame in frames.items()}
+
+
+def igsm_texts(path: Path) -> list[str]:
+    """The training text of every problem in an iGSM Parquet file (`physlm.text.igsm_sequence`)."""
+    from physlm.text import igsm_sequence
+
+    frame = read_parquet(path, ["problem", "solution", "answer"])
+    return [igsm_sequence(p, s, int(a)) for p, s, a in frame.iter_rows()]
+
+
+def igsm_vocabulary():
+    """The iGSM word vocabulary: built from the world's item and category names (package data), so it is the
+    same for every iGSM dataset."""
+    from physlm.text import igsm_vocab
+    from physlm.worlds.igsm import load_world
+
+    names = [name for c in load_world().categorizations for layer in c.layers
+             for name in (layer.category, *(item for _, items in layer.subcategories for item in items))]
+    return igsm_vocab(names)
+
+
+def load_igsm_problems(path: Path, limit: int | None = None) -> list:
+    """`Problem`s of an iGSM Parquet file (the first `limit` rows)."""
+    from physlm.worlds.igsm import FRAME_SCHEMA, problem_from_row
+
+    frame = read_parquet(path, list(FRAME_SCHEMA))
+    if limit is not None:
+        frame = frame.head(limit)
+    return [problem_from_row(row) for row in frame.iter_rows(named=True)]

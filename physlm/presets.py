@@ -107,10 +107,10 @@ def part1_paper(params: Any, *, grammars: Sequence[str] = GRAMMARS, variants: Se
 # layers, h heads, 64h wide. Recipes go into each study's overrides (not the shared sections), so Part 1's
 # preset and these can share one params.yaml.
 IGSM_LEVELS = {
-    "med": {"generate": {"max_op": 15, "max_edge": 20, "ood_ops": [20, 21, 22, 23], "reask_op": 15},
+    "med": {"generate": {"max_op": 15, "max_edge": 20, "max_layers": 4, "max_items": 4, "ood_ops": [20, 21, 22, 23]},
             "context": 768,
             "train": {"steps": 100_000, "batch_size": 512, "micro_batch_size": 32, "lr": 2.0e-3, "weight_decay": 0.05}},
-    "hard": {"generate": {"max_op": 21, "max_edge": 28, "ood_ops": [28, 29, 30, 31, 32], "reask_op": 21},
+    "hard": {"generate": {"max_op": 21, "max_edge": 28, "max_layers": 4, "max_items": 4, "ood_ops": [28, 29, 30, 31, 32]},
              "context": 1024,
              "train": {"steps": 200_000, "batch_size": 256, "micro_batch_size": 16, "lr": 2.0e-3, "weight_decay": 0.03}},
 }

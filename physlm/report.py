@@ -301,8 +301,10 @@ def _igsm_figures(found: dict[str, dict[str, Any]], out_dir: Path) -> None:
     for study, m in found.items():
         if m["evaluate"].get("accuracy_by_op"):
             plot_accuracy_by_op(m["evaluate"]["accuracy_by_op"], out_dir / f"igsm_{study}.png", title=f"{study}: full-solution accuracy by op")
-        if m["probe_rows"]:
-            plot_vprobes(m["probe_rows"], out_dir / f"vprobe_{study}.png")
+        if m["probe_rows"]:  # CSV cells are strings; numbers back to floats (empty = not defined)
+            rows = [{k: (v if k in ("model", "property") else (_float(v) if v != "" else float("nan"))) for k, v in r.items()}
+                    for r in m["probe_rows"]]
+            plot_vprobes(rows, out_dir / f"vprobe_{study}.png")
     plot_depth(found, out_dir / "igsm_depth.png")
 
 
@@ -327,8 +329,8 @@ def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
                   "| study | property | model | accuracy | on positives | on negatives | majority baseline |", "|---|---|---|---|---|---|---|"]
         for study, rows in probes:
             for r in rows:
-                lines.append(f"| {study} | {r['property']} | {r['model']} | {_fmt(_float(r.get('accuracy')))} | {_fmt(_float(r.get('pos_accuracy')))} | "
-                             f"{_fmt(_float(r.get('neg_accuracy')))} | {_fmt(_float(r.get('majority')))} |")
+                lines.append(f"| {study} | {r['property']} | {r['model']} | {_fmt(_float(r.get('accuracy')))} | {_fmt(_float(r.get('accuracy_pos')))} | "
+                             f"{_fmt(_float(r.get('accuracy_neg')))} | {_fmt(_float(r.get('majority')))} |")
     lines += ["", "Figures: `igsm_<study>.png` (accuracy by op per eval set and decoding), `vprobe_<study>.png`, "
               "`igsm_depth.png` (accuracy by depth at equal size, when a study matrix varies depth on one dataset).", ""]
     return "\n".join(lines)

@@ -5,6 +5,10 @@ the same shape gives the cut0 control. Also the KL to the grammar's exact next-t
 held-out sentences (trained and control), and the collision-based diversity of the cut0 samples against the
 grammar's own samples (whole strings, and per NT subtree at each level after a canonical parse), and (`evaluate.cfg.robust`) accuracy on corrupted prompts at several temperatures
 (physlm/robust.py).
+
+iGSM studies (physlm/evaluate_igsm.py): every eval set (test, opmax, ood, reask) solved greedily and by beam
+search, each solution judged whole; accuracy by op, answer-only accuracy, the judge's first-error reasons,
+and unnecessary parameters / operations per correct solution; a random-init control on the test set.
 """
 
 import numpy as np
@@ -22,6 +26,8 @@ from physlm.tracking import start_run
 
 
 def main(paths: Paths, cfg: EvaluateStage) -> None:
+    if cfg.world == "igsm":
+        return main_igsm(paths, cfg)
     e = cfg.evaluate
     language = load_language(paths.raw)
     grammar, judge = language.grammar, language.judge()
@@ -65,6 +71,40 @@ def main(paths: Paths, cfg: EvaluateStage) -> None:
     kl = f", KL {extra['kl']['trained']['mean']:.4f} (control {extra['kl']['control']['mean']:.3f})" if "kl" in extra else ""
     robust = "".join(f", corrupted {t}: repaired {v['repaired']:.3f}" for t, v in extra.get("robust", {}).items() if t.startswith("T"))
     print("evaluate@" + paths.study + ": " + ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()) + kl + robust)
+
+
+def main_igsm(paths: Paths, cfg: EvaluateStage) -> None:
+    from physlm.evaluate_igsm import accuracy_rows, score, solve, summarize
+    from physlm.generate import IGSM_EVAL_SETS, load_igsm_problems
+    from physlm.text import TextVocab
+
+    e = cfg.evaluate
+    device = pick_device()
+    model = load_model(paths.model, device)
+    vocab = TextVocab.load(paths.tokens / "tokenizer.json")
+    attempts, samples = [], {}
+    with start_run(paths.study, "evaluate", cfg.model_dump(), device=str(device)) as run:
+        for eval_set in IGSM_EVAL_SETS:
+            problems = load_igsm_problems(paths.raw / f"{eval_set}.parquet", e.problems)
+            for beams in e.beams:
+                decoding = "greedy" if beams == 1 else f"beam{beams}"
+                texts = solve(model, problems, vocab, beams=beams, batch_size=e.batch_size)
+                found = score(problems, texts, eval_set=eval_set, decoding=decoding)
+                attempts += found
+                samples[f"{eval_set}/{decoding}"] = [{"problem": p.problem, "generation": a.generation, "correct": a.correct,
+                                                      "error": a.error} for p, a in list(zip(problems, found))[:2]]
+        metrics = summarize(attempts)
+        if e.control:
+            control = random_model(model.cfg, cfg.seed + 1, device)
+            problems = load_igsm_problems(paths.raw / "test.parquet", e.problems)
+            texts = solve(control, problems, vocab, beams=1, batch_size=e.batch_size)
+            metrics["control"] = summarize(score(problems, texts, eval_set="test", decoding="greedy"))["test"]
+        metrics["samples"] = samples
+        metrics["accuracy_by_op"] = accuracy_rows({k: v for k, v in metrics.items() if k in IGSM_EVAL_SETS})
+        run.log_metrics({f"{s}_{d}": found["accuracy"] for s in IGSM_EVAL_SETS for d, found in metrics[s].items()})
+        write_json(paths.metrics / "evaluate.json", metrics)
+    print(f"evaluate@{paths.study}: " + ", ".join(f"{s}/{d} {found['accuracy']:.3f}" for s in IGSM_EVAL_SETS
+                                                  for d, found in metrics[s].items()))
 
 
 if __name__ == "__main__":

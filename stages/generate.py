@@ -1,15 +1,17 @@
-"""generate@STUDY: sample the study's world into data/STUDY/raw/ (Parquet, see physlm/generate.py)."""
+"""generate@DATASET: sample the dataset's world into data/DATASET/raw/ (Parquet, see physlm/generate.py)."""
 
 from physlm.cli import Paths, run_stage
 from physlm.config import GenerateStage
-from physlm.generate import generate_cfg, resolve_bags, resolve_grammar
+from physlm.generate import generate_cfg, generate_igsm, resolve_bags, resolve_grammar
 from physlm.io import atomic_path
 
 
 def main(paths: Paths, cfg: GenerateStage) -> None:
-    resolve_bags(cfg.generate, resolve_grammar(cfg.generate.grammar))  # fail on bad params before anything is written
+    if cfg.world == "cfg":
+        resolve_bags(cfg.generate, resolve_grammar(cfg.generate.grammar))  # fail on bad params before anything is written
+    write = generate_cfg if cfg.world == "cfg" else generate_igsm
     with atomic_path(paths.raw, is_dir=True) as tmp:
-        counts = generate_cfg(cfg.generate, cfg.seed, tmp)
+        counts = write(cfg.generate, cfg.seed, tmp)
     print(f"generate@{paths.study}: {counts} -> {paths.raw}")
 
 

@@ -9,6 +9,10 @@ Writes metrics/STUDY/probe.json (last-layer means and the gap to the control), m
 (one row per model, layer, target, level), and, with `probe.cfg.attention_sentences` > 0,
 metrics/STUDY/attention.json (summary), attention_distance.csv (mass by distance per layer and head) and
 attention_boundary.csv (NT-end to NT-end statistics; physlm/attention.py).
+
+iGSM studies: the V-probes of SPEC 2.4 (physlm/vprobe.py) on the trained model and a random-init control:
+one probe per property, trained on problems of the training split and scored on held-out templates; the
+attention outputs are written empty (the attention analysis is the grammar world's).
 """
 
 import shutil
@@ -33,6 +37,8 @@ from physlm.tracking import start_run
 
 
 def main(paths: Paths, cfg: ProbeStage) -> None:
+    if cfg.world == "igsm":
+        return main_igsm(paths, cfg)
     p = cfg.probe
     device = pick_device()
     model = load_model(paths.model, device)
@@ -74,14 +80,43 @@ def main(paths: Paths, cfg: ProbeStage) -> None:
         if p.attention_sentences:
             attention = _attention(model, tokens[: p.attention_sentences], boundaries[: p.attention_sentences], paths)
             metrics["attention"] = {k: v for k, v in attention.items() if k == "distance_share" or k.startswith("lift")}
-        else:  # the declared outputs still exist, empty
-            write_csv(paths.metrics / "attention_distance.csv", [])
-            write_csv(paths.metrics / "attention_boundary.csv", [])
-            write_json(paths.metrics / "attention.json", {"disabled": True})
+        else:
+            _no_attention(paths)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, dict)})
         write_csv(paths.metrics / "probe.csv", rows)
         write_json(paths.metrics / "probe.json", metrics)
     print(f"probe@{paths.study}: last layer {metrics['trained']}" + (f", control {metrics['control']}" if p.control else ""))
+
+
+def _no_attention(paths: Paths, why: str = "probe.cfg.attention_sentences is 0") -> None:
+    """The declared attention outputs, empty."""
+    write_csv(paths.metrics / "attention_distance.csv", [])
+    write_csv(paths.metrics / "attention_boundary.csv", [])
+    write_json(paths.metrics / "attention.json", {"disabled": True, "why": why})
+
+
+def main_igsm(paths: Paths, cfg: ProbeStage) -> None:
+    from physlm.generate import load_igsm_problems
+    from physlm.text import TextVocab
+    from physlm.vprobe import VProbeConfig, run_vprobes
+
+    p = cfg.probe
+    device = pick_device()
+    model = load_model(paths.model, device)
+    vocab = TextVocab.load(paths.tokens / "tokenizer.json")
+    train = load_igsm_problems(paths.raw / "train.parquet", p.train_problems)
+    test = load_igsm_problems(paths.raw / "test.parquet", p.test_problems)
+    models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
+    settings = VProbeConfig(properties=tuple(p.properties), picks=p.picks, rank=p.rank, steps=p.steps, batch_size=p.batch_size,
+                            lr=p.lr, weight_decay=p.weight_decay)
+    with start_run(paths.study, "probe", cfg.model_dump(), device=str(device)) as run:
+        rows, summary = run_vprobes(models, train, test, vocab, settings, cfg.seed)
+        run.log_metrics(summary)
+        write_csv(paths.metrics / "probe.csv", rows)
+        write_json(paths.metrics / "probe.json", summary)
+        _no_attention(paths, "the attention analysis is the grammar world's")
+    print(f"probe@{paths.study}: " + ", ".join(f"{r['property']}/{r['model']} {r['accuracy']:.3f} (majority {r['majority']:.3f})"
+                                              for r in rows))
 
 
 def _encoder(decoder_cfg, p, seed: int, paths: Paths, device) -> tuple[object, dict]:

@@ -264,6 +264,23 @@ def test_hyper_parameters_follow_the_spec() -> None:
                 assert abs(depth[d] / 3000 - w / sum(weights)) < 0.03
     with pytest.raises(ValueError, match="max_edge"):
         IgsmSpec(max_edge=8)
+    with pytest.raises(ValueError, match="max_items"):
+        IgsmSpec(max_items=5)
+
+
+def test_small_worlds_for_cpu_demos() -> None:
+    """max_layers / max_items shrink the structure graph (the demo's knob); the paper's stages still hold."""
+    spec = IgsmSpec(max_op=4, max_edge=6, max_layers=3, max_items=3)
+    seen_layers = Counter()
+    for i in range(150):
+        p = generate_problem(spec, 2, i)
+        assert 2 <= len(p.layers) <= 3 and p.op <= 4
+        assert len(p.sentences) <= 6
+        seen_layers[len(p.layers)] += 1
+        rng = random.Random(i)
+        h = sample_hyper(rng, spec, igsm.sample_op(rng, spec.max_op))
+        assert 2 <= h.w0 <= h.w1 <= 3 and 2 <= h.d <= 3
+    assert set(seen_layers) == {2, 3}
     with pytest.raises(ValueError, match="fmt"):
         IgsmSpec(fmt="qq")
 

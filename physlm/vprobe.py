@@ -1,0 +1,488 @@
+"""V-probing (Part 2.1, SPEC 2.4): does a frozen GPT trained on iGSM "know" properties of a problem's
+parameters before and while it writes the solution?
+
+Labels (pure functions of a `Problem`, no torch). The *whole* dependency graph has every parameter of
+`Problem.params` (every instance parameter of G_s and every abstract one) with an edge A -> B for each B in
+`A.deps` (instance deps as the problem states them, abstract deps as their definition sums them; the RNG is
+not a vertex). G_d's parameters, from which the probes draw A and B, are every instance parameter plus the
+abstract parameters that are necessary or that some G_d parameter depends on (closed under that rule, so
+every G_d parameter's predecessors are in G_d). After the first i solution sentences:
+- `nece(A)`: A is in the shortest solution (`Problem.necessary`);
+- `dep(A, B)`: B is an ancestor of A in the transitive closure of the whole graph;
+- `known(A)`: A is among the parameters of the first i sentences (`Problem.order[:i]`);
+- `value(A)`: A's value 0..22 if known, else class 23 (24-way);
+- `can_next(A)`: every predecessor of A is known and A itself is not. An already-known A is labelled 0:
+  "can be computed next" means a new sentence could define it, and the solution never defines a parameter
+  twice (the paper's code label only asks that all predecessors be computed; the two differ exactly on
+  known parameters, which `known` already probes). A may be unnecessary (then it is never known);
+- `nece_next(A)`: can_next(A) and nece(A).
+
+Probe inputs (SPEC 2.4 positions): `<bos> [PROB] prefix [START] A [END]` (dep: `... [START] A [MID] B [END]`)
+where the prefix is the problem text truncated at a sentence boundary:
+- nece: the whole problem (after the question when pq; after the last sentence when qp);
+- dep: the problem's sentences before the question when pq; the whole problem when qp (its end);
+- known, value, can_next, nece_next: the whole problem, `[SOL]`, then the first i solution sentences, i
+  uniform over 0..len (i = 0 ends at `[SOL]`, the sequence's state before the first sentence).
+Per problem and property at most `picks` distinct (position, A[, B]) picks, uniform over the product space,
+from a generator seeded by (seed, property, problem index).
+
+The probe (one per property and model): a deep copy of the model, frozen and in eval mode (dropout off),
+whose `wte` is replaced by `LowRankEmbedding` (E + U V, U zero-initialised, so the probe starts as the
+original model), and a linear head on the last block's output after the final LayerNorm (what the LM head
+reads) at the last real token ([END]). Batches are right-padded; causal attention keeps padding out, and the
+head gathers each row's last real token. AdamW, no warmup, linear decay to 0. Scored on examples from
+held-out problems against the majority class of the training labels; `run_vprobes` runs every property on
+every model it is given (the trained model and the random-init control).
+
+tests/test_vprobe.py checks the labels on a hand-built problem against hand-derived values, the prompt
+layout per property, that the update starts at zero and trains only U, V and the head (the base weights and
+the caller's model untouched), causality and padding invariance of the logits, that the probe learns a
+token-identity label far above majority, and the majority baseline against a hand count.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from physlm.errors import DataError
+from physlm.model import GPT
+from physlm.text import END, MID, PROB, SOL, START, TextVocab
+from physlm.worlds.igsm_types import MOD, Problem
+
+PROPERTIES = ("nece", "dep", "known", "value", "can_next", "nece_next")
+SOLUTION_PROPERTIES = ("known", "value", "can_next", "nece_next")  # probed inside the solution
+UNKNOWN = MOD  # value class of a parameter not computed yet
+PAD = 0  # padding id: any id works, causal attention and the last-token gather keep it out
+
+
+def classes(prop: str) -> int:
+    """Number of classes of a property: 24 for value, else 2."""
+    return MOD + 1 if prop == "value" else 2
+
+
+# ---------------------------------------------------------------------------------------------- labels
+
+
+def ancestors(problem: Problem) -> tuple[frozenset[int], ...]:
+    """Transitive closure of the whole dependency graph: per parameter, every parameter it depends on."""
+    params = problem.params
+    done: dict[int, frozenset[int]] = {}
+
+    def visit(a: int, path: frozenset[int]) -> frozenset[int]:
+        if a in path:
+            raise DataError(f"dependency cycle through parameter {a} ({params[a].name!r})")
+        if a not in done:
+            out: set[int] = set()
+            for b in params[a].deps:
+                if not 0 <= b < len(params):
+                    raise DataError(f"parameter {params[a].name!r} depends on index {b}, outside 0..{len(params) - 1}")
+                out |= {b} | visit(b, path | {a})
+            done[a] = frozenset(out)
+        return done[a]
+
+    return tuple(visit(a, frozenset()) for a in range(len(params)))
+
+
+def gd_params(problem: Problem) -> tuple[int, ...]:
+    """G_d's parameters in index order: every instance parameter, every necessary one, and (repeatedly) every
+    parameter that one of them depends on."""
+    members = {a for a, p in enumerate(problem.params) if not p.abstract} | set(problem.necessary)
+    frontier = list(members)
+    while frontier:
+        for b in problem.params[frontier.pop()].deps:
+            if b not in members:
+                members.add(b)
+                frontier.append(b)
+    return tuple(sorted(members))
+
+
+def nece(problem: Problem, a: int) -> int:
+    return int(a in problem.necessary)
+
+
+def dep(closure: Sequence[frozenset[int]], a: int, b: int) -> int:
+    return int(b in closure[a])
+
+
+def known(problem: Problem, i: int, a: int) -> int:
+    return int(a in problem.order[:i])
+
+
+def value(problem: Problem, i: int, a: int) -> int:
+    return problem.params[a].value if known(problem, i, a) else UNKNOWN
+
+
+def can_next(problem: Problem, i: int, a: int) -> int:
+    done = set(problem.order[:i])
+    return int(a not in done and all(b in done for b in problem.params[a].deps))
+
+
+def nece_next(problem: Problem, i: int, a: int) -> int:
+    return can_next(problem, i, a) * nece(problem, a)
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One probed (position, parameter[, parameter]): position = solution sentences in the prefix."""
+
+    position: int
+    a: int
+    b: int | None = None
+
+
+def label(problem: Problem, closure: Sequence[frozenset[int]], prop: str, pick: Pick) -> int:
+    """The class of `prop` at `pick`."""
+    if prop == "nece":
+        return nece(problem, pick.a)
+    if prop == "dep":
+        return dep(closure, pick.a, pick.b)
+    fn = {"known": known, "value": value, "can_next": can_next, "nece_next": nece_next}[prop]
+    return fn(problem, pick.position, pick.a)
+
+
+def draw_picks(problem: Problem, prop: str, gd: Sequence[int], rng: np.random.Generator, picks: int) -> list[Pick]:
+    """Up to `picks` distinct picks, uniform over positions x G_d (x G_d minus A for dep)."""
+    n, positions = len(gd), len(problem.order) + 1 if prop in SOLUTION_PROPERTIES else 1
+    others = n - 1 if prop == "dep" else 1
+    total = positions * n * others
+    chosen = rng.choice(total, size=min(picks, total), replace=False) if total else []
+    out = []
+    for k in map(int, chosen):
+        position, rest = divmod(k, n * others)
+        a, j = divmod(rest, others)
+        b = (j if j < a else j + 1) if prop == "dep" else None
+        out.append(Pick(position, gd[a], None if b is None else gd[b]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- prompts
+
+
+def problem_sentences_text(problem: Problem) -> str:
+    """The problem text up to the end of its last sentence (pq: without the trailing question)."""
+    tail = " " + problem.question
+    if problem.fmt == "pq":
+        if not problem.problem.endswith(tail):
+            raise DataError(f"pq problem text does not end with its question {problem.question!r}")
+        return problem.problem[: -len(tail)]
+    if not problem.problem.startswith(problem.question + " "):
+        raise DataError(f"qp problem text does not start with its question {problem.question!r}")
+    return problem.problem
+
+
+def solution_sentences(problem: Problem) -> list[str]:
+    """The solution cut into its sentences, one per parameter of `Problem.order`."""
+    sentences = re.split(r"(?<=\.) (?=Define )", problem.solution.strip())
+    if len(sentences) != len(problem.order):
+        raise DataError(f"solution has {len(sentences)} sentences, its order lists {len(problem.order)} parameters")
+    return sentences
+
+
+def prefix_text(problem: Problem, prop: str, position: int) -> str:
+    """The truncated text a probe of `prop` reads (see the module docstring)."""
+    if prop == "dep":
+        return problem_sentences_text(problem)
+    if prop == "nece":
+        return problem.problem
+    return " ".join([problem.problem, SOL, *solution_sentences(problem)[:position]])
+
+
+def prompt_text(prefix: str, a: str, b: str | None = None) -> str:
+    """`[PROB] prefix [START] A [END]`, or `... [START] A [MID] B [END]` (the caller adds <bos>)."""
+    query = f"{START} {a} {END}" if b is None else f"{START} {a} {MID} {b} {END}"
+    return f"{PROB} {prefix} {query}"
+
+
+@dataclass(frozen=True)
+class VExample:
+    """One probe input and its label."""
+
+    tokens: tuple[int, ...]  # <bos> [PROB] prefix [START] A ([MID] B) [END]
+    label: int
+    problem: int  # index of the problem it came from
+    position: int  # solution sentences in the prefix (0 for nece, dep)
+
+
+def probe_examples(
+    problems: Sequence[Problem],
+    vocab: TextVocab,
+    prop: str,
+    *,
+    picks: int,
+    seed: int,
+    max_tokens: int,
+    first_index: int = 0,
+) -> list[VExample]:
+    """The examples of `prop` from `problems` (indices first_index, first_index + 1, ...); inputs longer
+    than max_tokens are skipped."""
+    if prop not in PROPERTIES:
+        raise ValueError(f"unknown V-probe property {prop!r}; known: {', '.join(PROPERTIES)}")
+    out: list[VExample] = []
+    for index, problem in enumerate(problems, start=first_index):
+        closure, names = ancestors(problem), [p.name for p in problem.params]
+        rng = np.random.default_rng([seed, PROPERTIES.index(prop), index])
+        for pick in draw_picks(problem, prop, gd_params(problem), rng, picks):
+            b = None if pick.b is None else names[pick.b]
+            text = prompt_text(prefix_text(problem, prop, pick.position), names[pick.a], b)
+            tokens = (vocab.bos_id, *vocab.encode(text))
+            if len(tokens) <= max_tokens:
+                out.append(VExample(tokens, label(problem, closure, prop, pick), index, pick.position))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the probe
+
+
+class LowRankEmbedding(nn.Module):
+    """A frozen embedding E plus a trainable rank-r update: rows of E + U V, U [vocab, r] zero-initialised,
+    V [r, width] ~ N(0, 1/r)."""
+
+    def __init__(self, base: nn.Embedding, rank: int, generator: torch.Generator):
+        super().__init__()
+        vocab, width = base.weight.shape
+        self.base = base.requires_grad_(False)
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.u = nn.Parameter(torch.zeros(vocab, rank, **like))
+        self.v = nn.Parameter((torch.randn(rank, width, generator=generator) / math.sqrt(rank)).to(**like))
+
+    def delta(self) -> Tensor:
+        """The update U V [vocab, width]."""
+        return self.u @ self.v
+
+    def forward(self, idx: Tensor) -> Tensor:
+        return self.base(idx) + F.embedding(idx, self.u) @ self.v
+
+
+class VProbe(nn.Module):
+    """A frozen copy of a GPT with a low-rank embedding update, and a linear head on its last state."""
+
+    def __init__(self, model: GPT, num_classes: int, rank: int, seed: int):
+        super().__init__()
+        frozen = copy.deepcopy(model).requires_grad_(False).eval()
+        frozen.wte = LowRankEmbedding(frozen.wte, rank, torch.Generator().manual_seed(seed))
+        self.model = frozen
+        self.head = nn.Linear(model.cfg.width, num_classes, device=model.wte.weight.device)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def train(self, mode: bool = True) -> VProbe:
+        """Only the head may change mode; the frozen model stays in eval (dropout off)."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def forward(self, idx: Tensor, lengths: Tensor) -> Tensor:
+        """Logits [B, classes] at each row's last real token (idx [B, T] right-padded, lengths [B])."""
+        last = self.model.hidden_states(idx)[-1]
+        state = last[torch.arange(idx.size(0), device=idx.device), lengths - 1]
+        return self.head(self.model.ln_f(state))
+
+
+def batch_tensors(examples: Sequence[VExample], device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """(ids [B, longest] right-padded with PAD, lengths [B])."""
+    lengths = torch.tensor([len(e.tokens) for e in examples])
+    idx = torch.full((len(examples), int(lengths.max())), PAD, dtype=torch.long)
+    for row, e in enumerate(examples):
+        idx[row, : len(e.tokens)] = torch.tensor(e.tokens)
+    return idx.to(device), lengths.to(device)
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, steps: int, rng: np.random.Generator,
+                   pool: int = 8) -> list[np.ndarray]:
+    """`steps` batches of row indices. Each epoch walks a fresh permutation (its last incomplete batch
+    dropped), cut into pools of `pool` batches; each pool is sorted by length and cut into batches, and the
+    epoch's batches are shuffled. Every row is seen once per epoch, and a batch holds rows of similar
+    length, so right-padding costs little."""
+    n, out = len(lengths), []
+    size = min(batch_size, n)
+    while len(out) < steps:
+        perm = rng.permutation(n)[: n - n % size]
+        epoch = []
+        for start in range(0, len(perm), pool * size):
+            chunk = perm[start : start + pool * size]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            epoch += [chunk[k : k + size] for k in range(0, len(chunk), size)]
+        out += [epoch[k] for k in rng.permutation(len(epoch))]
+    return out[:steps]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    probe: VProbe
+    loss: float  # mean training loss over the last tenth of the steps
+
+
+def fit_vprobe(
+    model: GPT,
+    examples: Sequence[VExample],
+    num_classes: int,
+    *,
+    rank: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    desc: str = "vprobe",
+) -> FitResult:
+    """Train one probe on `examples`: AdamW on U, V and the head, linear decay from lr to 0, batches from
+    `length_batches` seeded by `seed`. The caller's model is not modified."""
+    probe = VProbe(model, num_classes, rank, seed)
+    trainable = [p for p in probe.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / steps)
+    device = model.wte.weight.device
+    labels = torch.tensor([e.label for e in examples], device=device)
+    lengths = np.array([len(e.tokens) for e in examples])
+    losses = []
+    batches = length_batches(lengths, batch_size, steps, np.random.default_rng(seed))
+    for rows in tqdm(batches, desc=desc, mininterval=1.0, leave=False):
+        idx, last = batch_tensors([examples[r] for r in rows], device)
+        loss = F.cross_entropy(probe(idx, last).float(), labels[torch.as_tensor(rows, device=device)])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return FitResult(probe, float(np.mean(losses[-max(1, steps // 10):])))
+
+
+@torch.no_grad()
+def predict(probe: VProbe, examples: Sequence[VExample], batch_size: int) -> np.ndarray:
+    """Predicted classes of the examples, in order (batched by length, so with little padding)."""
+    device = probe.head.weight.device
+    order = np.argsort([len(e.tokens) for e in examples], kind="stable")
+    out = np.empty(len(examples), dtype=np.int64)
+    for start in range(0, len(examples), batch_size):
+        rows = order[start : start + batch_size]
+        idx, lengths = batch_tensors([examples[r] for r in rows], device)
+        out[rows] = probe(idx, lengths).argmax(-1).cpu().numpy()
+    return out
+
+
+def score(pred: np.ndarray, truth: np.ndarray, train_labels: np.ndarray, num_classes: int) -> dict:
+    """Accuracy, the majority baseline (the training labels' majority class on the test labels) and, for
+    binary properties, accuracy on the positive and the negative test examples (NaN when there are none)."""
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    majority_class = int(np.bincount(train_labels, minlength=num_classes).argmax())
+    row = {"accuracy": float((pred == truth).mean()), "majority": float((truth == majority_class).mean()),
+           "majority_class": majority_class, "n_test": int(len(truth)), "n_train": int(len(train_labels))}
+    if num_classes == 2:
+        for name, cls in (("pos", 1), ("neg", 0)):
+            mask = truth == cls
+            row[f"accuracy_{name}"] = float((pred[mask] == cls).mean()) if mask.any() else float("nan")
+            row[f"n_{name}"] = int(mask.sum())
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+@dataclass(frozen=True)
+class VProbeConfig:
+    properties: tuple[str, ...] = PROPERTIES  # which properties to probe
+    picks: int = 10  # (position, parameter) picks per problem and property
+    rank: int = 8  # rank of the embedding update
+    steps: int = 100  # optimiser steps per probe
+    batch_size: int = 32  # examples per step (and per evaluation batch)
+    lr: float = 2.0e-3  # AdamW peak LR, linear decay to 0, no warmup
+    weight_decay: float = 0.01
+    max_tokens: int | None = None  # longest probe input kept (None: the smallest model context); longer skipped
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.properties if p not in PROPERTIES]
+        if unknown or not self.properties:
+            raise ValueError(f"VProbeConfig.properties: unknown {unknown} (known: {', '.join(PROPERTIES)})")
+        for name in ("picks", "rank", "steps", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"VProbeConfig.{name}: must be positive, got {getattr(self, name)}")
+        if self.max_tokens is not None and self.max_tokens <= 0:
+            raise ValueError(f"VProbeConfig.max_tokens: must be positive, got {self.max_tokens}")
+
+
+def run_vprobes(
+    models: Mapping[str, GPT],
+    train_problems: Sequence[Problem],
+    test_problems: Sequence[Problem],
+    vocab: TextVocab,
+    cfg: VProbeConfig,
+    seed: int,
+) -> tuple[list[dict], dict[str, float]]:
+    """Fit and score one probe per (property, model) on the same examples; rows as `score` plus model,
+    property, classes and train_loss; summary as `summarize`."""
+    limit = min([m.cfg.context for m in models.values()] + ([cfg.max_tokens] if cfg.max_tokens else []))
+    rows: list[dict] = []
+    for prop in cfg.properties:
+        common = {"picks": cfg.picks, "seed": seed, "max_tokens": limit}
+        train = probe_examples(train_problems, vocab, prop, **common)
+        test = probe_examples(test_problems, vocab, prop, first_index=len(train_problems), **common)
+        if not train or not test:
+            raise ValueError(f"V-probe {prop}: {len(train)} training and {len(test)} test examples fit in {limit} tokens")
+        train_labels = np.array([e.label for e in train])
+        probe_seed = int(np.random.SeedSequence([seed, PROPERTIES.index(prop)]).generate_state(1)[0])
+        for name, model in models.items():
+            fit = fit_vprobe(model, train, classes(prop), rank=cfg.rank, steps=cfg.steps, batch_size=cfg.batch_size,
+                             lr=cfg.lr, weight_decay=cfg.weight_decay, seed=probe_seed, desc=f"vprobe {prop}/{name}")
+            pred = predict(fit.probe, test, cfg.batch_size)
+            truth = np.array([e.label for e in test])
+            rows.append({"model": name, "property": prop, "classes": classes(prop), "train_loss": fit.loss,
+                         **score(pred, truth, train_labels, classes(prop))})
+    return rows, summarize(rows)
+
+
+def summarize(rows: Sequence[dict]) -> dict[str, float]:
+    """Flat metrics: `{prop}_{model}` accuracy (and `_pos` / `_neg` where defined), `{prop}_majority`."""
+    out: dict[str, float] = {}
+    for r in rows:
+        key = f"{r['property']}_{r['model']}"
+        out[key] = r["accuracy"]
+        for part in ("pos", "neg"):
+            if not math.isnan(r.get(f"accuracy_{part}", math.nan)):
+                out[f"{key}_{part}"] = r[f"accuracy_{part}"]
+        out[f"{r['property']}_majority"] = r["majority"]
+    return out
+
+
+def plot_vprobes(rows: Sequence[dict], path: str | Path) -> None:
+    """One panel per property: accuracy of each model's probe (all / positives / negatives for binary
+    properties), the majority baseline as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    props = [p for p in PROPERTIES if any(r["property"] == p for r in rows)]
+    cols = min(len(props), 3)
+    fig, axes = plt.subplots(-(-len(props) // cols), cols, figsize=(3.6 * cols, 3.0 * -(-len(props) // cols)),
+                             squeeze=False, layout="constrained")
+    for ax, prop in zip(axes.flat, props):
+        mine = [r for r in rows if r["property"] == prop]
+        parts = ("accuracy", "accuracy_pos", "accuracy_neg") if classes(prop) == 2 else ("accuracy",)
+        width = 0.8 / len(parts)
+        for k, part in enumerate(parts):
+            heights = [r.get(part, math.nan) for r in mine]
+            ax.bar(np.arange(len(mine)) + (k - (len(parts) - 1) / 2) * width, heights, width, color=f"C{k}",
+                   label=("all", "positives", "negatives")[k])
+        ax.axhline(mine[0]["majority"], color="k", linestyle="--", linewidth=1, label="majority")
+        ax.set_xticks(range(len(mine)), [r["model"] for r in mine])
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{prop} (n={mine[0]['n_test']})", fontsize=10)
+    for ax in axes.flat[len(props):]:
+        ax.axis("off")
+    binary = next((a for a, p in zip(axes.flat, props) if classes(p) == 2), axes.flat[0])
+    fig.legend(*binary.get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=8)
+    fig.supylabel("held-out accuracy", fontsize=9)
+    fig.suptitle("V-probes on the last layer: trained model vs random-init control vs majority", fontsize=10)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

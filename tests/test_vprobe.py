@@ -1,0 +1,350 @@
+"""V-probes (physlm.vprobe): labels of a hand-built iGSM problem against values derived by hand, the prompt
+layout per property, the low-rank embedding update (starts at zero, trains only U, V and the head, leaves
+the caller's model alone), causality and padding invariance, that a probe learns a token-identity label
+far above majority, the majority baseline against a hand count, and the whole driver on small problems."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from physlm.model import GPT, GPTConfig
+from physlm.text import igsm_vocab
+from physlm.vprobe import (
+    PROPERTIES,
+    UNKNOWN,
+    LowRankEmbedding,
+    Pick,
+    VExample,
+    VProbe,
+    VProbeConfig,
+    ancestors,
+    batch_tensors,
+    can_next,
+    dep,
+    draw_picks,
+    fit_vprobe,
+    gd_params,
+    known,
+    label,
+    length_batches,
+    nece,
+    nece_next,
+    plot_vprobes,
+    predict,
+    probe_examples,
+    problem_sentences_text,
+    run_vprobes,
+    score,
+    solution_sentences,
+    value,
+)
+from physlm.worlds.igsm_types import Param, Problem
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# A d = 3 world: Oak Park -> {Lion, Wolf}; Lion -> Rib; Wolf -> Skull (categories Animal, Bone).
+NAMES = ["Oak Park", "Lion", "Wolf", "Rib", "Skull", "Animal", "Bone"]
+PARAMS = (
+    Param("Lion's Rib", False, (), "const", None, 4, 4),                        # 0 = 4
+    Param("Oak Park's Lion", False, (0,), "copy", "mul", 2, 8),                 # 1 = 2 * p0
+    Param("Wolf's Skull", False, (5,), "copy", None, None, 4),                   # 2 = p5 (abstract)
+    Param("Oak Park's Wolf", False, (0, 1), "sum", None, None, 12),              # 3 = p0 + p1
+    Param("Oak Park's Animal", True, (1, 3), "sum", None, None, 20),             # 4 = p1 + p3 (query)
+    Param("Lion's Bone", True, (0,), "sum", None, None, 4),                      # 5 = p0
+    Param("Wolf's Bone", True, (2,), "sum", None, None, 4),                      # 6 = p2
+    Param("Oak Park's Bone", True, (1, 5, 3, 6), "sumprod", None, None, 11),     # 7 = p1 p5 + p3 p6
+)
+SENTENCES = {
+    0: "The number of each Lion's Rib equals 4.",
+    1: "The number of each Oak Park's Lion equals 2 times as much as each Lion's Rib.",
+    2: "The number of each Wolf's Skull equals each Lion's Bone.",
+    3: "The number of each Oak Park's Wolf equals the sum of each Lion's Rib and each Oak Park's Lion.",
+}
+QUESTION = "How many Animal does Oak Park have?"
+SOLUTION = ["Define Lion's Rib as x; so x = 4.", "Define Oak Park's Lion as p; so p = 2 * x = 2 * 4 = 8.",
+            "Define Oak Park's Wolf as Q; so Q = x + p = 4 + 8 = 12.",
+            "Define Oak Park's Animal as B; so B = p + Q = 8 + 12 = 20."]
+ORDER = (2, 0, 3, 1)
+BODY = " ".join(SENTENCES[k] for k in ORDER)
+
+
+def hand_problem(fmt: str = "pq") -> Problem:
+    text = f"{BODY} {QUESTION}" if fmt == "pq" else f"{QUESTION} {BODY}"
+    return Problem(params=PARAMS, sentences=ORDER, query=4, necessary=frozenset({0, 1, 3, 4}), order=(0, 1, 3, 4),
+                   fmt=fmt, problem=text, question=QUESTION, solution=" ".join(SOLUTION), answer=20, op=4,
+                   categorization=0, layers=(0, 1, 2), bucket=0)
+
+
+VOCAB = igsm_vocab(NAMES)
+
+
+def tiny_gpt(seed: int = 0, context: int = 160, depth: int = 1, width: int = 32) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=VOCAB.size, context=context, depth=depth, width=width, heads=2))
+
+
+# ---------------------------------------------------------------------------------------------- labels
+
+
+def test_graph_labels_by_hand() -> None:
+    p = hand_problem()
+    closure = ancestors(p)
+    assert closure == (frozenset(), frozenset({0}), frozenset({5, 0}), frozenset({0, 1}),
+                       frozenset({0, 1, 3}), frozenset({0}), frozenset({0, 2, 5}), frozenset({0, 1, 2, 3, 5, 6}))
+    # instances 0..3, the necessary abstract 4, and 5 (Wolf's Skull depends on it); 6 and 7 are not in G_d
+    assert gd_params(p) == (0, 1, 2, 3, 4, 5)
+    assert [nece(p, a) for a in range(8)] == [1, 1, 0, 1, 1, 0, 0, 0]
+    assert label(p, closure, "dep", Pick(0, 2, 0)) == 1  # through the abstract Lion's Bone
+    assert label(p, closure, "dep", Pick(0, 0, 2)) == 0
+    assert label(p, closure, "dep", Pick(0, 4, 2)) == 0
+    assert label(p, closure, "dep", Pick(0, 4, 0)) == 1
+
+
+def test_solution_labels_by_hand() -> None:
+    p = hand_problem()
+    gd = range(6)
+    table = {  # i -> (known, can_next, nece_next) over parameters 0..5
+        0: ([0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]),
+        1: ([1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 1], [0, 1, 0, 0, 0, 0]),
+        2: ([1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 0, 1], [0, 0, 0, 1, 0, 0]),
+        3: ([1, 1, 0, 1, 0, 0], [0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 0]),
+        4: ([1, 1, 0, 1, 1, 0], [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0]),
+    }
+    for i, (kn, cn, nn) in table.items():
+        assert [known(p, i, a) for a in gd] == kn
+        assert [can_next(p, i, a) for a in gd] == cn
+        assert [nece_next(p, i, a) for a in gd] == nn
+    assert [value(p, 2, a) for a in gd] == [4, 8, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN]
+    assert [value(p, 4, a) for a in gd] == [4, 8, UNKNOWN, 12, 20, UNKNOWN]
+
+
+def test_picks_are_distinct_uniform_and_seeded() -> None:
+    p, gd = hand_problem(), gd_params(hand_problem())
+    every = draw_picks(p, "dep", gd, np.random.default_rng(0), 1000)
+    assert len(every) == 30 and len(set(every)) == 30 and all(k.a != k.b for k in every)
+    assert {(k.a, k.b) for k in every} == {(a, b) for a in gd for b in gd if a != b}
+    solution = draw_picks(p, "known", gd, np.random.default_rng(0), 1000)
+    assert {(k.position, k.a) for k in solution} == {(i, a) for i in range(5) for a in gd}
+    assert len(draw_picks(p, "nece", gd, np.random.default_rng(0), 4)) == 4
+    twice = [draw_picks(p, "value", gd, np.random.default_rng(3), 10) for _ in range(2)]
+    assert twice[0] == twice[1]
+
+
+def test_length_batches_cover_each_epoch_with_little_padding() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 300, size=100)
+    batches = length_batches(lengths, 8, 24, np.random.default_rng(1))
+    assert len(batches) == 24 and all(len(b) == 8 for b in batches)
+    first = np.concatenate(batches[:12])  # one epoch: 12 full batches of the 100 rows, 4 dropped
+    assert len(set(first.tolist())) == 96
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 0.5 * np.mean([np.ptp(lengths[rng.choice(100, 8, replace=False)]) for _ in range(200)])
+    assert all(np.array_equal(a, b) for a, b in zip(batches, length_batches(lengths, 8, 24, np.random.default_rng(1))))
+    assert [len(b) for b in length_batches(lengths[:5], 8, 3, rng)] == [5, 5, 5]
+
+
+# ---------------------------------------------------------------------------------------------- prompts
+
+
+@pytest.mark.parametrize("fmt", ["pq", "qp"])
+def test_prompt_layout_and_labels_of_examples(fmt: str) -> None:
+    """Every example of every property decodes to the SPEC layout at a sentence boundary, and its label
+    is the hand label of the parameter(s) it names."""
+    p = hand_problem(fmt)
+    index = {q.name: k for k, q in enumerate(PARAMS)}
+    problem_end = {"nece": p.problem, "dep": BODY if fmt == "pq" else p.problem}
+    for prop in PROPERTIES:
+        examples = probe_examples([p], VOCAB, prop, picks=10, seed=1, max_tokens=1000)
+        assert len(examples) == (6 if prop == "nece" else 10)  # nece: one position x 6 parameters
+        for e in examples:
+            text = VOCAB.decode(e.tokens)
+            prefix = problem_end.get(prop) or " ".join([p.problem, "[SOL]", *SOLUTION[: e.position]])
+            if prop == "dep":
+                m = re.fullmatch(re.escape(f"<bos> [PROB] {prefix} [START] ") + r"(.+) \[MID\] (.+) \[END\]", text)
+                a, b = index[m[1]], index[m[2]]
+                assert e.label == int(b in ancestors(p)[a]) and a != b
+            else:
+                m = re.fullmatch(re.escape(f"<bos> [PROB] {prefix} [START] ") + r"(.+) \[END\]", text)
+                assert m, text
+                assert e.label == label(p, ancestors(p), prop, Pick(e.position, index[m[1]]))
+            assert e.position == 0 or prop in ("known", "value", "can_next", "nece_next")
+
+
+def test_long_examples_are_skipped() -> None:
+    p = hand_problem()
+    full = probe_examples([p], VOCAB, "nece", picks=10, seed=0, max_tokens=1000)
+    limit = min(len(e.tokens) for e in full)
+    kept = probe_examples([p], VOCAB, "nece", picks=10, seed=0, max_tokens=limit)
+    assert 0 < len(kept) < len(full) and all(len(e.tokens) <= limit for e in kept)
+
+
+# ---------------------------------------------------------------------------------------------- the probe
+
+
+def _examples(n: int, seed: int) -> list[VExample]:
+    """Random word sequences; label = whether the token `Lion` appears in them (about 40% do)."""
+    rng = np.random.default_rng(seed)
+    words = [VOCAB.id(w) for w in ("Lion", "Wolf", "Rib", "Skull", "Oak", "Park", "Bone", "Animal", "4", "7")]
+    out = []
+    for _ in range(n):
+        w = [words[k] for k in rng.integers(0, len(words), size=int(rng.integers(3, 9)))]
+        tokens = (VOCAB.bos_id, VOCAB.id("[PROB]"), *w, VOCAB.id("[START]"), words[int(rng.integers(1, 10))],
+                  VOCAB.id("[END]"))
+        out.append(VExample(tokens, int(words[0] in w), 0, 0))
+    return out
+
+
+def test_update_starts_at_zero_and_trains_only_the_update_and_head() -> None:
+    model = tiny_gpt()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    requires = {k: p.requires_grad for k, p in model.named_parameters()}
+    probe = VProbe(model, 2, rank=4, seed=0)
+    wte = probe.model.wte
+    assert isinstance(wte, LowRankEmbedding) and torch.equal(wte.delta(), torch.zeros_like(wte.delta()))
+    idx = torch.randint(0, VOCAB.size, (3, 7))
+    assert torch.equal(wte(idx), model.wte(idx))
+    assert torch.allclose(probe.model.hidden_states(idx), model.hidden_states(idx))
+    trainable = {k for k, p in probe.named_parameters() if p.requires_grad}
+    assert trainable == {"model.wte.u", "model.wte.v", "head.weight", "head.bias"}
+
+    fit = fit_vprobe(model, _examples(64, 0), 2, rank=4, steps=5, batch_size=8, lr=2e-3, weight_decay=0.01, seed=0)
+    wte = fit.probe.model.wte
+    assert torch.equal(wte.base.weight, before["wte.weight"])
+    assert wte.delta().abs().max() > 0
+    assert torch.allclose(wte(idx), model.wte(idx) + wte.delta()[idx], atol=1e-6)
+    frozen = {k.removeprefix("model."): v for k, v in fit.probe.state_dict().items() if not k.startswith("head.")}
+    for k, v in before.items():  # the caller's model and the probe's frozen copy keep every base weight
+        assert torch.equal(model.state_dict()[k], v), k
+        assert torch.equal(frozen[k.replace("wte.", "wte.base.")], v), k
+    assert {k: p.requires_grad for k, p in model.named_parameters()} == requires
+    assert not fit.probe.model.training
+
+
+def test_logits_are_causal_and_padding_free() -> None:
+    model = tiny_gpt(depth=2)
+    fit = fit_vprobe(model, _examples(64, 0), 2, rank=4, steps=5, batch_size=8, lr=2e-2, weight_decay=0.01, seed=0)
+    probe, examples = fit.probe, _examples(6, 1)
+    with torch.no_grad():
+        alone = torch.cat([probe(*batch_tensors([e], "cpu")) for e in examples])
+        idx, lengths = batch_tensors(examples, "cpu")
+        assert (lengths < idx.size(1)).any()
+        assert torch.allclose(probe(idx, lengths), alone, atol=1e-5)
+        noise = idx.clone()
+        after = torch.arange(idx.size(1))[None, :] >= lengths[:, None]
+        noise[after] = torch.randint(2, VOCAB.size, (int(after.sum()),))
+        assert torch.allclose(probe(noise, lengths), alone, atol=1e-5)
+        changed = idx.clone()
+        changed[:, 2] = VOCAB.id("Bone")
+        assert not torch.allclose(probe(changed, lengths), probe(idx, lengths))
+
+
+def test_probe_learns_a_token_identity_label() -> None:
+    train, test = _examples(2000, 0), _examples(400, 1)
+    fit = fit_vprobe(tiny_gpt(), train, 2, rank=8, steps=200, batch_size=32, lr=2e-3, weight_decay=0.01, seed=0)
+    truth = np.array([e.label for e in test])
+    row = score(predict(fit.probe, test, 64), truth, np.array([e.label for e in train]), 2)
+    assert row["accuracy"] > row["majority"] + 0.25
+    assert row["accuracy_pos"] > 0.7 and row["accuracy_neg"] > 0.7
+
+
+def test_score_by_hand() -> None:
+    train = np.array([1, 1, 0, 1, 0])  # majority class 1
+    truth = np.array([0, 0, 1, 0, 1, 1])
+    pred = np.array([0, 1, 1, 0, 0, 1])
+    row = score(pred, truth, train, 2)
+    assert row["majority_class"] == 1 and row["majority"] == pytest.approx(3 / 6)
+    assert row["accuracy"] == pytest.approx(4 / 6)
+    assert row["accuracy_pos"] == pytest.approx(2 / 3) and row["accuracy_neg"] == pytest.approx(2 / 3)
+    row24 = score(np.array([23, 5]), np.array([23, 23]), np.array([5, 5, 23]), 24)
+    assert row24["majority"] == 0.0 and row24["accuracy"] == 0.5 and "accuracy_pos" not in row24
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def test_run_vprobes_and_plot(tmp_path) -> None:
+    problems = [hand_problem("pq"), hand_problem("qp")] * 3
+    models = {"trained": tiny_gpt(0), "control": tiny_gpt(1)}
+    before = {k: v.clone() for k, v in models["trained"].state_dict().items()}
+    cfg = VProbeConfig(steps=2, batch_size=8, picks=4)
+    rows, summary = run_vprobes(models, problems[:4], problems[4:], VOCAB, cfg, seed=0)
+    assert [(r["model"], r["property"]) for r in rows] == [(m, p) for p in PROPERTIES for m in models]
+    assert all(r["n_test"] == 8 and r["n_train"] == 16 for r in rows)
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    assert summary["dep_trained"] == rows[2]["accuracy"] and "value_majority" in summary
+    for k, v in before.items():
+        assert torch.equal(models["trained"].state_dict()[k], v)
+    again, _ = run_vprobes(models, problems[:4], problems[4:], VOCAB, cfg, seed=0)
+    assert json.dumps(again) == json.dumps(rows)  # NaN-aware equality
+    plot_vprobes(rows, tmp_path / "vprobe.png")
+    assert (tmp_path / "vprobe.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="properties"):
+        VProbeConfig(properties=("nece", "depth"))
+
+
+# ---------------------------------------------------------------------------------------------- real problems
+
+
+def _world_vocab():
+    from physlm.worlds.igsm import load_world
+
+    world = load_world()
+    return igsm_vocab(n for c in world.categorizations for layer in c.layers
+                      for n in (layer.category, *(i for _, items in layer.subcategories for i in items)))
+
+
+def _real_problems(n: int, split: str) -> list[Problem]:
+    from physlm.worlds.igsm import IgsmSpec, generate_problem
+
+    return [generate_problem(IgsmSpec(max_op=4, max_edge=12, fmt=("pq", "qp")[i % 2]), 0, i, split=split) for i in range(n)]
+
+
+def _sentence_of(problem: Problem, name: str) -> str:
+    (sentence,) = [s for s in re.split(r"(?<=[.?]) ", problem.problem) if s.startswith(f"The number of each {name} equals")]
+    return sentence
+
+
+def test_labels_of_generated_problems_agree_with_their_text() -> None:
+    """Oracles read off the problem and solution text, not the generator's bookkeeping: direct dependencies
+    are the parameters a sentence names; defined names and values come from the solution sentences."""
+    for p in _real_problems(40, "train"):
+        closure, gd, names = ancestors(p), gd_params(p), [q.name for q in p.params]
+        for a in gd:
+            assert not dep(closure, a, a)
+            if not p.params[a].abstract:
+                sentence = _sentence_of(p, names[a])
+                for b in p.params[a].deps:  # every direct dependency is named in A's sentence, and in G_d
+                    assert re.search(re.escape(f"each {names[b]}") + r"(?=[.,]| and )", sentence), (names[b], sentence)
+                    assert dep(closure, a, b) and b in gd
+            for b in gd:
+                for c in gd:
+                    assert not (dep(closure, a, b) and dep(closure, b, c)) or dep(closure, a, c)
+        defined = [re.fullmatch(r"Define (.+) as \w; .*= (\d+)\.", s).groups() for s in solution_sentences(p)]
+        assert {names.index(d) for d, _ in defined} == {a for a in gd if nece(p, a)}
+        for i in range(len(defined) + 1):
+            done = {names.index(d): int(v) for d, v in defined[:i]}
+            assert [known(p, i, a) for a in gd] == [int(a in done) for a in gd]
+            assert [value(p, i, a) for a in gd] == [done.get(a, UNKNOWN) for a in gd]
+            if i < len(defined):  # the solution's next parameter can be computed next, and is necessary
+                assert can_next(p, i, names.index(defined[i][0])) and nece_next(p, i, names.index(defined[i][0]))
+            else:
+                assert not any(nece_next(p, i, a) for a in gd)
+
+
+def test_run_vprobes_on_generated_problems() -> None:
+    vocab = _world_vocab()
+    train, test = _real_problems(12, "train"), _real_problems(6, "test")
+    for p in test:
+        body = problem_sentences_text(p)
+        assert body.endswith(".") and (p.fmt == "qp" or body + " " + p.question == p.problem)
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=vocab.size, context=512, depth=1, width=32, heads=2)
+    models = {name: GPT(cfg) for name in ("trained", "control")}
+    rows, summary = run_vprobes(models, train, test, vocab, VProbeConfig(steps=2, batch_size=8, picks=3), seed=0)
+    assert len(rows) == 12 and all(r["n_test"] > 0 and r["n_train"] > 0 for r in rows)
+    assert all(f"{prop}_majority" in summary for prop in PROPERTIES)
