@@ -5,9 +5,12 @@ LayerNorm, linear head. Position enters as rotary rotations of queries and keys 
 default), as a learned absolute embedding added to the input ("abs", GPT-2), as DeBERTa-style relative terms
 in the attention scores ("rel"), or replaces content-based attention altogether ("pos": learned scores per
 relative offset; "uni": fixed uniform windows). These are Part 1's GPT / GPT_rel / GPT_rot / GPT_pos /
-GPT_uni variants (SPEC 1.2). A `KVCache` lets sampling feed one token per step. tests/test_model.py checks
-causality, cache/full-forward parity, that rotary attention scores depend only on the relative offset, and
-the exact patterns of "uni" and "pos".
+GPT_uni variants (SPEC 1.2). A `KVCache` lets sampling feed one token per step, and `pad` lets one batch
+hold prompts of different lengths: each row is left-padded, its real tokens keep their own positions
+0, 1, ..., and no real token attends to a pad. tests/test_model.py checks causality, cache/full-forward
+parity, that rotary attention scores depend only on the relative offset, the exact patterns of "uni" and
+"pos", that padding leaves every row's logits as they are alone (every scheme, cached or not), and that
+unpadded calls stay bit-identical to golden digests recorded before padding existed.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class GPTConfig:
 
 
 class KVCache:
-    """Keys and values of every layer at positions 0 .. length-1, for a batch of equal-length sequences."""
+    """Keys and values of every layer at columns 0 .. length-1 of a batch (left-padded rows: see GPT.forward)."""
 
     def __init__(self, cfg: GPTConfig, batch: int, positions: int, device: torch.device, dtype: torch.dtype):
         shape = (cfg.depth, batch, cfg.heads, positions, cfg.head_dim)
@@ -91,6 +94,30 @@ class KVCache:
         self.keys[layer, :, :, self.length : end] = k
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
+    def select(self, rows: Tensor) -> None:
+        """Keep (and duplicate) the cached rows `rows` of every layer, e.g. the surviving beams."""
+        if self.keys.dim() > 1:
+            self.keys = self.keys[:, rows]
+        self.values = self.values[:, rows]
+
+
+@dataclass(frozen=True)
+class LeftPad:
+    """A left-padded batch as one forward call sees it: row b's first pad[b] columns (counted from the start of
+    the sequence, cached part included) are filler. Built once per call, shared by every layer."""
+
+    positions: Tensor  # [B, T] each new token's position in its own row, column - pad (pads get 0)
+    keep: Tensor  # [B, 1, T, S] True where a query may attend a key: causal and not a pad (a pad sees itself)
+
+    @staticmethod
+    def of(pad: Tensor, start: int, T: int, causal: bool) -> LeftPad:
+        cols = torch.arange(start + T, device=pad.device)
+        query, key = cols[start:, None], cols[None, :]  # [T, 1], [1, S]
+        keep = (key >= pad[:, None, None]) | (key == query)  # [B, T, S]
+        if causal:
+            keep = keep & (key <= query)
+        return LeftPad((cols[None, start:] - pad[:, None]).clamp(min=0), keep[:, None])
+
 
 class Rotary(nn.Module):
     """Rotates pair (i, i + head_dim/2) of a query or key at position p by angle p * rope_base^(-2i/head_dim)."""
@@ -106,9 +133,16 @@ class Rotary(nn.Module):
     def forward(self, x: Tensor, start: int) -> Tensor:
         """x: [..., T, head_dim] at positions start .. start+T-1."""
         end = start + x.size(-2)
-        cos, sin = self.cos[start:end].to(x.dtype), self.sin[start:end].to(x.dtype)
-        x1, x2 = x.chunk(2, dim=-1)
-        return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+        return _rotate(x, self.cos[start:end].to(x.dtype), self.sin[start:end].to(x.dtype))
+
+    def at(self, x: Tensor, positions: Tensor) -> Tensor:
+        """x: [B, heads, T, head_dim], row b's token t at position positions[b, t]."""
+        return _rotate(x, self.cos[positions][:, None].to(x.dtype), self.sin[positions][:, None].to(x.dtype))
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
 def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout: float, causal: bool = True) -> Tensor:
@@ -160,32 +194,40 @@ class Attention(nn.Module):
             self.rel_emb = nn.Embedding(self.rel_span + 1, cfg.width)  # relative offsets 0 .. rel_span
             self.rel_qk = nn.Linear(cfg.width, 2 * cfg.width, bias=cfg.bias)  # DeBERTa's W_{q,r}, W_{k,r}
 
-    def pattern(self, start: int, T: int, S: int) -> Tensor:
-        """"pos"/"uni": the attention weights [heads, T, S], the same for every input."""
+    def pattern(self, start: int, T: int, S: int, padding: LeftPad | None = None) -> Tensor:
+        """"pos"/"uni": the attention weights [heads, T, S] ([B, heads, T, S] when padded), the same for every
+        input. Padded, a row's real tokens see only real keys, at offsets that are their true ones."""
         d = _offsets(start, T, S, self.proj.weight.device)
         if self.scheme == "uni":
             window = (d >= 1) & (d <= self.spans[:, None, None])
-            window = window | ((d == 0) & (torch.arange(S, device=d.device) == 0))  # query 0 attends to itself
+            if padding is None:
+                window = window | ((d == 0) & (torch.arange(S, device=d.device) == 0))  # query 0 attends to itself
+            else:  # position 0 (and every pad) attends to itself
+                window = (window & padding.keep) | ((d == 0) & (padding.positions == 0)[:, None, :, None])
             return window.to(self.proj.weight.dtype) / window.sum(-1, keepdim=True)
-        scores = self.offset_logits[:, d.clamp(min=0)].masked_fill(d < 0, float("-inf"))
-        return scores.softmax(-1)
+        hidden = d < 0 if padding is None else ~padding.keep
+        return self.offset_logits[:, d.clamp(min=0)].masked_fill(hidden, float("-inf")).softmax(-1)
 
-    def forward(self, x: Tensor, start: int, cache: KVCache | None) -> Tensor:
+    def forward(self, x: Tensor, start: int, cache: KVCache | None, padding: LeftPad | None = None) -> Tensor:
         B, T, C = x.shape
         dropout = self.dropout if self.training else 0.0
         if self.scheme in CONTENT_FREE:
             v = self.v(x).view(B, T, self.heads, -1).transpose(1, 2)
             if cache is not None:
                 _, v = cache.update(self.layer, None, v)
-            y = F.dropout(self.pattern(start, T, v.size(2)).to(v.dtype), dropout, self.training) @ v
+            y = F.dropout(self.pattern(start, T, v.size(2), padding).to(v.dtype), dropout, self.training) @ v
             return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
         q, k, v = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
-        if self.rotary is not None:
+        if self.rotary is not None and padding is not None:
+            q, k = self.rotary.at(q, padding.positions), self.rotary.at(k, padding.positions)
+        elif self.rotary is not None:
             q, k = self.rotary(q, start), self.rotary(k, start)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)
         if self.scheme == "rel":
-            y = self._relative_attention(q, k, v, start, dropout)
+            y = self._relative_attention(q, k, v, start, dropout, padding)
+        elif padding is not None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=padding.keep, dropout_p=dropout)
         else:
             y = causal_attention(q, k, v, dropout, self.causal)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
@@ -217,9 +259,12 @@ class Attention(nn.Module):
         p2c = torch.gather((k @ qr.transpose(-1, -2)).transpose(-1, -2), -2, idx)  # [b,h,i,j] = k_j . Qr[d(i,j)]
         return (q @ k.transpose(-1, -2) + c2p + p2c) / math.sqrt(3 * D)
 
-    def _relative_attention(self, q: Tensor, k: Tensor, v: Tensor, start: int, dropout: float) -> Tensor:
-        d = _offsets(start, q.size(2), k.size(2), q.device)
-        weights = self._relative_scores(q, k, start).masked_fill(d < 0, float("-inf")).softmax(-1)
+    def _relative_attention(
+        self, q: Tensor, k: Tensor, v: Tensor, start: int, dropout: float, padding: LeftPad | None
+    ) -> Tensor:
+        """Column offsets are true offsets between a row's real tokens: left padding shifts both ends alike."""
+        hidden = _offsets(start, q.size(2), k.size(2), q.device) < 0 if padding is None else ~padding.keep
+        weights = self._relative_scores(q, k, start).masked_fill(hidden, float("-inf")).softmax(-1)
         return F.dropout(weights, dropout, self.training) @ v
 
 
@@ -242,8 +287,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.width, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: Tensor, start: int, cache: KVCache | None) -> Tensor:
-        x = x + self.attn(self.ln_1(x), start, cache)
+    def forward(self, x: Tensor, start: int, cache: KVCache | None, padding: LeftPad | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), start, cache, padding)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -265,10 +310,15 @@ class GPT(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.depth))
 
     def forward(
-        self, idx: Tensor, targets: Tensor | None = None, *, cache: KVCache | None = None
+        self, idx: Tensor, targets: Tensor | None = None, *, cache: KVCache | None = None, pad: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
-        """Logits [B, T, vocab] for token ids [B, T]; mean cross-entropy against targets (-1 = ignored)."""
-        *_, x = self._residual_stream(idx, cache)
+        """Logits [B, T, vocab] for token ids [B, T]; mean cross-entropy against targets (-1 = ignored).
+
+        pad [B] (long): left padding. Row b's first pad[b] tokens of the whole sequence (the cached ones
+        included; pass the same pad on every call) are filler: its real tokens take positions 0, 1, ... and
+        never attend to them, so their logits are those of the row alone, up to float rounding. The logits at
+        pad columns are meaningless. pad=None is the plain unpadded model."""
+        *_, x = self._residual_stream(idx, cache, pad)
         if cache is not None:
             cache.length += idx.size(1)
         logits = self.head(self.ln_f(x))
@@ -278,13 +328,13 @@ class GPT(nn.Module):
 
     def hidden_states(self, idx: Tensor) -> Tensor:
         """[depth+1, B, T, width]: 0 = embedding output, l = residual stream after block l (before ln_f)."""
-        return torch.stack(list(self._residual_stream(idx, None)))
+        return torch.stack(list(self._residual_stream(idx, None, None)))
 
     @torch.no_grad()
     def attention_weights(self, idx: Tensor) -> Tensor:
         """[depth, B, heads, T, T]: every layer's attention weights on token ids idx [B, T] (row i = query i)."""
         maps = []
-        for block, x in zip(self.blocks, self._residual_stream(idx, None)):
+        for block, x in zip(self.blocks, self._residual_stream(idx, None, None)):
             maps.append(block.attn.weights(block.ln_1(x)))
         return torch.stack(maps)
 
@@ -301,18 +351,21 @@ class GPT(nn.Module):
         lookups = self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
         return 6 * (self.num_params() - lookups) + 12 * self.cfg.depth * self.cfg.width * self.cfg.context
 
-    def _residual_stream(self, idx: Tensor, cache: KVCache | None) -> Iterator[Tensor]:
+    def _residual_stream(self, idx: Tensor, cache: KVCache | None, pad: Tensor | None) -> Iterator[Tensor]:
         """Yield the embedding output, then the residual stream after each block."""
         start, T = (cache.length if cache is not None else 0), idx.size(1)
         if start + T > self.cfg.context:
             raise ValueError(f"sequence of {start + T} positions exceeds the model context {self.cfg.context}")
+        if pad is not None and tuple(pad.shape) != (idx.size(0),):
+            raise ValueError(f"pad must hold one count per row, shape ({idx.size(0)},), got {tuple(pad.shape)}")
+        padding = LeftPad.of(pad, start, T, self.cfg.causal) if pad is not None else None
         x = self.wte(idx)
         if self.wpe is not None:
-            x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
+            x = x + self.wpe(torch.arange(start, start + T, device=idx.device) if padding is None else padding.positions)
         x = self.drop(x)
         yield x
         for block in self.blocks:
-            x = block(x, start, cache)
+            x = block(x, start, cache, padding)
             yield x
 
 

@@ -1,10 +1,21 @@
-"""Batched sampling from a GPT with a KV cache: greedy (temperature 0) or softmax sampling.
+"""Batched sampling from a GPT with a KV cache: greedy (temperature 0), softmax sampling, beam search.
 
-Reproducible by construction: prompts are grouped by length (sorted by length, then input order) into
-batches, and batch b draws one uniform noise tensor [B, vocab] per step from a generator seeded with
-(seed, b). A token is the Gumbel-max argmax(logits / temperature + gumbel(noise)), an exact sample of
+Batches: prompts are sorted by (length, input order) and cut into batches of `batch_size` rows whatever their
+lengths; a batch of different lengths is left-padded (`GPT.forward(pad=...)`: each row keeps its own
+positions and never attends to the filler), so a row's logits are those of the prompt alone up to float
+rounding. `mix_lengths=False` keeps the older grouping: each batch holds prompts of one length only.
+
+Noise, chosen per call, so that the same seed always gives the same samples:
+- every prompt of the call has the same length (the cfg evaluations' `[<bos>]` prompts): batch b draws one
+  uniform tensor [B, vocab] per step from a generator seeded with (seed, b), as physlm always has, so these
+  samples are unchanged since before padding existed (golden test in tests/test_sampling.py);
+- lengths differ: prompt i draws its own [vocab] per step from a generator seeded with (seed, i), so its
+  samples do not depend on which batch it lands in, on `batch_size` or on `mix_lengths`. This is also the
+  stream an equal-length call with batch_size=1 gives prompt i.
+A token is the Gumbel-max argmax(logits / temperature + gumbel(noise)), an exact sample of
 softmax(logits / temperature), so the cached and uncached paths consume identical randomness and give the
-same samples (tests/test_sampling.py).
+same samples. tests/test_sampling.py checks all of this, and that a mixed-length batch gives each prompt
+what it gets alone, greedy and sampled, for every positional scheme.
 
 `beam_search` keeps the `beams` continuations of highest total log-probability (no length normalisation)
 per prompt, with the KV cache reordered along the surviving beams; a beam that has emitted `eos_id` is
@@ -15,13 +26,15 @@ sequences it is exact (tests/test_sampling.py checks both against brute force).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
 
 from physlm.device import generator
-from physlm.model import GPT
+from physlm.model import GPT, KVCache
+
+Noise = Callable[[int], Tensor]  # vocab size -> uniform noise [B, vocab] for the next step
 
 
 @torch.no_grad()
@@ -35,10 +48,33 @@ def generate(
     seed: int,
     batch_size: int = 64,
     use_cache: bool = True,
+    mix_lengths: bool = True,
 ) -> list[list[int]]:
-    """Continuations of each prompt (prompt excluded), cut after the first eos_id (included)."""
+    """Continuations of each prompt (prompt excluded), cut after the first eos_id (included).
+
+    `batch_size` rows per forward pass whatever the prompts' lengths (left-padded); `mix_lengths=False`
+    batches only prompts of one length. Same seed, same samples: see the module docstring for the noise."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    _check_prompts(model, prompts, max_new_tokens)
+    device = next(model.parameters()).device
+    shared = len({len(p) for p in prompts}) <= 1
+    was_training = model.training
+    model.eval()
+    results: list[list[int]] = [[] for _ in prompts]
+    try:
+        for b, rows in enumerate(_batches(prompts, batch_size, mix_lengths)):
+            idx, pad = _left_pad(prompts, rows, device)
+            noise = _shared_noise(generator(device, seed, b), len(rows)) if shared else _row_noise(device, seed, rows)
+            new = _sample_batch(model, idx, pad, max_new_tokens, temperature, eos_id, noise, use_cache)
+            for i, tokens in zip(rows, new.tolist()):
+                results[i] = _cut(tokens, eos_id)
+    finally:
+        model.train(was_training)
+    return results
+
+
+def _check_prompts(model: GPT, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> None:
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
     longest = max((len(p) for p in prompts), default=0)
@@ -46,31 +82,40 @@ def generate(
         raise ValueError(
             f"prompt of {longest} tokens + {max_new_tokens} new tokens exceeds the model context {model.cfg.context}"
         )
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    results: list[list[int]] = [[] for _ in prompts]
-    try:
-        for b, rows in enumerate(_batches(prompts, batch_size)):
-            idx = torch.tensor([list(prompts[i]) for i in rows], dtype=torch.long, device=device)
-            new = _sample_batch(model, idx, max_new_tokens, temperature, eos_id, generator(device, seed, b), use_cache)
-            for i, tokens in zip(rows, new.tolist()):
-                results[i] = tokens[: tokens.index(eos_id) + 1] if eos_id in tokens else tokens
-    finally:
-        model.train(was_training)
-    return results
 
 
-def _batches(prompts: Sequence[Sequence[int]], batch_size: int) -> Iterator[list[int]]:
-    """Indices of prompts in batches of equal length, in order of (length, index)."""
+def _batches(prompts: Sequence[Sequence[int]], batch_size: int, mix_lengths: bool = True) -> Iterator[list[int]]:
+    """Indices of prompts in batches, in order of (length, index); of one length each unless mix_lengths."""
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
-    for _, group in itertools.groupby(order, key=lambda i: len(prompts[i])):
-        rows = list(group)
+    groups = [order] if mix_lengths else [list(g) for _, g in itertools.groupby(order, key=lambda i: len(prompts[i]))]
+    for rows in groups:
         yield from (rows[i : i + batch_size] for i in range(0, len(rows), batch_size))
 
 
+def _left_pad(prompts: Sequence[Sequence[int]], rows: list[int], device: torch.device) -> tuple[Tensor, Tensor | None]:
+    """The prompts `rows` right-aligned in one [B, longest] batch after filler token 0, and the left-pad count
+    of each row (None when all have the same length: the plain unpadded forward)."""
+    width = max(len(prompts[i]) for i in rows)
+    idx = torch.zeros(len(rows), width, dtype=torch.long)
+    for r, i in enumerate(rows):
+        idx[r, width - len(prompts[i]) :] = torch.as_tensor(list(prompts[i]), dtype=torch.long)
+    pads = [width - len(prompts[i]) for i in rows]
+    pad = torch.tensor(pads, device=device) if any(pads) else None
+    return idx.to(device), pad
+
+
+def _shared_noise(gen: torch.Generator, batch: int) -> Noise:
+    return lambda vocab: torch.rand((batch, vocab), generator=gen, device=gen.device)
+
+
+def _row_noise(device: torch.device, seed: int, rows: list[int]) -> Noise:
+    gens = [generator(device, seed, i) for i in rows]
+    return lambda vocab: torch.stack([torch.rand(vocab, generator=g, device=device) for g in gens])
+
+
 def _sample_batch(
-    model: GPT, idx: Tensor, max_new_tokens: int, temperature: float, eos_id: int, gen: torch.Generator, use_cache: bool
+    model: GPT, idx: Tensor, pad: Tensor | None, max_new_tokens: int, temperature: float, eos_id: int, noise: Noise,
+    use_cache: bool,
 ) -> Tensor:
     """[B, n <= max_new_tokens] new tokens; stops early once every row has produced eos_id."""
     B, T = idx.shape
@@ -78,8 +123,7 @@ def _sample_batch(
     seq, feed, new = idx, idx, []
     done = torch.zeros(B, dtype=torch.bool, device=idx.device)
     for _ in range(max_new_tokens):
-        logits, _ = model(feed, cache=cache)
-        token = _pick(logits[:, -1].float(), temperature, gen)
+        token = _pick(_last_logits(model, feed, cache, pad), temperature, noise)
         new.append(token)
         done |= token == eos_id
         if bool(done.all()):
@@ -89,12 +133,22 @@ def _sample_batch(
     return torch.stack(new, dim=1) if new else idx.new_empty(B, 0)
 
 
-def _pick(logits: Tensor, temperature: float, gen: torch.Generator) -> Tensor:
+def _last_logits(model: GPT, idx: Tensor, cache: KVCache | None, pad: Tensor | None) -> Tensor:
+    """[B, vocab] float logits at the last position. An unpadded batch calls the model without `pad`, exactly
+    as before padding existed (stand-in models in the tests implement only that)."""
+    logits, _ = model(idx, cache=cache) if pad is None else model(idx, cache=cache, pad=pad)
+    return logits[:, -1].float()
+
+
+def _pick(logits: Tensor, temperature: float, noise: Noise) -> Tensor:
     """Greedy at temperature 0, else Gumbel-max: a sample of softmax(logits / temperature)."""
     if temperature == 0:
         return logits.argmax(dim=-1)
-    noise = torch.rand(logits.shape, generator=gen, device=logits.device)
-    return (logits / temperature - torch.log(-torch.log(noise))).argmax(dim=-1)
+    return (logits / temperature - torch.log(-torch.log(noise(logits.size(-1))))).argmax(dim=-1)
+
+
+def _cut(tokens: list[int], eos_id: int) -> list[int]:
+    return tokens[: tokens.index(eos_id) + 1] if eos_id in tokens else tokens
 
 
 @torch.no_grad()
@@ -108,41 +162,41 @@ def beam_search(
     batch_size: int = 64,
 ) -> list[list[int]]:
     """The most likely continuation found by beam search for each prompt (prompt excluded, cut after the
-    first eos_id). `batch_size` counts sequences (prompts x beams) per forward pass."""
+    first eos_id). `batch_size` counts sequences (prompts x beams) per forward pass, whatever the prompts'
+    lengths."""
     if beams < 1:
         raise ValueError(f"beams must be >= 1, got {beams}")
-    if any(len(p) == 0 for p in prompts):
-        raise ValueError("every prompt needs at least one token")
-    if max((len(p) for p in prompts), default=0) + max_new_tokens - 1 > model.cfg.context:
-        raise ValueError(f"prompts + {max_new_tokens} new tokens exceed the model context {model.cfg.context}")
+    _check_prompts(model, prompts, max_new_tokens)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     results: list[list[int]] = [[] for _ in prompts]
     try:
         for rows in _batches(prompts, max(1, batch_size // beams)):
-            idx = torch.tensor([list(prompts[i]) for i in rows], dtype=torch.long, device=device)
-            for i, tokens in zip(rows, _beam_batch(model, idx, beams, max_new_tokens, eos_id).tolist()):
-                results[i] = tokens[: tokens.index(eos_id) + 1] if eos_id in tokens else tokens
+            idx, pad = _left_pad(prompts, rows, device)
+            for i, tokens in zip(rows, _beam_batch(model, idx, pad, beams, max_new_tokens, eos_id).tolist()):
+                results[i] = _cut(tokens, eos_id)
     finally:
         model.train(was_training)
     return results
 
 
-def _beam_batch(model: GPT, idx: Tensor, beams: int, max_new_tokens: int, eos_id: int) -> Tensor:
-    """[n, steps] best continuation of each of the n equal-length prompts."""
+def _beam_batch(model: GPT, idx: Tensor, pad: Tensor | None, beams: int, max_new_tokens: int, eos_id: int) -> Tensor:
+    """[n, steps] best continuation of each of the n (left-padded) prompts."""
     n, T = idx.shape
     cache = model.new_cache(n, T + max_new_tokens - 1)
-    logp = torch.log_softmax(model(idx, cache=cache)[0][:, -1].float(), dim=-1)  # [n, V]
+    logp = torch.log_softmax(_last_logits(model, idx, cache, pad), dim=-1)  # [n, V]
     k = min(beams, logp.size(-1))
     scores, tokens = logp.topk(k, dim=-1)  # [n, k]
-    _reorder(cache, torch.arange(n, device=idx.device).repeat_interleave(k))
+    expand = torch.arange(n, device=idx.device).repeat_interleave(k)
+    cache.select(expand)
+    pad = pad[expand] if pad is not None else None  # beams only ever reorder within their prompt: pad stays put
     seqs = tokens[..., None]  # [n, k, steps]
     finished = tokens == eos_id
     for _ in range(max_new_tokens - 1):
         if bool(finished.all()):
             break
-        logp = torch.log_softmax(model(seqs[..., -1].reshape(-1, 1), cache=cache)[0][:, -1].float(), dim=-1)
+        logp = torch.log_softmax(_last_logits(model, seqs[..., -1].reshape(-1, 1), cache, pad), dim=-1)
         logp = logp.view(n, k, -1)
         frozen = torch.full_like(logp[0, 0], float("-inf"))
         frozen[eos_id] = 0.0
@@ -152,12 +206,5 @@ def _beam_batch(model: GPT, idx: Tensor, beams: int, max_new_tokens: int, eos_id
         parent, token = flat // vocab, flat % vocab
         seqs = torch.cat((seqs.gather(1, parent[..., None].expand(-1, -1, seqs.size(-1))), token[..., None]), dim=-1)
         finished = finished.gather(1, parent) | (token == eos_id)
-        _reorder(cache, (parent + torch.arange(n, device=idx.device)[:, None] * k).flatten())
+        cache.select((parent + torch.arange(n, device=idx.device)[:, None] * k).flatten())
     return seqs[:, 0]  # topk sorts: beam 0 scores highest
-
-
-def _reorder(cache, order: Tensor) -> None:
-    """Keep (and duplicate) the cached rows `order` of every layer's keys and values."""
-    if cache.keys.dim() > 1:
-        cache.keys = cache.keys[:, order]
-    cache.values = cache.values[:, order]
