@@ -111,6 +111,12 @@ class TokenizeParams(Section):
     pack: Literal["stream", "sentences"] = Field(description="stream: consecutive windows of the sentence stream; sentences: every window starts at a sentence")
 
 
+class IgsmTokenizeParams(TokenizeParams):
+    units: Literal["names", "words"] = Field(
+        description="names: every item/category name is one token; words: one token per word of a name (closer to"
+        " the papers' BPE, where names are several tokens)")
+
+
 class MultiheadProbeParams(Section):
     steps: int = Field(ge=0, description="Adam steps per probe (0 disables the multi-head probe)")
     lr: float = Field(gt=0.0)
@@ -209,7 +215,8 @@ World = Literal["cfg", "igsm"]
 GENERATE: dict[str, type[Section]] = {"cfg": CfgGenerateParams, "igsm": IgsmGenerateParams}
 PROBE: dict[str, type[Section]] = {"cfg": CfgProbeParams, "igsm": IgsmProbeParams}
 EVALUATE: dict[str, type[Section]] = {"cfg": CfgEvaluateParams, "igsm": IgsmEvaluateParams}
-WORLD_SECTIONS = {"generate": GENERATE, "probe": PROBE, "evaluate": EVALUATE}  # stage -> its world-specific section
+TOKENIZE: dict[str, type[Section]] = {"cfg": TokenizeParams, "igsm": IgsmTokenizeParams}
+WORLD_SECTIONS = {"generate": GENERATE, "tokenize": TOKENIZE, "probe": PROBE, "evaluate": EVALUATE}  # stage -> world-specific section
 
 # ---------------------------------------------------------------------------------------------------------
 # Stage models: exactly what each stage reads

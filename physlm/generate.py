@@ -177,15 +177,15 @@ def igsm_texts(path: Path) -> list[str]:
     return [igsm_sequence(p, s, int(a)) for p, s, a in frame.iter_rows()]
 
 
-def igsm_vocabulary():
-    """The iGSM word vocabulary: built from the world's item and category names (package data), so it is the
-    same for every iGSM dataset."""
+def igsm_vocabulary(units: str = "names"):
+    """The iGSM vocabulary (`physlm.text.igsm_vocab`), built from the world's item and category names (package
+    data), so it is the same for every iGSM dataset with the same `units`."""
     from physlm.text import igsm_vocab
     from physlm.worlds.igsm import load_world
 
     names = [name for c in load_world().categorizations for layer in c.layers
              for name in (layer.category, *(item for _, items in layer.subcategories for item in items))]
-    return igsm_vocab(names)
+    return igsm_vocab(names, units)
 
 
 def load_igsm_problems(path: Path, limit: int | None = None) -> list:

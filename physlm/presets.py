@@ -21,7 +21,8 @@ trip), so `git diff params.yaml` and `dvc params diff` show exactly what the swi
 
 `igsm-med` / `igsm-hard` (SPEC 2.2, Part 2.1 App. F) replace every iGSM dataset and study by one dataset per
 problem format (`--formats`, default pq) with the level's generator settings (med: max_op 15, max_edge 20,
-OOD ops 20-23; hard: 21, 28, OOD ops 28-32), context 768 / 1024, and a GPT2-12-12 (rotary) study per
+OOD ops 20-23; hard: 21, 28, OOD ops 28-32), context 768 / 1024, one token per word of a name (as the
+papers' BPE splits names into several tokens), and a GPT2-12-12 (rotary) study per
 dataset with the level's recipe in its own overrides (AdamW (0.9, 0.98), 1000 warmup steps, cosine to 0.01x,
 peak lr 0.002; med: wd 0.05, batch 512, 100k steps; hard: wd 0.03, batch 256, 200k steps; bf16 on CUDA,
 torch.compile), the V-probes of SPEC 2.4 (rank 8, lr 0.002, batch 256 med / 128 hard) and 4,096 problems
@@ -148,7 +149,7 @@ def igsm_paper(params: Any, *, level: str, fmts: Sequence[str] = ("pq",), train_
             "world": "igsm",
             "generate": {**recipe["generate"], "fmt": fmt, "split_rule": "paper", "train_problems": train_problems,
                          "eval_problems": IGSM_EVALUATE["problems"], "workers": 0},
-            "tokenize": {"context": recipe["context"], "pack": "stream"},
+            "tokenize": {"context": recipe["context"], "pack": "stream", "units": "words"},
         }
         models = [("", gpt2(12, 12))]
         if fmt == fmts[0]:

@@ -28,7 +28,6 @@ from physlm.tokenize import BOS, EOS, Vocab
 
 ATTACHED = ("'s", ".", ";", ",", "?", ":")  # written without a space before them
 _SPLIT = re.compile(r"'s\b|[.;,?:]|(?:[^\s.;,?:']|'(?!s\b))+")
-_HF_SPLIT = r"'s\b|[.;,?:]"
 
 PROB, SOL, ANS, START, MID, END, BACK = "[PROB]", "[SOL]", "[ANS]", "[START]", "[MID]", "[END]", "[BACK]"
 IGSM_MARKERS = (PROB, SOL, ANS, START, MID, END, BACK)
@@ -53,22 +52,51 @@ def join_words(words: Iterable[str]) -> str:
     return "".join(out)
 
 
+def _phrase_pattern(symbols: Sequence[str]) -> str:
+    """The split regex: multi-word symbols (phrases, longest first, whole words only), then `split_words`'."""
+    phrases = sorted((s for s in symbols if " " in s), key=lambda s: (-len(s), s))
+    head = rf"\b(?:{'|'.join(re.escape(p) for p in phrases)})\b|" if phrases else ""
+    return head + _SPLIT.pattern
+
+
 @dataclass(frozen=True)
 class TextVocab(Vocab):
-    """A word-level vocabulary: `<bos>`, `<eos>`, then the world's words in a fixed order."""
+    """A word-level vocabulary: `<bos>`, `<eos>`, then the world's words in a fixed order. A symbol with spaces
+    in it (an item name such as "Penguin Beach") is one token wherever it occurs as whole words."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "_ids", {s: i for i, s in enumerate(self.symbols)})
+        phrases = {tuple(split_words(s)) for s in self.symbols if " " in s}
+        object.__setattr__(self, "_phrases", phrases)
+        object.__setattr__(self, "_longest", max(map(len, phrases), default=1))
 
     def id(self, word: str) -> int:
         return self._ids[word]
+
+    def split(self, text: str) -> list[str]:
+        """The token strings of `text`: its words, with runs of words that spell a phrase symbol merged
+        (longest first). Equal to the HF tokenizer's split (`tokenizer()`, a regex of the phrases)."""
+        words = split_words(text)
+        if not self._phrases:
+            return words
+        out, i = [], 0
+        while i < len(words):
+            for n in range(min(self._longest, len(words) - i), 1, -1):
+                if tuple(words[i : i + n]) in self._phrases:
+                    out.append(" ".join(words[i : i + n]))
+                    i += n
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        return out
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`; DataError naming the first word outside the vocabulary."""
         ids = self._ids
         try:
-            return [ids[w] for w in split_words(text)]
+            return [ids[w] for w in self.split(text)]
         except KeyError as err:
             raise DataError(f"word {err.args[0]!r} is not in the vocabulary (in {text[:80]!r})") from None
 
@@ -81,8 +109,8 @@ class TextVocab(Vocab):
         from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 
         tok = Tokenizer(models.WordLevel(dict(self._ids), unk_token=None))
-        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
-                                                     pre_tokenizers.Split(Regex(_HF_SPLIT), behavior="isolated")])
+        # keep exactly the regex's matches (the tokens), drop what lies between them (white space)
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(_phrase_pattern(self.symbols)), behavior="removed", invert=True)
         return tok
 
     @classmethod
@@ -90,13 +118,15 @@ class TextVocab(Vocab):
         return cls(Vocab.load(path).symbols)
 
 
-def igsm_vocab(names: Iterable[str]) -> TextVocab:
+def igsm_vocab(names: Iterable[str], units: str = "names") -> TextVocab:
     """The iGSM vocabulary: specials, markers, punctuation and operators, numbers 0..22, the 52 solution
-    letters, the template words, then every word of the world's item and category names (sorted)."""
+    letters, the template words, then (sorted) every item and category name as one token (`units="names"`)
+    or every word of them (`units="words"`, closer to the papers' BPE, where a name is several tokens)."""
+    if units not in ("names", "words"):
+        raise ValueError(f"units must be 'names' or 'words', got {units!r}")
     fixed = [BOS, EOS, *IGSM_MARKERS, *ATTACHED, *IGSM_SYMBOLS, *(str(n) for n in range(23)), *LETTERS, *IGSM_WORDS]
-    seen = set(fixed)
-    words = sorted({w for name in names for w in split_words(name)} - seen)
-    return TextVocab(tuple(fixed + words))
+    pieces = set(names) if units == "names" else {w for name in names for w in split_words(name)}
+    return TextVocab(tuple(fixed + sorted(pieces - set(fixed))))
 
 
 def igsm_sequence(problem: str, solution: str, answer: int) -> str:

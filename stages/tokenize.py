@@ -37,9 +37,11 @@ def main(paths: Paths, cfg: TokenizeStage) -> None:
     if cfg.world == "cfg":
         vocab, encode = cfg_vocab(load_language(paths.raw).vocab_size), encode_cfg
     else:
-        vocab, encode = igsm_vocabulary(), encode_igsm
+        vocab, encode = igsm_vocabulary(cfg.tokenize.units), encode_igsm
     meta = {"world": cfg.world, "context": context, "pack": pack, "vocab_size": vocab.size,
             "bos_id": vocab.bos_id, "eos_id": vocab.eos_id, "windows": {}, "tokens": {}}
+    if cfg.world != "cfg":
+        meta["units"] = cfg.tokenize.units
     with atomic_path(paths.tokens, is_dir=True) as tmp:
         for split in ("train", "test"):
             flat, offsets = encode(paths.raw / f"{split}.parquet", vocab)

@@ -1,0 +1,76 @@
+"""The iGSM study through every stage script at a tiny scale (generate -> tokenize -> train -> probe ->
+evaluate -> report), and one-line errors on bad input (worker-count independence is tests/test_igsm.py's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def tiny_igsm(tmp_path: Path, **generate) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data = params["datasets"]["igsm_demo"]
+    data["generate"].update({"train_problems": 120, "eval_problems": 12, "workers": 1} | generate)
+    data["tokenize"]["context"] = 256
+    params["datasets"] = {"igsm_demo": data}
+    study = params["studies"]["igsm_demo"]
+    study.update(model={"depth": 1, "width": 32, "heads": 2},
+                 train={"steps": 6, "batch_size": 4, "micro_batch_size": 2, "eval_every": 3, "checkpoint_every": 3,
+                        "log_every": 3, "warmup_steps": 1, "eval_batches": 1},
+                 probe={"properties": ["nece", "can_next"], "train_problems": 8, "test_problems": 4, "picks": 3, "steps": 3,
+                        "batch_size": 8},
+                 evaluate={"problems": 3, "beams": [1, 2], "batch_size": 4})
+    params["studies"] = {"igsm_demo": study}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def run(stage: str, cwd: Path, name: str = "igsm_demo") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PHYSLM_TRACKING": "0"}
+    args = [name] if stage != "report" else []
+    return subprocess.run([sys.executable, "-m", f"stages.{stage}", *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def test_igsm_study_runs_every_stage(tmp_path: Path) -> None:
+    repo = tiny_igsm(tmp_path)
+    for stage in ("generate", "tokenize", "train", "probe", "evaluate", "report"):
+        proc = run(stage, repo)
+        assert proc.returncode == 0, f"{stage}: {proc.stderr[-2000:]}"
+    raw = repo / "data/igsm_demo/raw"
+    assert sorted(p.name for p in raw.iterdir()) == ["ood.parquet", "opmax.parquet", "reask.parquet", "test.parquet", "train.parquet"]
+    meta = json.loads((repo / "data/igsm_demo/tokens/meta.json").read_text())
+    assert meta["world"] == "igsm" and meta["units"] == "names" and meta["windows"]["train"] > 0
+    evaluate = json.loads((repo / "metrics/igsm_demo/evaluate.json").read_text())
+    for eval_set in ("test", "opmax", "ood", "reask"):
+        assert set(evaluate[eval_set]) == {"greedy", "beam2"}
+        assert evaluate[eval_set]["greedy"]["n"] == 3
+    assert evaluate["control"]["greedy"]["n"] == 3
+    probe = json.loads((repo / "metrics/igsm_demo/probe.json").read_text())
+    assert {"nece_trained", "nece_control", "can_next_trained", "nece_majority"} <= set(probe)
+    assert json.loads((repo / "metrics/igsm_demo/attention.json").read_text())["disabled"] is True
+    reports = repo / "reports"
+    assert (reports / "igsm_igsm_demo.png").is_file() and (reports / "vprobe_igsm_demo.png").is_file()
+    assert "## iGSM: full-solution accuracy" in (reports / "summary.md").read_text()
+
+
+def test_igsm_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    repo = tiny_igsm(tmp_path, max_edge=3)  # below (max_layers - 1) * max_items
+    proc = run("generate", repo)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "datasets.igsm_demo.generate" in proc.stderr and "max_edge" in proc.stderr
+    assert not (repo / "data").exists()
+    repo = tiny_igsm(tmp_path)
+    assert run("generate", repo).returncode == 0
+    (repo / "data/igsm_demo/raw/train.parquet").write_bytes(b"PAR1 not parquet")
+    proc = run("tokenize", repo)
+    assert proc.returncode == 1 and "train.parquet" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (repo / "data/igsm_demo/tokens").exists()
