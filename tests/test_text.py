@@ -29,11 +29,23 @@ def test_round_trip_and_hf_parity(tmp_path) -> None:
     assert TextVocab.load(tmp_path / "tokenizer.json") == vocab
 
 
+def test_names_are_single_tokens_longest_first() -> None:
+    vocab = igsm_vocab(NAMES + ["Ice Cream", "Ice Cream Sandwich", "Cream"])
+    text = "each Ice Cream Sandwich's Cream equals each Ice Cream's Penguin Beach."
+    assert vocab.split(text) == ["each", "Ice Cream Sandwich", "'s", "Cream", "equals", "each", "Ice Cream", "'s", "Penguin Beach", "."]
+    assert vocab.tokenizer().encode(text).ids == vocab.encode(text)
+    words = igsm_vocab(NAMES, units="words")
+    assert words.split("each Penguin Beach's Giraffe.") == ["each", "Penguin", "Beach", "'s", "Giraffe", "."]
+    assert "Penguin Beach" not in words.symbols and "Penguin Beach" in igsm_vocab(NAMES).symbols
+    with pytest.raises(ValueError, match="units"):
+        igsm_vocab(NAMES, units="letters")
+
+
 def test_vocab_is_fixed_then_sorted_words() -> None:
-    vocab = igsm_vocab(NAMES)
+    vocab = igsm_vocab(NAMES, units="words")
     assert vocab.symbols[:2] == ("<bos>", "<eos>")
     assert all(str(n) in vocab.symbols for n in range(23))
-    assert igsm_vocab(reversed(NAMES)) == vocab  # order of the names does not matter
+    assert igsm_vocab(reversed(NAMES), units="words") == vocab  # order of the names does not matter
     with pytest.raises(DataError, match="Zebra"):
         vocab.encode("each Zebra")
 
