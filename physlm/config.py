@@ -69,6 +69,7 @@ class TrainParams(Section):
     checkpoint_every: int = Field(gt=0)
     log_every: int = Field(gt=0)
     compile: bool = Field(description="torch.compile the model (CUDA only)")
+    parallel: Literal["ddp", "fsdp"] = Field(description="with nproc > 1: ddp replicates the model, fsdp shards it (FSDP2)")
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainParams:

@@ -1,12 +1,22 @@
 """The training loop, top to bottom: AdamW with warmup then cosine/linear decay, gradient accumulation,
-periodic evaluation, and atomic checkpoints that a rerun resumes from.
+periodic evaluation, and atomic checkpoints that a rerun resumes from; on one CPU, one GPU or many.
 
 Deterministic: the global batch of update s is positions [s * batch_size, (s + 1) * batch_size) of a stream
 that walks a fresh seeded permutation of the windows every epoch, so the data is a pure function of
 (seed, step, micro-step) and a resumed run sees exactly what an uninterrupted one would. On CPU training is
 bit-for-bit reproducible, and a resumed run ends with weights torch.equal to an uninterrupted one
-(tests/test_train.py). Ready for DDP: rank r takes micro-batches r * accumulation .. of each global batch,
-so 1 device x N micro-steps sees the same data as N devices x 1; only rank 0 writes. (world_size is 1 now.)
+(tests/test_train.py, which also pins the first losses of a seeded run).
+
+Many devices (`physlm.distributed`, under torchrun): rank r takes micro-batches r * accumulation .. of each
+global batch and the gradients and the logged loss are averaged over ranks, so 1 device x N micro-steps
+trains like N devices x 1 (tests/test_distributed.py); DDP by default, FSDP2 with parallel="fsdp"; only
+rank 0 logs and writes checkpoints, every rank resumes from them.
+
+Speed: a background thread prepares the next micro-batches (pinned host memory on CUDA, copied with
+non_blocking) while the device computes; the hot loop reads nothing back from the device except on log,
+eval and checkpoint steps. Each history row reports tokens/s, `data_wait` (the share of the window's wall time the loop spent
+blocked waiting for its next batch: 0 when loading keeps up) and, on CUDA, `mfu` (model FLOPs per token x
+tokens/s over the devices' bf16 peak, `physlm.device.peak_flops`), all timed after synchronising the device.
 
 Objectives: "clm" (default), next-token prediction by a causal model; "mlm", masked-LM for the encoder-only
 control (`physlm/mlm.py`): the inputs are w[:-1] masked by `physlm.mlm.mask_batch`, seeded by (seed, step,
@@ -20,9 +30,11 @@ import functools
 import hashlib
 import math
 import os
+import queue
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +43,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from physlm.device import autocast, deterministic, pick_device
+from physlm import distributed
+from physlm.device import Peak, autocast, deterministic, peak_flops, pick_device, synchronize
+from physlm.distributed import PARALLEL, World
 from physlm.mlm import MASK_RATE, mask_batch
 from physlm.model import GPT, GPTConfig
 
@@ -63,6 +77,7 @@ class TrainConfig:
     log_every: int = 10  # history row every this many steps, and at every eval step
     seed: int = 0  # model init, batch order, dropout
     compile: bool = False  # torch.compile the model; CUDA only, ignored elsewhere
+    parallel: str = "ddp"  # several processes: "ddp" replicates the model, "fsdp" shards it (FSDP2)
 
     def __post_init__(self) -> None:
         counts = ("steps", "batch_size", "micro_batch_size", "eval_every", "eval_batches", "checkpoint_every")
@@ -74,6 +89,7 @@ class TrainConfig:
         _check(self.decay in DECAYS, "decay", f"must be one of {DECAYS}, got {self.decay!r}")
         _check(self.grad_clip >= 0, "grad_clip", f"must be >= 0, got {self.grad_clip}")
         _check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        _check(self.parallel in PARALLEL, "parallel", f"must be one of {PARALLEL}, got {self.parallel!r}")
         _check(
             self.batch_size % self.micro_batch_size == 0,
             "batch_size",
@@ -88,8 +104,8 @@ def _check(ok: bool, field: str, why: str) -> None:
 
 @dataclass
 class TrainResult:
-    model: GPT  # trained model, on the training device
-    history: list[dict]  # one row per logged step: step, loss, lr, tokens_per_s, and val_loss on eval steps
+    model: GPT  # trained model, on the training device (whole on rank 0; other ranks' may be sharded)
+    history: list[dict]  # per logged step: step, loss, lr, tokens_per_s, data_wait, mfu (CUDA), val_loss (evals)
     final_loss: float | None  # train loss of the last logged step (None if nothing was logged)
     final_val_loss: float | None  # val loss of the last eval step (None without val windows or evals)
     tokens_seen: int  # train tokens in all updates so far, including those before a resume
@@ -140,8 +156,8 @@ def train(
     objective="mlm" (with mask_rate) trains an encoder (causal=False) whose last token id is the mask by
     masked LM instead (module docstring; `physlm.mlm.train_mlm`)."""
     started = time.perf_counter()
-    rank, world_size = 0, 1  # DDP: from torch.distributed
-    accumulation = accumulation_steps(cfg, world_size)
+    world = distributed.current()
+    accumulation = accumulation_steps(cfg, world.size)
     masking = _masking(objective, mask_rate, model_cfg)
     token_limit = model_cfg.vocab_size if masking is None else model_cfg.vocab_size - 1  # the mask id is no data
     _check_windows("train_windows", train_windows, model_cfg, 1, token_limit)
@@ -151,8 +167,9 @@ def train(
     with deterministic(dev):
         torch.manual_seed(cfg.seed)
         model = GPT(model_cfg).to(dev)
+        flops_per_token = model.flops_per_token()
+        model = distributed.shard(model, cfg.parallel, world)
         optimizer = make_optimizer(model, cfg, dev)
-        fwd = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
         val_batches = _val_batches(val_windows, cfg, dev, masking) if val_windows is not None else []
         ckpt = Path(ckpt_dir) / CHECKPOINT
         data = _fingerprint(train_windows, val_windows)
@@ -160,45 +177,58 @@ def train(
         if masking is not None:  # (absent for "clm": its checkpoints are unchanged)
             meta["objective"] = {"name": objective, "mask_rate": mask_rate}
         start, history = _resume(ckpt, meta, model, optimizer)
+        compiled = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
+        fwd = distributed.replicate(compiled, cfg.parallel, world, dev)
         last = min(cfg.steps, stop_after if stop_after is not None else cfg.steps)
         tokens_per_step = cfg.batch_size * (train_windows.shape[1] - 1)
-        bar = tqdm(total=cfg.steps, initial=start, desc="train", mininterval=1.0, disable=not progress or rank != 0)
-        timer, steps_timed = time.perf_counter(), 0
+        meter = _Meter(dev, tokens_per_step, flops_per_token, peak_flops(dev), world)
+        make = functools.partial(_train_batch, train_windows, cfg, masking, dev.type == "cuda")
+        keys = ((step, world.rank * accumulation + m) for step in range(start, last) for m in range(accumulation))
+        loader = Prefetcher(make, keys, dev)
+        bar = tqdm(total=cfg.steps, initial=start, desc="train", mininterval=1.0,
+                   disable=not progress or not world.main)
 
-        for step in range(start, last):
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        try:
+            for step in range(start, last):
+                lr = lr_at(step, cfg)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
 
-            step_loss = torch.zeros((), device=dev)
-            for micro in range(accumulation):
-                x, y = _batch(train_windows, cfg, step, rank * accumulation + micro, dev, masking)
-                with autocast(dev):
-                    _, loss = fwd(x, y)
-                (loss / accumulation).backward()
-                step_loss += loss.detach() / accumulation
+                step_loss = torch.zeros((), device=dev)
+                for micro in range(accumulation):
+                    x, y = loader.next()
+                    with distributed.gradient_sync(fwd, model, micro == accumulation - 1):
+                        with autocast(dev):
+                            _, loss = fwd(x, y)
+                        (loss / accumulation).backward()
+                    step_loss += loss.detach() / accumulation
 
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            bar.update()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                bar.update()
 
-            done, steps_timed = step + 1, steps_timed + 1
-            evaluating = done % cfg.eval_every == 0 or done == cfg.steps
-            if rank == 0 and (done % cfg.log_every == 0 or evaluating):
-                row = {"step": done, "loss": step_loss.item(), "lr": lr}
-                row["tokens_per_s"] = steps_timed * tokens_per_step / (time.perf_counter() - timer)
-                if evaluating and val_batches:
-                    row["val_loss"] = evaluate(model, val_batches, dev)
-                history.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
-                if on_log is not None:
-                    on_log(row)
-                timer, steps_timed = time.perf_counter(), 0
-            if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-                _save(ckpt, model, optimizer, done, history, meta)
-        bar.close()
+                done = step + 1
+                meter.steps += 1
+                evaluating = done % cfg.eval_every == 0 or done == cfg.steps
+                if done % cfg.log_every == 0 or evaluating:  # every rank: the loss mean and evaluation are collective
+                    row = {"step": done, "loss": distributed.mean_over_ranks(step_loss, world).item(), "lr": lr}
+                    row |= meter.read(loader)
+                    if evaluating and val_batches:
+                        row["val_loss"] = evaluate(model, val_batches, dev)
+                    if world.main:
+                        history.append(row)
+                        bar.set_postfix(loss=f"{row['loss']:.4f}")
+                        if on_log is not None:
+                            on_log(row)
+                    meter.restart(loader)
+                if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                    _save(ckpt, model, optimizer, done, history, meta, world)
+        finally:
+            loader.close()
+            bar.close()
+        model = distributed.gather_model(model, world)
 
     val_rows = [row["val_loss"] for row in history if "val_loss" in row]
     return TrainResult(
@@ -246,14 +276,6 @@ def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def _batch(windows: np.ndarray, cfg: TrainConfig, step: int, micro: int, dev: torch.device,
-           masking: Masking | None = None) -> Batch:
-    rows = batch_rows(cfg.seed, step, micro, cfg, len(windows))
-    if masking is None:
-        return _to_device(windows[rows], dev)
-    return _masked(windows[rows], masking, (cfg.seed, 0, step, micro), dev)
-
-
 def _masking(objective: str, rate: float, model_cfg: GPTConfig) -> Masking | None:
     """None for "clm"; for "mlm", `mask_batch` with the model's last id as the mask."""
     if objective not in OBJECTIVES:
@@ -269,32 +291,103 @@ def _masking(objective: str, rate: float, model_cfg: GPTConfig) -> Masking | Non
     return functools.partial(mask_batch, rate=rate, mask_token=mask, vocab_size=mask)
 
 
-def _masked(windows: np.ndarray, masking: Masking, key: tuple[int, ...], dev: torch.device) -> Batch:
-    """"mlm": the masked inputs w[:, :-1] and their targets (-1 where not masked) as int64 on `dev`."""
-    x, y = masking(windows[:, :-1], seed=key)
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
-    if dev.type == "cuda":
-        x, y = x.pin_memory(), y.pin_memory()
+def _train_batch(windows: np.ndarray, cfg: TrainConfig, masking: Masking | None, pin: bool, step: int,
+                 micro: int) -> Batch:
+    """Global micro-batch `micro` of update `step`, on the host (see `_host_batch`)."""
+    rows = batch_rows(cfg.seed, step, micro, cfg, len(windows))
+    return _host_batch(windows[rows], masking, (cfg.seed, 0, step, micro), pin)
+
+
+def _host_batch(windows: np.ndarray, masking: Masking | None, key: tuple[int, ...], pin: bool) -> Batch:
+    """Inputs w[:, :-1] and targets w[:, 1:] ("mlm": the masked inputs and their targets, -1 where not masked,
+    seeded by `key`) as int64 host tensors, pinned when `pin` so the copy to the GPU can be asynchronous."""
+    x, y = (windows[:, :-1], windows[:, 1:]) if masking is None else masking(windows[:, :-1], seed=key)
+    return _int64(x, pin), _int64(y, pin)
+
+
+def _int64(a: np.ndarray, pin: bool) -> Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
+    return t.pin_memory() if pin else t
+
+
+def _on_device(batch: Batch, dev: torch.device) -> Batch:
+    x, y = batch
     return x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
 
 
-def _to_device(windows: np.ndarray, dev: torch.device) -> Batch:
-    """Inputs w[:, :-1] and targets w[:, 1:] as int64 on `dev` (pinned, non-blocking copy on CUDA)."""
-    w = torch.from_numpy(windows.astype(np.int64))
-    if dev.type == "cuda":
-        w = w.pin_memory()
-    w = w.to(dev, non_blocking=True)
-    return w[:, :-1], w[:, 1:]
+class Prefetcher:
+    """Host batches made by `make(*key)` for each key in order, `depth` ahead in a background thread, and
+    handed out on the device (an asynchronous copy from pinned memory on CUDA). `waited` adds up the seconds
+    the loop spent blocked in `next`: the wait for data. An error in `make` is raised by `next`."""
+
+    def __init__(self, make: Callable[..., Batch], keys: Iterable[tuple[int, ...]], dev: torch.device, depth: int = 2):
+        self.dev, self.waited = dev, 0.0
+        self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(make, keys), daemon=True, name="physlm-prefetch")
+        self._thread.start()
+
+    def next(self) -> Batch:
+        began = time.perf_counter()
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        batch = _on_device(item, self.dev)
+        self.waited += time.perf_counter() - began
+        return batch
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _fill(self, make: Callable[..., Batch], keys: Iterable[tuple[int, ...]]) -> None:
+        for key in keys:
+            try:
+                item: Batch | BaseException = make(*key)
+            except Exception as err:  # handed to the loop, which raises it
+                item = err
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            if self._stop.is_set() or isinstance(item, BaseException):
+                return
+
+
+@dataclass
+class _Meter:
+    """Throughput of the updates since the last log row, read after synchronising the device."""
+
+    dev: torch.device
+    tokens_per_step: int  # global: every rank's micro-batches
+    flops_per_token: int
+    peak: Peak | None  # None on CPU: no MFU
+    world: World
+    steps: int = 0
+    began: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def read(self, loader: Prefetcher) -> dict[str, float]:
+        synchronize(self.dev)
+        seconds = time.perf_counter() - self.began
+        rate = self.steps * self.tokens_per_step / seconds
+        row = {"tokens_per_s": rate, "data_wait": loader.waited / seconds}
+        if self.peak is not None:
+            row["mfu"] = rate * self.flops_per_token / (self.peak.tflops * 1e12 * self.world.size)
+        return row
+
+    def restart(self, loader: Prefetcher) -> None:
+        self.steps, self.began, loader.waited = 0, time.perf_counter(), 0.0
 
 
 def _val_batches(windows: np.ndarray, cfg: TrainConfig, dev: torch.device, masking: Masking | None = None) -> list[Batch]:
     """The fixed val set: the first eval_batches full micro-batches of the val windows ("mlm": masked once,
     seeded by (seed, 1, batch))."""
     count = min(cfg.eval_batches, len(windows) // cfg.micro_batch_size)
-    size = cfg.micro_batch_size
-    if masking is not None:
-        return [_masked(windows[i * size : (i + 1) * size], masking, (cfg.seed, 1, i), dev) for i in range(count)]
-    return [_to_device(windows[i * size : (i + 1) * size], dev) for i in range(count)]
+    size, pin = cfg.micro_batch_size, dev.type == "cuda"
+    host = [_host_batch(windows[i * size : (i + 1) * size], masking, (cfg.seed, 1, i), pin) for i in range(count)]
+    return [_on_device(batch, dev) for batch in host]
 
 
 def _check_windows(name: str, windows: np.ndarray, model_cfg: GPTConfig, min_rows: int, limit: int) -> None:
@@ -320,12 +413,17 @@ def _fingerprint(*arrays: np.ndarray | None) -> str:
     return h.hexdigest()
 
 
-def _save(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, history: list[dict], meta: dict) -> None:
-    """Write the checkpoint atomically: a temporary file moved into place."""
+def _save(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, history: list[dict], meta: dict,
+          world: World) -> None:
+    """Write the checkpoint atomically (a temporary file moved into place), from rank 0. Every rank calls it:
+    gathering a sharded model's state is collective."""
+    model_state, optim_state = distributed.full_state(model, optimizer)
+    if not world.main:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": model_state,
+        "optimizer": optim_state,
         "step": step,
         "history": history,
         "rng": torch.get_rng_state(),
@@ -337,15 +435,15 @@ def _save(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, h
 
 
 def _resume(path: Path, meta: dict, model: GPT, optimizer: torch.optim.Optimizer) -> tuple[int, list[dict]]:
-    """(step, history) from the checkpoint at `path`, loaded into model and optimizer; (0, []) when there is
-    none, or when it was made with other configs or data (warned: it is stale and will be overwritten)."""
+    """(step, history) from the checkpoint at `path`, loaded into model and optimizer (on every rank); (0, [])
+    when there is none, or when it was made with other configs or data (warned: it is stale and will be
+    overwritten)."""
     if not path.exists():
         return 0, []
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state["meta"] != meta:
         warnings.warn(f"{path}: checkpoint is from other configs or data; ignoring it and training from scratch")
         return 0, []
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    distributed.load_full_state(model, optimizer, state["model"], state["optimizer"])
     torch.set_rng_state(state["rng"])
     return state["step"], state["history"]
