@@ -29,15 +29,29 @@ from a generator seeded by (seed, property, problem index).
 The probe (one per property and model): a deep copy of the model, frozen and in eval mode (dropout off),
 whose `wte` is replaced by `LowRankEmbedding` (E + U V, U zero-initialised, so the probe starts as the
 original model), and a linear head on the last block's output after the final LayerNorm (what the LM head
-reads) at the last real token ([END]). Batches are right-padded; causal attention keeps padding out, and the
-head gathers each row's last real token. AdamW, no warmup, linear decay to 0. Scored on examples from
+reads) at the last real token ([END]). AdamW, no warmup, linear decay to 0. Scored on examples from
 held-out problems against the majority class of the training labels; `run_vprobes` runs every property on
 every model it is given (the trained model and the random-init control).
 
+Shared prefixes. A problem's examples share their prefixes: one for nece and dep, and for the solution
+properties each prefix is the start of the longest one picked. The model is causal, so the keys and values
+of a sequence's first p positions depend only on its first p tokens: a problem's longest prefix (its
+*trunk*) runs once, left-padded beside the other trunks of the step, and every example then runs only its
+query `[START] ... [END]` on the trunk's first `prefix` positions (one right-padded batch of queries over
+the model's left-padding KV-cache path). Gradients reach the embedding update through the cached keys and
+values, as in the whole-sequence computation (`full_sequence_states`, the reference the tests compare
+with). A training step takes whole trunks, about `batch_size` examples (`pack`); so a step holds the
+picks of about batch_size / picks problems rather than of batch_size, and the order of the examples
+differs from one-example batches. On the demo problems a step costs a third to a quarter of the
+whole-sequence one (its trunks and queries are a fifth of the tokens, and each query row gathers its own
+copy of the cached keys and values).
+
 tests/test_vprobe.py checks the labels on a hand-built problem against hand-derived values, the prompt
 layout per property, that the update starts at zero and trains only U, V and the head (the base weights and
-the caller's model untouched), causality and padding invariance of the logits, that the probe learns a
-token-identity label far above majority, and the majority baseline against a hand count.
+the caller's model untouched), that the grouped states and gradients equal the whole-sequence ones on
+generated problems (and the states in every positional scheme), causality and padding invariance of the
+logits, how examples are cut into trunks and steps, that the probe learns a token-identity label far above
+majority, and the majority baseline against a hand count.
 """
 
 from __future__ import annotations
@@ -45,7 +59,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,10 +212,9 @@ def prefix_text(problem: Problem, prop: str, position: int) -> str:
     return " ".join([problem.problem, SOL, *solution_sentences(problem)[:position]])
 
 
-def prompt_text(prefix: str, a: str, b: str | None = None) -> str:
-    """`[PROB] prefix [START] A [END]`, or `... [START] A [MID] B [END]` (the caller adds <bos>)."""
-    query = f"{START} {a} {END}" if b is None else f"{START} {a} {MID} {b} {END}"
-    return f"{PROB} {prefix} {query}"
+def query_text(a: str, b: str | None = None) -> str:
+    """`[START] A [END]`, or `[START] A [MID] B [END]`: what follows the prefix."""
+    return f"{START} {a} {END}" if b is None else f"{START} {a} {MID} {b} {END}"
 
 
 @dataclass(frozen=True)
@@ -212,6 +225,7 @@ class VExample:
     label: int
     problem: int  # index of the problem it came from
     position: int  # solution sentences in the prefix (0 for nece, dep)
+    prefix: int  # tokens[:prefix] is `<bos> [PROB] prefix`, tokens[prefix:] the query `[START] ... [END]`
 
 
 def probe_examples(
@@ -225,19 +239,24 @@ def probe_examples(
     first_index: int = 0,
 ) -> list[VExample]:
     """The examples of `prop` from `problems` (indices first_index, first_index + 1, ...); inputs longer
-    than max_tokens are skipped."""
+    than max_tokens are skipped. The text is `[PROB] prefix [START] ... [END]`; words never span the space
+    before `[START]`, so its tokens are the prefix's tokens followed by the query's."""
     if prop not in PROPERTIES:
         raise ValueError(f"unknown V-probe property {prop!r}; known: {', '.join(PROPERTIES)}")
     out: list[VExample] = []
     for index, problem in enumerate(problems, start=first_index):
         closure, names = ancestors(problem), [p.name for p in problem.params]
         rng = np.random.default_rng([seed, PROPERTIES.index(prop), index])
+        heads: dict[int, tuple[int, ...]] = {}  # position -> tokens of `<bos> [PROB] prefix`
         for pick in draw_picks(problem, prop, gd_params(problem), rng, picks):
+            if pick.position not in heads:
+                text = f"{PROB} {prefix_text(problem, prop, pick.position)}"
+                heads[pick.position] = (vocab.bos_id, *vocab.encode(text))
+            head = heads[pick.position]
             b = None if pick.b is None else names[pick.b]
-            text = prompt_text(prefix_text(problem, prop, pick.position), names[pick.a], b)
-            tokens = (vocab.bos_id, *vocab.encode(text))
+            tokens = (*head, *vocab.encode(query_text(names[pick.a], b)))
             if len(tokens) <= max_tokens:
-                out.append(VExample(tokens, label(problem, closure, prop, pick), index, pick.position))
+                out.append(VExample(tokens, label(problem, closure, prop, pick), index, pick.position, len(head)))
     return out
 
 
@@ -265,10 +284,12 @@ class LowRankEmbedding(nn.Module):
 
 
 class VProbe(nn.Module):
-    """A frozen copy of a GPT with a low-rank embedding update, and a linear head on its last state."""
+    """A frozen copy of a causal GPT with a low-rank embedding update, and a linear head on its last state."""
 
     def __init__(self, model: GPT, num_classes: int, rank: int, seed: int):
         super().__init__()
+        if not model.cfg.causal:
+            raise ValueError("V-probes need a causal model: shared prefixes are computed once, before the queries")
         frozen = copy.deepcopy(model).requires_grad_(False).eval()
         frozen.wte = LowRankEmbedding(frozen.wte, rank, torch.Generator().manual_seed(seed))
         self.model = frozen
@@ -282,37 +303,185 @@ class VProbe(nn.Module):
         self.model.eval()
         return self
 
-    def forward(self, idx: Tensor, lengths: Tensor) -> Tensor:
-        """Logits [B, classes] at each row's last real token (idx [B, T] right-padded, lengths [B])."""
-        last = self.model.hidden_states(idx)[-1]
-        state = last[torch.arange(idx.size(0), device=idx.device), lengths - 1]
-        return self.head(self.model.ln_f(state))
+    def states(self, batch: PrefixBatch) -> Tensor:
+        """[N, width]: each example's last-block state after the final LayerNorm at its last real token.
+
+        The trunks run once, left-padded, into a cache. Each example's row of the query pass sees its trunk's
+        first `prefix` columns, moved right so that they end where its query starts (a left-padded row: its
+        own positions, the columns before them hidden); the queries run as one right-padded batch."""
+        model = self.model
+        cache = _SharedCache(model.cfg.depth)
+        _last(model._residual_stream(batch.trunks, cache, batch.pad))
+        width = batch.trunks.size(1)
+        shift = width - batch.pad[batch.trunk] - batch.prefix  # trunk length - prefix length, per example
+        columns = (torch.arange(width, device=shift.device)[None, :] - shift[:, None]).clamp(min=0)
+        cache.share(batch.trunk, columns, batch.queries.size(1))
+        last = _last(model._residual_stream(batch.queries, cache, width - batch.prefix))
+        return model.ln_f(last[torch.arange(last.size(0), device=last.device), batch.lengths - 1])
+
+    def forward(self, batch: PrefixBatch) -> Tensor:
+        """Logits [N, classes], one row per example of the batch."""
+        return self.head(self.states(batch))
 
 
-def batch_tensors(examples: Sequence[VExample], device: torch.device | str) -> tuple[Tensor, Tensor]:
-    """(ids [B, longest] right-padded with PAD, lengths [B])."""
-    lengths = torch.tensor([len(e.tokens) for e in examples])
+def _last(stream: Iterator[Tensor]) -> Tensor:
+    *_, x = stream
+    return x
+
+
+class _SharedCache:
+    """What `Attention` asks of a `KVCache` (`length`, `update`), without writing in place: `KVCache` writes
+    every layer into one buffer, which breaks backward through cached keys and values (the views earlier
+    layers saved for backward change version). First it records each layer's keys and values (the trunk
+    pass); after `share`, row n of the next call sees recorded row rows[n] at columns columns[n], then its
+    own new keys and values."""
+
+    def __init__(self, depth: int):
+        self.keys: list[Tensor | None] = [None] * depth
+        self.values: list[Tensor | None] = [None] * depth
+        self.length = 0
+        self.index: Tensor | None = None  # [N, width + T] rows of the recorded and new keys, flattened
+
+    def share(self, rows: Tensor, columns: Tensor, new: int) -> None:
+        """Set up the next call: N = len(rows) rows of `new` tokens each after `columns.size(1)` cached ones."""
+        (n, width), recorded = columns.shape, self.values[0].size(0) * self.values[0].size(2)
+        self.length = width
+        own = recorded + torch.arange(n * new, device=rows.device).view(n, new)
+        self.index = torch.cat((rows[:, None] * width + columns, own), dim=1)
+
+    def update(self, layer: int, k: Tensor | None, v: Tensor) -> tuple[Tensor | None, Tensor]:
+        if self.index is None:
+            self.keys[layer], self.values[layer] = k, v
+            return k, v
+        return self._join(self.keys[layer], k), self._join(self.values[layer], v)
+
+    def _join(self, recorded: Tensor | None, new: Tensor | None) -> Tensor | None:
+        """[N, heads, width + T, head_dim]: one gather from the recorded and the new rows, stacked."""
+        if new is None:
+            return None
+        flat = torch.cat((recorded.transpose(1, 2).flatten(0, 2), new.transpose(1, 2).flatten(0, 2)))
+        rows = flat.view(-1, new.size(1) * new.size(3)).index_select(0, self.index.flatten())  # 10x flat[index]
+        return rows.view(*self.index.shape, *new.shape[1::2]).transpose(1, 2)
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """Examples of one problem whose prefixes all begin `tokens` (its longest prefix). By causality the
+    keys and values of a trunk's first p positions are those of its length-p prefix alone, so the trunk
+    runs once for all of them: the picks of nece, dep, and of every solution position of a problem."""
+
+    tokens: tuple[int, ...]
+    rows: tuple[int, ...]  # indices of its examples
+    query: int  # longest query among them
+
+
+def trunks(examples: Sequence[VExample], context: int, most: int) -> list[Trunk]:
+    """The examples cut into trunks: per problem, longest prefix first, an example joins the first trunk
+    that begins with its prefix and leaves room for its query within `context`, or starts a new one. A
+    trunk of more than `most` examples is cut into consecutive pieces of `most` (each runs the trunk)."""
+    by_problem: dict[int, list[int]] = {}
+    for row, e in enumerate(examples):
+        if not 0 < e.prefix < len(e.tokens):
+            raise ValueError(f"example {row}: prefix {e.prefix} must split its {len(e.tokens)} tokens")
+        by_problem.setdefault(e.problem, []).append(row)
+    out = []
+    for rows in by_problem.values():
+        mine: list[tuple[tuple[int, ...], list[int]]] = []
+        for row in sorted(rows, key=lambda r: -examples[r].prefix):
+            e = examples[row]
+            room = context - (len(e.tokens) - e.prefix)
+            home = next((m for t, m in mine if len(t) <= room and t[: e.prefix] == e.tokens[: e.prefix]), None)
+            if home is None:
+                home = []
+                mine.append((e.tokens[: e.prefix], home))
+            home.append(row)
+        for tokens, members in mine:
+            members.sort()
+            for k in range(0, len(members), most):
+                piece = tuple(members[k : k + most])
+                out.append(Trunk(tokens, piece, max(len(examples[r].tokens) - examples[r].prefix for r in piece)))
+    return out
+
+
+@dataclass(frozen=True)
+class PrefixBatch:
+    """Trunks and queries as tensors; examples in the order of their trunks."""
+
+    rows: tuple[int, ...]  # example index of each row
+    trunks: Tensor  # [G, width] trunk ids, left-padded with PAD
+    pad: Tensor  # [G] left padding of each trunk
+    trunk: Tensor  # [N] trunk of each example
+    prefix: Tensor  # [N] prefix length of each example
+    queries: Tensor  # [N, longest query] query ids, right-padded with PAD
+    lengths: Tensor  # [N] query lengths
+
+    @staticmethod
+    def of(examples: Sequence[VExample], parts: Sequence[Trunk], device: torch.device | str) -> PrefixBatch:
+        width = max(len(t.tokens) for t in parts)
+        ids = torch.full((len(parts), width), PAD, dtype=torch.long)
+        for g, t in enumerate(parts):
+            ids[g, width - len(t.tokens) :] = torch.tensor(t.tokens)
+        rows = [r for t in parts for r in t.rows]
+        queries = [examples[r].tokens[examples[r].prefix :] for r in rows]
+        padded = torch.full((len(rows), max(map(len, queries))), PAD, dtype=torch.long)
+        for n, q in enumerate(queries):
+            padded[n, : len(q)] = torch.tensor(q)
+        longs = {"dtype": torch.long, "device": device}
+        return PrefixBatch(
+            tuple(rows), ids.to(device), torch.tensor([width - len(t.tokens) for t in parts], **longs),
+            torch.tensor([g for g, t in enumerate(parts) for _ in t.rows], **longs),
+            torch.tensor([examples[r].prefix for r in rows], **longs), padded.to(device),
+            torch.tensor([len(q) for q in queries], **longs))
+
+
+def full_sequence_states(probe: VProbe, examples: Sequence[VExample]) -> Tensor:
+    """Reference for `VProbe.states`: every example's whole sequence in one right-padded batch, no cache."""
+    device = probe.head.weight.device
+    lengths = torch.tensor([len(e.tokens) for e in examples], device=device)
     idx = torch.full((len(examples), int(lengths.max())), PAD, dtype=torch.long)
     for row, e in enumerate(examples):
         idx[row, : len(e.tokens)] = torch.tensor(e.tokens)
-    return idx.to(device), lengths.to(device)
+    last = probe.model.hidden_states(idx.to(device))[-1]
+    return probe.model.ln_f(last[torch.arange(len(examples), device=device), lengths - 1])
 
 
-def length_batches(lengths: np.ndarray, batch_size: int, steps: int, rng: np.random.Generator,
-                   pool: int = 8) -> list[np.ndarray]:
-    """`steps` batches of row indices. Each epoch walks a fresh permutation (its last incomplete batch
-    dropped), cut into pools of `pool` batches; each pool is sorted by length and cut into batches, and the
-    epoch's batches are shuffled. Every row is seen once per epoch, and a batch holds rows of similar
-    length, so right-padding costs little."""
-    n, out = len(lengths), []
-    size = min(batch_size, n)
+def pack(order: Sequence[int], parts: Sequence[Trunk], target: int, context: int) -> list[list[int]]:
+    """`order` (trunk indices) cut into consecutive steps of whole trunks: a trunk opens a new step when the
+    current one would end nearer `target` examples without it (count + its size / 2 > target), or when
+    the step's longest trunk plus longest query would no longer fit in `context`."""
+    out: list[list[int]] = []
+    step: list[int] = []
+    count = head = tail = 0
+    for k in order:
+        t = parts[k]
+        full = count + len(t.rows) / 2 > target or max(head, len(t.tokens)) + max(tail, t.query) > context
+        if step and full:
+            out.append(step)
+            step, count, head, tail = [], 0, 0, 0
+        step.append(k)
+        count, head, tail = count + len(t.rows), max(head, len(t.tokens)), max(tail, t.query)
+    return out + [step] if step else out
+
+
+def trunk_steps(parts: Sequence[Trunk], batch_size: int, steps: int, context: int, rng: np.random.Generator,
+                pool: int = 8) -> list[list[int]]:
+    """`steps` training steps of trunk indices, about `batch_size` examples each (`pack`). Each epoch walks
+    a fresh permutation of the trunks, cut into pools of about `pool` steps; each pool is sorted by trunk
+    length (little left padding), the epoch packed into steps, its last step dropped when it holds fewer
+    than half a batch (unless it is the only one), and the epoch's steps shuffled. Every example is seen
+    once per epoch, with the other examples of its trunk."""
+    if not parts:
+        raise ValueError("trunk_steps: no examples to train on")
+    sizes = np.array([len(t.rows) for t in parts])
+    heads = np.array([len(t.tokens) for t in parts])
+    target = min(batch_size, int(sizes.sum()))
+    out: list[list[int]] = []
     while len(out) < steps:
-        perm = rng.permutation(n)[: n - n % size]
-        epoch = []
-        for start in range(0, len(perm), pool * size):
-            chunk = perm[start : start + pool * size]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            epoch += [chunk[k : k + size] for k in range(0, len(chunk), size)]
+        perm = rng.permutation(len(parts))
+        pools = (np.cumsum(sizes[perm]) - sizes[perm]) // (pool * target)
+        epoch = pack(perm[np.lexsort((heads[perm], pools))].tolist(), parts, target, context)
+        if len(epoch) > 1 and sizes[epoch[-1]].sum() < target / 2:
+            epoch.pop()
         out += [epoch[k] for k in rng.permutation(len(epoch))]
     return out[:steps]
 
@@ -336,20 +505,20 @@ def fit_vprobe(
     seed: int,
     desc: str = "vprobe",
 ) -> FitResult:
-    """Train one probe on `examples`: AdamW on U, V and the head, linear decay from lr to 0, batches from
-    `length_batches` seeded by `seed`. The caller's model is not modified."""
+    """Train one probe on `examples`: AdamW on U, V and the head, linear decay from lr to 0, steps of whole
+    trunks from `trunk_steps` seeded by `seed`. The caller's model is not modified."""
     probe = VProbe(model, num_classes, rank, seed)
     trainable = [p for p in probe.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / steps)
     device = model.wte.weight.device
     labels = torch.tensor([e.label for e in examples], device=device)
-    lengths = np.array([len(e.tokens) for e in examples])
+    parts = trunks(examples, model.cfg.context, batch_size)
     losses = []
-    batches = length_batches(lengths, batch_size, steps, np.random.default_rng(seed))
-    for rows in tqdm(batches, desc=desc, mininterval=1.0, leave=False):
-        idx, last = batch_tensors([examples[r] for r in rows], device)
-        loss = F.cross_entropy(probe(idx, last).float(), labels[torch.as_tensor(rows, device=device)])
+    for step in tqdm(trunk_steps(parts, batch_size, steps, model.cfg.context, np.random.default_rng(seed)),
+                     desc=desc, mininterval=1.0, leave=False):
+        batch = PrefixBatch.of(examples, [parts[k] for k in step], device)
+        loss = F.cross_entropy(probe(batch).float(), labels[torch.tensor(batch.rows, device=device)])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -360,14 +529,14 @@ def fit_vprobe(
 
 @torch.no_grad()
 def predict(probe: VProbe, examples: Sequence[VExample], batch_size: int) -> np.ndarray:
-    """Predicted classes of the examples, in order (batched by length, so with little padding)."""
-    device = probe.head.weight.device
-    order = np.argsort([len(e.tokens) for e in examples], kind="stable")
+    """Predicted classes of the examples, in order (whole trunks, shortest first, about batch_size a batch)."""
+    device, context = probe.head.weight.device, probe.model.cfg.context
+    parts = trunks(examples, context, batch_size)
+    order = np.argsort([len(t.tokens) for t in parts], kind="stable").tolist()
     out = np.empty(len(examples), dtype=np.int64)
-    for start in range(0, len(examples), batch_size):
-        rows = order[start : start + batch_size]
-        idx, lengths = batch_tensors([examples[r] for r in rows], device)
-        out[rows] = probe(idx, lengths).argmax(-1).cpu().numpy()
+    for step in pack(order, parts, batch_size, context):
+        batch = PrefixBatch.of(examples, [parts[k] for k in step], device)
+        out[list(batch.rows)] = probe(batch).argmax(-1).cpu().numpy()
     return out
 
 

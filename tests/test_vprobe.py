@@ -1,18 +1,22 @@
 """V-probes (physlm.vprobe): labels of a hand-built iGSM problem against values derived by hand, the prompt
 layout per property, the low-rank embedding update (starts at zero, trains only U, V and the head, leaves
-the caller's model alone), causality and padding invariance, that a probe learns a token-identity label
-far above majority, the majority baseline against a hand count, and the whole driver on small problems."""
+the caller's model alone), that the shared-prefix (trunk) computation gives the full-sequence states and
+gradients on generated problems, causality and padding invariance, how examples are cut into trunks and
+steps, that a probe learns a token-identity label far above majority, the majority baseline against a hand
+count, and the whole driver on small problems."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from physlm.model import GPT, GPTConfig
+from physlm.model import GPT, POSITIONS, GPTConfig
 from physlm.text import igsm_vocab
 from physlm.vprobe import (
     PROPERTIES,
@@ -20,20 +24,23 @@ from physlm.vprobe import (
     LowRankEmbedding,
     Pick,
     VExample,
+    PrefixBatch,
+    Trunk,
     VProbe,
     VProbeConfig,
     ancestors,
-    batch_tensors,
     can_next,
+    classes,
     dep,
     draw_picks,
     fit_vprobe,
+    full_sequence_states,
     gd_params,
     known,
     label,
-    length_batches,
     nece,
     nece_next,
+    pack,
     plot_vprobes,
     predict,
     probe_examples,
@@ -41,6 +48,8 @@ from physlm.vprobe import (
     run_vprobes,
     score,
     solution_sentences,
+    trunk_steps,
+    trunks,
     value,
 )
 from physlm.worlds.igsm_types import Param, Problem
@@ -135,17 +144,34 @@ def test_picks_are_distinct_uniform_and_seeded() -> None:
     assert twice[0] == twice[1]
 
 
-def test_length_batches_cover_each_epoch_with_little_padding() -> None:
+def _trunk(size: int, length: int, query: int = 3) -> Trunk:
+    return Trunk(tuple(range(length)), tuple(range(size)), query)
+
+
+def test_pack_ends_each_step_nearest_the_target_and_within_the_context() -> None:
+    parts = [_trunk(n, 10) for n in (10, 3, 3, 3, 20, 2)]
+    # 10 + 3 = 13 is nearer 12 than 10 is, 13 + 3 is not; 3 + 3 = 6 is nearer than 3, 6 + 20 is not
+    assert pack(range(6), parts, 12, 100) == [[0, 1], [2, 3], [4], [5]]
+    long = [_trunk(2, 50, 5), _trunk(2, 40, 9), _trunk(2, 30, 5)]  # 50 + 9 > 58: the second opens a step
+    assert pack(range(3), long, 12, 58) == [[0], [1, 2]]
+    assert pack(range(3), long, 12, 59) == [[0, 1, 2]]
+
+
+def test_trunk_steps_walk_epochs_of_whole_trunks_by_length() -> None:
     rng = np.random.default_rng(0)
-    lengths = rng.integers(10, 300, size=100)
-    batches = length_batches(lengths, 8, 24, np.random.default_rng(1))
-    assert len(batches) == 24 and all(len(b) == 8 for b in batches)
-    first = np.concatenate(batches[:12])  # one epoch: 12 full batches of the 100 rows, 4 dropped
-    assert len(set(first.tolist())) == 96
-    spread = np.mean([np.ptp(lengths[b]) for b in batches])
-    assert spread < 0.5 * np.mean([np.ptp(lengths[rng.choice(100, 8, replace=False)]) for _ in range(200)])
-    assert all(np.array_equal(a, b) for a, b in zip(batches, length_batches(lengths, 8, 24, np.random.default_rng(1))))
-    assert [len(b) for b in length_batches(lengths[:5], 8, 3, rng)] == [5, 5, 5]
+    parts = [_trunk(3, int(n)) for n in rng.integers(20, 200, size=19)]
+    # steps of 3 trunks (9 examples: 6 + 3 / 2 <= 8 < 9 + 3 / 2); the epoch's 7th step (1 trunk, 3 < 8 / 2) is dropped
+    steps = trunk_steps(parts, 8, 18, 1000, np.random.default_rng(1))
+    assert len(steps) == 18 and all(len(s) == 3 for s in steps)
+    for epoch in range(3):
+        seen = [k for s in steps[6 * epoch : 6 * epoch + 6] for k in s]
+        assert len(set(seen)) == 18
+    heads = np.array([len(t.tokens) for t in parts])
+    spread = np.mean([np.ptp(heads[s]) for s in steps])
+    assert spread < 0.5 * np.mean([np.ptp(heads[rng.choice(19, 3, replace=False)]) for _ in range(200)])
+    assert steps == trunk_steps(parts, 8, 18, 1000, np.random.default_rng(1))
+    few = trunk_steps(parts[:2], 8, 3, 1000, rng)  # 6 examples in all: every step takes them all
+    assert len(few) == 3 and all(sorted(s) == [0, 1] for s in few)
 
 
 # ---------------------------------------------------------------------------------------------- prompts
@@ -164,6 +190,8 @@ def test_prompt_layout_and_labels_of_examples(fmt: str) -> None:
         for e in examples:
             text = VOCAB.decode(e.tokens)
             prefix = problem_end.get(prop) or " ".join([p.problem, "[SOL]", *SOLUTION[: e.position]])
+            assert VOCAB.decode(e.tokens[: e.prefix]) == f"<bos> [PROB] {prefix}"
+            assert e.tokens == (VOCAB.bos_id, *VOCAB.encode(text.removeprefix("<bos> ")))
             if prop == "dep":
                 m = re.fullmatch(re.escape(f"<bos> [PROB] {prefix} [START] ") + r"(.+) \[MID\] (.+) \[END\]", text)
                 a, b = index[m[1]], index[m[2]]
@@ -177,25 +205,47 @@ def test_prompt_layout_and_labels_of_examples(fmt: str) -> None:
 
 def test_long_examples_are_skipped() -> None:
     p = hand_problem()
-    full = probe_examples([p], VOCAB, "nece", picks=10, seed=0, max_tokens=1000)
+    full = probe_examples([p], VOCAB, "known", picks=10, seed=0, max_tokens=1000)  # prefixes of different lengths
     limit = min(len(e.tokens) for e in full)
-    kept = probe_examples([p], VOCAB, "nece", picks=10, seed=0, max_tokens=limit)
+    kept = probe_examples([p], VOCAB, "known", picks=10, seed=0, max_tokens=limit)
     assert 0 < len(kept) < len(full) and all(len(e.tokens) <= limit for e in kept)
 
 
 # ---------------------------------------------------------------------------------------------- the probe
 
 
+WORDS = ("Lion", "Wolf", "Rib", "Skull", "Oak Park", "Bone", "Animal", "4", "7", "the")
+
+
 def _examples(n: int, seed: int) -> list[VExample]:
-    """Random word sequences; label = whether the token `Lion` appears in them (about 40% do)."""
+    """Random word sequences, one example each; label = whether the token `Lion` appears in them (about 40%
+    do)."""
     rng = np.random.default_rng(seed)
-    words = [VOCAB.id(w) for w in ("Lion", "Wolf", "Rib", "Skull", "Oak", "Park", "Bone", "Animal", "4", "7")]
+    words = [VOCAB.id(w) for w in WORDS]
     out = []
-    for _ in range(n):
+    for problem in range(n):
         w = [words[k] for k in rng.integers(0, len(words), size=int(rng.integers(3, 9)))]
         tokens = (VOCAB.bos_id, VOCAB.id("[PROB]"), *w, VOCAB.id("[START]"), words[int(rng.integers(1, 10))],
                   VOCAB.id("[END]"))
-        out.append(VExample(tokens, int(words[0] in w), 0, 0))
+        out.append(VExample(tokens, int(words[0] in w), problem, 0, len(w) + 2))
+    return out
+
+
+def _shared_examples(n: int, seed: int) -> list[VExample]:
+    """n random word sequences, each read at 1-4 cut points (its examples share prefixes) with a query
+    `[START] x [END]` or `[START] x [MID] y [END]`; label = whether `Lion` is in the prefix."""
+    rng = np.random.default_rng(seed)
+    words = [VOCAB.id(w) for w in WORDS]
+    start, mid, end = (VOCAB.id(m) for m in ("[START]", "[MID]", "[END]"))
+    out = []
+    for problem in range(n):
+        w = [words[k] for k in rng.integers(0, len(words), size=int(rng.integers(3, 13)))]
+        for _ in range(int(rng.integers(1, 5))):
+            cut = int(rng.integers(1, len(w) + 1))
+            head = (VOCAB.bos_id, VOCAB.id("[PROB]"), *w[:cut])
+            x = [words[k] for k in rng.integers(1, 10, size=2)]
+            query = (start, x[0], end) if rng.random() < 0.5 else (start, x[0], mid, x[1], end)
+            out.append(VExample((*head, *query), int(words[0] in w[:cut]), problem, cut, len(head)))
     return out
 
 
@@ -212,7 +262,8 @@ def test_update_starts_at_zero_and_trains_only_the_update_and_head() -> None:
     trainable = {k for k, p in probe.named_parameters() if p.requires_grad}
     assert trainable == {"model.wte.u", "model.wte.v", "head.weight", "head.bias"}
 
-    fit = fit_vprobe(model, _examples(64, 0), 2, rank=4, steps=5, batch_size=8, lr=2e-3, weight_decay=0.01, seed=0)
+    examples = _shared_examples(24, 0)
+    fit = fit_vprobe(model, examples, 2, rank=4, steps=5, batch_size=8, lr=2e-3, weight_decay=0.01, seed=0)
     wte = fit.probe.model.wte
     assert torch.equal(wte.base.weight, before["wte.weight"])
     assert wte.delta().abs().max() > 0
@@ -223,29 +274,60 @@ def test_update_starts_at_zero_and_trains_only_the_update_and_head() -> None:
         assert torch.equal(frozen[k.replace("wte.", "wte.base.")], v), k
     assert {k: p.requires_grad for k, p in model.named_parameters()} == requires
     assert not fit.probe.model.training
+    encoder = GPT(GPTConfig(vocab_size=VOCAB.size, context=16, depth=1, width=32, heads=2, causal=False))
+    with pytest.raises(ValueError, match="causal"):
+        VProbe(encoder, 2, rank=4, seed=0)
 
 
-def test_logits_are_causal_and_padding_free() -> None:
+def _batch(examples: list[VExample]) -> PrefixBatch:
+    return PrefixBatch.of(examples, trunks(examples, 160, len(examples)), "cpu")
+
+
+def test_grouped_logits_are_causal_and_padding_free() -> None:
     model = tiny_gpt(depth=2)
-    fit = fit_vprobe(model, _examples(64, 0), 2, rank=4, steps=5, batch_size=8, lr=2e-2, weight_decay=0.01, seed=0)
-    probe, examples = fit.probe, _examples(6, 1)
+    fit = fit_vprobe(model, _shared_examples(24, 0), 2, rank=4, steps=5, batch_size=8, lr=2e-2, weight_decay=0.01,
+                     seed=0)
+    probe, examples = fit.probe, _shared_examples(5, 1)
+    batch = _batch(examples)
+    whole = batch.prefix == (batch.trunks.size(1) - batch.pad)[batch.trunk]  # the example's prefix is its whole trunk
+    assert len(batch.pad) < len(examples) and (~whole).any()
+    trunk_pads = torch.arange(batch.trunks.size(1))[None, :] < batch.pad[:, None]
+    query_pads = torch.arange(batch.queries.size(1))[None, :] >= batch.lengths[:, None]
+    assert trunk_pads.any() and query_pads.any()
     with torch.no_grad():
-        alone = torch.cat([probe(*batch_tensors([e], "cpu")) for e in examples])
-        idx, lengths = batch_tensors(examples, "cpu")
-        assert (lengths < idx.size(1)).any()
-        assert torch.allclose(probe(idx, lengths), alone, atol=1e-5)
-        noise = idx.clone()
-        after = torch.arange(idx.size(1))[None, :] >= lengths[:, None]
-        noise[after] = torch.randint(2, VOCAB.size, (int(after.sum()),))
-        assert torch.allclose(probe(noise, lengths), alone, atol=1e-5)
-        changed = idx.clone()
-        changed[:, 2] = VOCAB.id("Bone")
-        assert not torch.allclose(probe(changed, lengths), probe(idx, lengths))
+        logits = probe(batch)
+        alone = torch.cat([probe(_batch([examples[r]])) for r in batch.rows])
+        assert torch.allclose(logits, alone, atol=1e-5)
+        trunks_noise, queries_noise = batch.trunks.clone(), batch.queries.clone()
+        trunks_noise[trunk_pads] = torch.randint(2, VOCAB.size, (int(trunk_pads.sum()),))
+        queries_noise[query_pads] = torch.randint(2, VOCAB.size, (int(query_pads.sum()),))
+        noisy = dataclasses.replace(batch, trunks=trunks_noise, queries=queries_noise)
+        assert torch.allclose(probe(noisy), logits, atol=1e-5)
+        last = batch.trunks.clone()  # a trunk's last token: only the examples that read the whole trunk see it
+        last[:, -1] = VOCAB.id("[SOL]")
+        moved = (probe(dataclasses.replace(batch, trunks=last)) - logits).abs().amax(-1)
+        assert (moved[whole] > 1e-4).all() and (moved[~whole] < 1e-5).all()
+
+
+@pytest.mark.parametrize("pos", sorted(POSITIONS))
+def test_grouped_states_match_the_full_sequences_in_every_position_scheme(pos: str) -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=VOCAB.size, context=64, depth=2, width=32, heads=2, pos=pos))
+    probe, examples = VProbe(model, 2, rank=4, seed=0), _shared_examples(6, 1)
+    batch = _batch(examples)
+    with torch.no_grad():
+        probe.model.wte.u.normal_(0.0, 0.5)
+        for block in probe.model.blocks if pos == "pos" else ():
+            block.attn.offset_logits.normal_()  # zeros at init: a uniform average
+        grouped = probe.states(batch)
+        full = full_sequence_states(probe, [examples[r] for r in batch.rows])
+    assert (grouped - grouped[0]).abs().amax() > 1e-3  # the rows differ
+    torch.testing.assert_close(grouped, full, atol=1e-5, rtol=0)
 
 
 def test_probe_learns_a_token_identity_label() -> None:
     train, test = _examples(2000, 0), _examples(400, 1)
-    fit = fit_vprobe(tiny_gpt(), train, 2, rank=8, steps=200, batch_size=32, lr=2e-3, weight_decay=0.01, seed=0)
+    fit = fit_vprobe(tiny_gpt(), train, 2, rank=8, steps=400, batch_size=32, lr=2e-3, weight_decay=0.01, seed=0)
     truth = np.array([e.label for e in test])
     row = score(predict(fit.probe, test, 64), truth, np.array([e.label for e in train]), 2)
     assert row["accuracy"] > row["majority"] + 0.25
@@ -290,12 +372,12 @@ def test_run_vprobes_and_plot(tmp_path) -> None:
 # ---------------------------------------------------------------------------------------------- real problems
 
 
-def _world_vocab():
+def _world_vocab(units: str = "names"):
     from physlm.worlds.igsm import load_world
 
     world = load_world()
-    return igsm_vocab(n for c in world.categorizations for layer in c.layers
-                      for n in (layer.category, *(i for _, items in layer.subcategories for i in items)))
+    return igsm_vocab((n for c in world.categorizations for layer in c.layers
+                       for n in (layer.category, *(i for _, items in layer.subcategories for i in items))), units)
 
 
 def _real_problems(n: int, split: str) -> list[Problem]:
@@ -334,6 +416,85 @@ def test_labels_of_generated_problems_agree_with_their_text() -> None:
                 assert can_next(p, i, names.index(defined[i][0])) and nece_next(p, i, names.index(defined[i][0]))
             else:
                 assert not any(nece_next(p, i, a) for a in gd)
+
+
+DEMO = {"max_op": 4, "max_edge": 8, "max_layers": 3, "max_items": 3}  # the igsm_demo dataset's problems
+
+
+def _demo_examples(vocab, prop: str, n: int) -> list[VExample]:
+    from physlm.worlds.igsm import IgsmSpec, generate_problem
+
+    problems = [generate_problem(IgsmSpec(**DEMO, fmt=("pq", "qp")[i % 2]), 0, i) for i in range(n)]
+    return probe_examples(problems, vocab, prop, picks=10, seed=0, max_tokens=256)
+
+
+def _probe_with_update(vocab, num_classes: int) -> VProbe:
+    """A probe of a random 2-block model with a nonzero update and head (so every gradient is nonzero)."""
+    torch.manual_seed(0)
+    probe = VProbe(GPT(GPTConfig(vocab_size=vocab.size, context=256, depth=2, width=32, heads=2)), num_classes, 8, 0)
+    with torch.no_grad():
+        probe.model.wte.u.normal_(0.0, 0.5)
+        probe.head.weight.normal_()
+    return probe
+
+
+def test_trunks_share_each_problems_prefixes() -> None:
+    vocab = _world_vocab()
+    for prop in ("nece", "dep", "known"):
+        examples = _demo_examples(vocab, prop, 6)
+        parts = trunks(examples, 256, 100)
+        assert sorted(r for t in parts for r in t.rows) == list(range(len(examples)))
+        assert len(parts) == 6  # one per problem: every prefix of a problem begins its longest one
+        for t in parts:
+            mine = [examples[r] for r in t.rows]
+            assert len({e.problem for e in mine}) == 1 and len(t.tokens) == max(e.prefix for e in mine)
+            assert all(e.tokens[: e.prefix] == t.tokens[: e.prefix] for e in mine)
+            assert t.query == max(len(e.tokens) - e.prefix for e in mine)
+        tight = max(len(e.tokens) for e in examples)  # the longest trunk may leave no room for a longer query
+        cut = trunks(examples, tight, 3)
+        assert sorted(r for t in cut for r in t.rows) == list(range(len(examples))) and len(cut) > len(parts)
+        assert all(len(t.rows) <= 3 and len(t.tokens) + t.query <= tight for t in cut)
+    apart = [VExample((0, 5, 6, 7), 0, 0, 0, 3), VExample((0, 6, 7), 0, 0, 0, 2), VExample((0, 5, 8), 0, 0, 0, 2)]
+    assert [(t.tokens, t.rows) for t in trunks(apart, 10, 10)] == [((0, 5, 6), (0, 2)), ((0, 6), (1,))]
+
+
+@pytest.mark.parametrize("prop", ["known", "dep"])
+def test_grouped_states_match_the_full_sequences(prop: str) -> None:
+    """known: a trunk's examples read it to different depths; dep: one prefix per problem, two-name queries.
+    Names of several words give queries of different lengths; trunks of different lengths are left-padded."""
+    vocab = _world_vocab("words")
+    examples = _demo_examples(vocab, prop, 4)
+    batch = PrefixBatch.of(examples, trunks(examples, 256, 100), "cpu")
+    by_trunk = [[examples[r] for r, g in zip(batch.rows, batch.trunk.tolist()) if g == k] for k in range(4)]
+    depths = max(len({e.prefix for e in mine}) for mine in by_trunk)
+    assert depths > 1 if prop == "known" else depths == 1
+    queries: dict[tuple[int, int], set[int]] = {}  # (problem, prefix) -> query lengths
+    for e in examples:
+        queries.setdefault((e.problem, e.prefix), set()).add(len(e.tokens) - e.prefix)
+    assert max(map(len, queries.values())) > 1 and (batch.pad > 0).any()
+    probe = _probe_with_update(vocab, classes(prop))
+    with torch.no_grad():
+        grouped = probe.states(batch)
+        full = full_sequence_states(probe, [examples[r] for r in batch.rows])
+    torch.testing.assert_close(grouped, full, atol=1e-5, rtol=0)
+
+
+def test_grouped_gradients_match_the_full_sequences() -> None:
+    vocab = _world_vocab()
+    examples = _demo_examples(vocab, "known", 8)
+    parts = trunks(examples, 256, 16)
+    (step,) = trunk_steps(parts, 16, 1, 256, np.random.default_rng(0))
+    batch = PrefixBatch.of(examples, [parts[k] for k in step], "cpu")
+    assert len(step) > 1
+    probe = _probe_with_update(vocab, 2)
+    labels = torch.tensor([examples[r].label for r in batch.rows])
+    params = [probe.model.wte.u, probe.model.wte.v, probe.head.weight, probe.head.bias]
+    grads = []
+    for states in (lambda: probe.states(batch), lambda: full_sequence_states(probe, [examples[r] for r in batch.rows])):
+        grads.append(torch.autograd.grad(F.cross_entropy(probe.head(states()), labels), params))
+    for grouped, full in zip(*grads):
+        torch.testing.assert_close(grouped, full, atol=1e-5, rtol=1e-4)
+    assert grads[0][0][vocab.id("equals")].abs().sum() > 0  # a word of the prefixes only: through the cache
 
 
 def test_run_vprobes_on_generated_problems() -> None:
