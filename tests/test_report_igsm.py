@@ -1,0 +1,33 @@
+"""The report's iGSM parts: the depth-vs-width figure groups studies of one dataset by size, and the summary
+lists accuracy, level-1 statistics and V-probes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from physlm.report import igsm_markdown, plot_depth
+
+
+def study(depth: int, params: int, test: float, opmax: float, data: str = "p21") -> dict:
+    found = {"n": 10, "accuracy": test, "answer_accuracy": test, "unnecessary_params_per_correct": 0.0,
+             "unnecessary_ops_per_correct": 0.0, "errors": {"arithmetic": 1}, "by_op": {"3": {"n": 10, "accuracy": test}}}
+    return {"train": {"model": {"depth": depth}, "params": params, "data": data},
+            "evaluate": {"test": {"greedy": found}, "opmax": {"greedy": {**found, "accuracy": opmax}}},
+            "probe_rows": [{"model": "trained", "property": "nece", "accuracy": "0.9", "accuracy_pos": "0.8",
+                            "accuracy_neg": "0.95", "majority": "0.7"}]}
+
+
+def test_depth_figure_needs_two_depths_at_one_size(tmp_path: Path) -> None:
+    same_size = {"a": study(4, 100_000_000, 0.5, 0.3), "b": study(12, 95_000_000, 0.9, 0.8), "c": study(20, 92_000_000, 0.95, 0.9)}
+    assert plot_depth(same_size, tmp_path / "depth.png") and (tmp_path / "depth.png").stat().st_size > 0
+    one_depth = {"a": study(4, 100_000_000, 0.5, 0.3), "b": study(4, 200_000_000, 0.9, 0.8)}
+    assert not plot_depth(one_depth, tmp_path / "none.png") and not (tmp_path / "none.png").exists()
+    other_data = {"a": study(4, 100_000_000, 0.5, 0.3), "b": study(12, 100_000_000, 0.9, 0.8, data="other")}
+    assert not plot_depth(other_data, tmp_path / "none.png")
+
+
+def test_igsm_summary_sections() -> None:
+    text = igsm_markdown({"s": study(4, 1, 0.5, 0.25)})
+    assert "| s | test | greedy | 10 | 0.500 |" in text and "| s | opmax | greedy | 10 | 0.250 |" in text
+    assert "| s | nece | trained | 0.900 | 0.800 | 0.950 | 0.700 |" in text
+    assert igsm_markdown({}) == ""
