@@ -52,22 +52,28 @@ def join_words(words: Iterable[str]) -> str:
     return "".join(out)
 
 
+def _phrases(symbols: Iterable[str]) -> dict[tuple[str, ...], str]:
+    """The symbols of several words ("Penguin Beach", "Princeton, NJ"), keyed by their `split_words`."""
+    return {tuple(words): s for s in symbols if len(words := split_words(s)) > 1}
+
+
 def _phrase_pattern(symbols: Sequence[str]) -> str:
-    """The split regex: multi-word symbols (phrases, longest first, whole words only), then `split_words`'."""
-    phrases = sorted((s for s in symbols if " " in s), key=lambda s: (-len(s), s))
+    """The split regex: phrase symbols (longest first, whole words only), then `split_words`'."""
+    phrases = sorted(_phrases(symbols).values(), key=lambda s: (-len(s), s))
     head = rf"\b(?:{'|'.join(re.escape(p) for p in phrases)})\b|" if phrases else ""
     return head + _SPLIT.pattern
 
 
 @dataclass(frozen=True)
 class TextVocab(Vocab):
-    """A word-level vocabulary: `<bos>`, `<eos>`, then the world's words in a fixed order. A symbol with spaces
-    in it (an item name such as "Penguin Beach") is one token wherever it occurs as whole words."""
+    """A word-level vocabulary: `<bos>`, `<eos>`, then the world's words in a fixed order. A symbol of several
+    words (an item name such as "Penguin Beach", a city "Princeton, NJ", "McDonald's") is one token wherever
+    its words occur in a row (longest first), and splits back into that very symbol."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "_ids", {s: i for i, s in enumerate(self.symbols)})
-        phrases = {tuple(split_words(s)) for s in self.symbols if " " in s}
+        phrases = _phrases(self.symbols)
         object.__setattr__(self, "_phrases", phrases)
         object.__setattr__(self, "_longest", max(map(len, phrases), default=1))
 
@@ -83,8 +89,9 @@ class TextVocab(Vocab):
         out, i = [], 0
         while i < len(words):
             for n in range(min(self._longest, len(words) - i), 1, -1):
-                if tuple(words[i : i + n]) in self._phrases:
-                    out.append(" ".join(words[i : i + n]))
+                symbol = self._phrases.get(tuple(words[i : i + n]))
+                if symbol is not None:
+                    out.append(symbol)
                     i += n
                     break
             else:

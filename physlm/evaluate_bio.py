@@ -1,0 +1,188 @@
+"""Part 3.1 QA evaluation (SPEC 4.1, 4.4): exact-match accuracy of generated answers, per split (P_train /
+P_test), attribute and decoding (greedy; beam search, the paper's beam 4), plus first-token accuracy.
+
+The model sees `<bos> question Answer:` (`physlm.biotext.qa_prompt`) and writes `value . <eos>`. Reading the
+answer back (`read_answer`): the generated tokens are cut at the first "." token or `<eos>`, whichever comes
+first, and the tokens before the cut are decoded; a generation that reaches `max_new_tokens` without either
+is decoded whole. No pool value contains "." (tests/test_evaluate_bio.py checks the pools), so the first "."
+is the one that ends the answer. `exact_match`: the answer, stripped of surrounding white space, equals the
+value exactly (case and punctuation included). First-token accuracy: the first generated token is the first
+token of the value (for the birth date, the month), as in the probes' first-token tasks; with
+`units="values"` it equals exact match for every attribute but the birth date.
+
+tests/test_evaluate_bio.py trains a tiny GPT to memorise 8 QAs and checks that the scorer gives it 1.0,
+greedy and beam, and a random model 0.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from physlm.biotext import qa_prompt
+from physlm.sampling import beam_search, generate
+from physlm.text import TextVocab
+from physlm.tokenize import Vocab
+from physlm.worlds.bio import ATTRIBUTES
+
+__all__ = ["QAAttempt", "decoding_name", "answer_ids", "read_answer", "answer_qa", "exact_match", "score",
+           "summarize", "qa_accuracy", "accuracy_rows", "plot_qa", "plot_regimes"]
+
+SPLITS = ("P_train", "P_test")
+
+
+@dataclass(frozen=True)
+class QAAttempt:
+    """One question answered once."""
+
+    split: str  # P_train or P_test
+    attribute: str
+    decoding: str  # "greedy" or "beam<k>"
+    person: int
+    answer: str  # the answer read back (read_answer)
+    correct: bool  # exact match with the value
+    first_token_correct: bool  # the first generated token is the value's first token
+
+
+def decoding_name(beams: int) -> str:
+    return "greedy" if beams == 1 else f"beam{beams}"
+
+
+def answer_ids(
+    model: torch.nn.Module, vocab: TextVocab, questions: Sequence[str], *, beams: int, batch_size: int,
+    max_new_tokens: int,
+) -> list[list[int]]:
+    """The tokens each question's generation writes (`<eos>` included when written): greedy for beams=1,
+    else beam search."""
+    prompts = [[Vocab.bos_id, *vocab.encode(qa_prompt(q))] for q in questions]
+    if beams == 1:
+        return generate(model, prompts, max_new_tokens=max_new_tokens, temperature=0.0, eos_id=Vocab.eos_id, seed=0,
+                        batch_size=batch_size)
+    return beam_search(model, prompts, beams=beams, max_new_tokens=max_new_tokens, eos_id=Vocab.eos_id,
+                       batch_size=batch_size)
+
+
+def read_answer(vocab: TextVocab, ids: Sequence[int]) -> str:
+    """The text of the tokens before the first "." or `<eos>` (module docstring)."""
+    stops = {vocab.id("."), Vocab.eos_id}
+    end = next((k for k, t in enumerate(ids) if t in stops), len(ids))
+    return vocab.decode(ids[:end])
+
+
+def answer_qa(
+    model: torch.nn.Module, vocab: TextVocab, questions: Sequence[str], *, beams: int, batch_size: int,
+    max_new_tokens: int,
+) -> list[str]:
+    """The answer the model gives to each question, read back by `read_answer`."""
+    ids = answer_ids(model, vocab, questions, beams=beams, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    return [read_answer(vocab, row) for row in ids]
+
+
+def exact_match(generated: str, value: str) -> bool:
+    """The answer, stripped of surrounding white space, is exactly the value."""
+    return generated.strip() == value
+
+
+def score(
+    model: torch.nn.Module, vocab: TextVocab, qa: pl.DataFrame, *, beams: int, batch_size: int
+) -> list[QAAttempt]:
+    """Every row of a qa table (physlm.worlds.bio.qa_frame) answered once; room for the longest value's tokens,
+    the "." and `<eos>`."""
+    values = qa["value"].to_list()
+    targets = [vocab.encode(v) for v in values]
+    budget = max(map(len, targets), default=0) + 2
+    ids = answer_ids(model, vocab, qa["question"].to_list(), beams=beams, batch_size=batch_size, max_new_tokens=budget)
+    answers = [read_answer(vocab, row) for row in ids]
+    decoding = decoding_name(beams)
+    return [QAAttempt(split, attribute, decoding, person, answer, exact_match(answer, value), row[:1] == target[:1])
+            for split, attribute, person, value, target, row, answer in
+            zip(qa["split"], qa["attribute"], qa["person"], values, targets, ids, answers)]
+
+
+def _cell(rows: Sequence[QAAttempt]) -> dict:
+    return {"n": len(rows), "accuracy": float(np.mean([a.correct for a in rows])),
+            "first_token_accuracy": float(np.mean([a.first_token_correct for a in rows]))}
+
+
+def summarize(attempts: Sequence[QAAttempt]) -> dict:
+    """{split: {decoding: {n, accuracy, first_token_accuracy, by_attribute: {attribute: {n, accuracy,
+    first_token_accuracy}}}}}, attributes in ATTRIBUTES order."""
+    groups: dict[tuple[str, str], list[QAAttempt]] = defaultdict(list)
+    for a in attempts:
+        groups[(a.split, a.decoding)].append(a)
+    out: dict = defaultdict(dict)
+    for (split, decoding), rows in sorted(groups.items()):
+        by_attribute = {a: [r for r in rows if r.attribute == a] for a in ATTRIBUTES}
+        out[split][decoding] = _cell(rows) | {"by_attribute": {a: _cell(v) for a, v in by_attribute.items() if v}}
+    return dict(out)
+
+
+def qa_accuracy(
+    model: torch.nn.Module, vocab: TextVocab, qa: pl.DataFrame, *, beams: Sequence[int] = (1, 4), batch_size: int = 64
+) -> dict:
+    """`summarize` of every qa row answered with each beam count (1: greedy)."""
+    return summarize([a for k in beams for a in score(model, vocab, qa, beams=k, batch_size=batch_size)])
+
+
+def accuracy_rows(summary: Mapping) -> list[dict]:
+    """Flat rows (split, decoding, attribute, n, accuracy, first_token_accuracy) for the CSV plot file."""
+    return [{"split": split, "decoding": decoding, "attribute": attribute, **cell}
+            for split, decodings in summary.items() for decoding, found in decodings.items()
+            for attribute, cell in found["by_attribute"].items()]
+
+
+def _bars(ax, groups: Mapping[str, Mapping[str, float]], title: str) -> None:
+    """Bars per attribute, one per group ({group: {attribute: accuracy}}), accuracy in percent."""
+    width = 0.8 / max(len(groups), 1)
+    for k, (group, accuracy) in enumerate(groups.items()):
+        xs = [i for i, a in enumerate(ATTRIBUTES) if a in accuracy]
+        ax.bar([x + (k - (len(groups) - 1) / 2) * width for x in xs],
+               [100 * accuracy[ATTRIBUTES[x]] for x in xs], width, label=group)
+    ax.set_xticks(range(len(ATTRIBUTES)), [a.replace("_", " ") for a in ATTRIBUTES], rotation=30, fontsize=8)
+    ax.set_ylim(0, 102)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _save_panels(panels: Mapping[str, Mapping[str, Mapping[str, float]]], path: str | Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
+    for ax, (name, groups) in zip(axes[0], panels.items()):
+        _bars(ax, groups, name)
+    axes[0][0].set_ylabel("exact-match accuracy (%)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_qa(rows: Sequence[Mapping], path: str | Path, title: str = "") -> None:
+    """Exact-match accuracy per attribute, P_train vs P_test bars, one panel per decoding."""
+    panels: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in sorted(rows, key=lambda r: (r["decoding"], SPLITS.index(r["split"]))):
+        panels[r["decoding"]][r["split"]][r["attribute"]] = float(r["accuracy"])
+    if not panels:
+        raise ValueError("plot_qa: no rows to plot")
+    _save_panels(panels, path, title or "bio QA accuracy")
+
+
+def plot_regimes(summaries: Mapping[str, Mapping], path: str | Path, split: str = "P_test", title: str = "") -> None:
+    """Several regimes ({regime: qa_accuracy summary}, e.g. pretrain+FT vs mixed training) side by side for one
+    split: per decoding a panel, per attribute a bar for each regime that has that split and decoding."""
+    panels: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for regime, summary in summaries.items():
+        for decoding, found in sorted(summary.get(split, {}).items()):
+            panels[decoding][regime] = {a: cell["accuracy"] for a, cell in found["by_attribute"].items()}
+    if not panels:
+        raise ValueError(f"plot_regimes: no regime has results for split {split!r}")
+    _save_panels(panels, path, title or f"bio QA accuracy on {split} by regime")
