@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from physlm.errors import DataError
+from physlm.text import igsm_vocab
 from physlm.worlds import igsm
 from physlm.worlds.igsm import (
     EVAL_SETS,
@@ -283,6 +284,26 @@ def test_small_worlds_for_cpu_demos() -> None:
     assert set(seen_layers) == {2, 3}
     with pytest.raises(ValueError, match="fmt"):
         IgsmSpec(fmt="qq")
+
+
+def test_names_option_draws_items_from_the_first_k_of_each_subcategory() -> None:
+    world = load_world()
+    allowed = {item for c in world.categorizations for layer in c.layers for _, items in layer.subcategories
+               for item in items[:4]}
+    every = {item for c in world.categorizations for layer in c.layers for _, items in layer.subcategories for item in items}
+    spec = IgsmSpec(max_op=4, max_edge=6, max_layers=3, max_items=2, names=4)
+    vocab = igsm_vocab(every)  # names as single tokens, longest match first ("Silverback Gorilla", not "Gorilla")
+    used: set[str] = set()
+    for i in range(200):
+        p = generate_problem(spec, 5, i)
+        words = set(vocab.split(p.problem)) & every
+        assert words <= allowed, words - allowed
+        used |= words
+    assert len(used) > 100  # many of the 320 allowed names occur, none of the others
+    plain = IgsmSpec(max_op=4, max_edge=6, max_layers=3, max_items=2)
+    assert generate_problem(plain, 5, 3) != generate_problem(spec, 5, 3)
+    with pytest.raises(ValueError, match="names"):
+        IgsmSpec(max_items=3, names=2)
 
 
 # ----------------------------------------------------------------------------------------- generation

@@ -191,6 +191,7 @@ class IgsmSpec:
     split_rule: Literal["paper", "code", "none"] = "paper"  # buckets of train/test: <17 / >=17, 0-15 / 16-22, all
     max_layers: int = 4                       # d in 2..max_layers (the paper: 4); smaller worlds for CPU demos
     max_items: int = 4                        # items per layer in 2..max_items (the paper: 4)
+    names: int = 0                            # items drawn from the first `names` of each sub-category (0 = all)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_op <= len(LETTERS):
@@ -198,6 +199,8 @@ class IgsmSpec:
         for name in ("max_layers", "max_items"):
             if not 2 <= getattr(self, name) <= 4:
                 raise ValueError(f"IgsmSpec.{name} must be 2..4, got {getattr(self, name)}")
+        if self.names and self.names < self.max_items:
+            raise ValueError(f"IgsmSpec.names must be 0 (all) or at least max_items = {self.max_items}, got {self.names}")
         least = (self.max_layers - 1) * self.max_items
         if self.max_edge < least:
             raise ValueError(f"IgsmSpec.max_edge must be at least {least} ({self.max_layers - 1} edges between"
@@ -283,14 +286,16 @@ def _layer_sizes(h: Hyper, e: int, rng: random.Random) -> list[int]:
             return sizes
 
 
-def sample_structure(world: World, h: Hyper, rng: random.Random) -> Structure:
+def sample_structure(world: World, h: Hyper, rng: random.Random, names: int = 0) -> Structure:
+    """A structure graph of `h`'s shape; items from the first `names` of a sub-category (0 = all of them)."""
     e = min(h.e, (h.d - 1) * h.w1 ** 2)
     sizes = _layer_sizes(h, e, rng)
     c = rng.randrange(len(world.categorizations))
     cat = world.categorizations[c]
     top = rng.randint(0, len(cat.layers) - h.d)
     layers = tuple(range(top, top + h.d))
-    items = tuple(tuple(rng.sample(rng.choice(cat.layers[k].subcategories)[1], size)) for k, size in zip(layers, sizes))
+    items = tuple(tuple(rng.sample(rng.choice(cat.layers[k].subcategories)[1][: names or None], size))
+                  for k, size in zip(layers, sizes))
     edges = {(i, rng.randrange(sizes[i]), k) for i in range(h.d - 1) for k in range(sizes[i + 1])}
     free = [(i, j, k) for i in range(h.d - 1) for j in range(sizes[i]) for k in range(sizes[i + 1]) if (i, j, k) not in edges]
     edges.update(rng.sample(free, e - len(edges)))
@@ -555,9 +560,9 @@ def _params(g: _Graph, topo: list[int], rng: random.Random) -> tuple[Param, ...]
                  for x in range(len(g.names)))
 
 
-def _build(world: World, h: Hyper, rng: random.Random) -> tuple[Structure, tuple[Param, ...], list[int]] | None:
+def _build(world: World, h: Hyper, rng: random.Random, names: int = 0) -> tuple[Structure, tuple[Param, ...], list[int]] | None:
     """One attempt at G_s and G_d; None when a stage fails."""
-    st = sample_structure(world, h, rng)
+    st = sample_structure(world, h, rng, names)
     g = _parameters(st)
     chosen = _choose_necessary(g, h, rng)
     order = _order(g, chosen, rng)
@@ -717,7 +722,7 @@ def generate_problem(spec: IgsmSpec, seed: int, index: int, *, split: str = "tra
     s = sample_op(rng, spec.max_op) if force_op is None else force_op
     _check_op(s)
     for _ in range(MAX_ATTEMPTS):
-        built = _build(world, sample_hyper(rng, spec, s), rng)
+        built = _build(world, sample_hyper(rng, spec, s), rng, spec.names)
         if built is None:
             continue
         st, params, order = built
