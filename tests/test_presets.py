@@ -1,5 +1,5 @@
-"""The paper-scale switch: one command rewrites params.yaml to Part 1's paper settings, keeps comments and
-the other worlds' entries, validates, and shows up as a params diff."""
+"""The paper-scale switches: one command rewrites params.yaml to a paper's settings (Part 1, iGSM, bioS), keeps
+comments and the other worlds' entries, validates, and shows up as a params diff."""
 
 from __future__ import annotations
 
@@ -100,3 +100,73 @@ def test_igsm_paper_rejects_unknown_choices(tmp_path: Path) -> None:
         main(["igsm-med", "--params", str(path), "--formats", "pq,xx"])
     with pytest.raises(SystemExit, match="size3"):
         main(["igsm-med", "--params", str(path), "--depth-width", "size3"])
+
+
+def test_bio_paper_rewrites_params(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    before = yaml.safe_load(path.read_text())
+    main(["bio-paper", "--params", str(path)])
+    text = path.read_text()
+    after = yaml.safe_load(text)
+    assert "# P- and Q-probing" in text  # comments survive
+    assert "beams: [1, 4]            # greedy" in text  # an unchanged value keeps its layout
+    assert "eps: 1.0e-6" in text and "lr: 3.0e-4" in text  # floats as params.yaml spells them (1e-06 is a string to PyYAML)
+    assert after["model"] == before["model"] and after["train"] == before["train"]  # recipes live in the studies
+    bio = {n: d for n, d in after["datasets"].items() if d["world"] == "bio"}
+    assert set(bio) == {"p31_single", "p31_aug", "p31_celebrity"}
+    for d in bio.values():
+        g = d["generate"]
+        assert (g["people"], g["text"], g["pools"]) == (100_000, "bioS", {})  # the SPEC's full pools
+        assert d["tokenize"] == {"context": 512, "pack": "sentences", "units": "words"}
+    assert [bio[n]["generate"]["variant"] for n in ("p31_single", "p31_aug")] == ["single", "multi5+permute"]
+    celeb = bio["p31_celebrity"]["generate"]
+    assert (celeb["variant"], celeb["celebrities"], celeb["celebrity_variant"]) == ("single+permute", 100_000, "multi5+permute")
+    assert bio["p31_single"]["generate"]["celebrities"] == 0
+    studies = {n: s for n, s in after["studies"].items() if s["world"] == "bio"}
+    assert {n: s["data"] for n, s in studies.items()} == {"p31_single": "p31_single", "p31_aug": "p31_aug", "p31_lora": "p31_aug",
+                                                          "p31_mixed": "p31_single", "p31_celebrity": "p31_celebrity"}
+    for s in studies.values():
+        m, t = s["model"], s["train"]
+        assert (m["depth"], m["heads"], m["width"], m["pos"]) == (12, 12, 768, "rot")
+        assert (t["steps"], t["batch_size"], t["lr"], t["min_lr_ratio"], t["warmup_steps"], t["decay"], t["weight_decay"], t["eps"]) == \
+            (80_000, 96, 1.0e-3, 0.1, 1000, "cosine", 0.1, 1.0e-6)
+    full = {"steps": 50_000, "lr": 3.0e-4, "weight_decay": 0.01, "batch_size": 48}
+    for name in ("p31_single", "p31_aug", "p31_celebrity"):
+        assert studies[name]["train"]["finetune"] == full and "mix" not in studies[name]["train"]
+    assert studies["p31_lora"]["train"]["finetune"] == full | {"lora": {"rank_qv": 8, "rank_emb": 128, "alpha": 4.0}}
+    assert studies["p31_mixed"]["train"]["mix"] == 0.8 and "finetune" not in studies["p31_mixed"]["train"]
+    p = after["probe"]["bio"]
+    assert (p["p_steps"], p["p_rank"], p["q_steps"], p["q_rank"], p["lr"], p["weight_decay"]) == (30_000, 2, 30_000, 16, 1.0e-3, 0.3)
+    assert after["evaluate"]["bio"]["beams"] == [1, 4]
+    assert after["probe"]["igsm"] == before["probe"]["igsm"] and after["evaluate"]["cfg"] == before["evaluate"]["cfg"]
+    for scope in ("datasets", "studies"):  # other worlds untouched
+        assert {n: e for n, e in after[scope].items() if e["world"] != "bio"} == \
+            {n: e for n, e in before[scope].items() if e["world"] != "bio"}
+    params = read_params(path)
+    for stage, scope in SCOPE.items():
+        for name in entry_names(params, scope) if scope else [""]:
+            load_stage(stage, name, path)
+
+
+def test_bio_paper_regime_subset(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    main(["bio-paper", "--params", str(path), "--regimes", "mixed,lora", "--people", "2000"])
+    after = yaml.safe_load(path.read_text())
+    assert {n for n, s in after["studies"].items() if s["world"] == "bio"} == {"p31_mixed", "p31_lora"}
+    bio = {n: d for n, d in after["datasets"].items() if d["world"] == "bio"}
+    assert set(bio) == {"p31_single", "p31_aug"}  # only the datasets those regimes train on
+    assert {d["generate"]["people"] for d in bio.values()} == {2000}
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--regimes", "single,celeb"], "error: unknown regime(s) celeb;"),
+                                               (["--regimes", ""], "error: unknown regime(s) (none given);"),
+                                               (["--people", "1"], "error: params.yaml: datasets.p31_single.generate.people:")])
+def test_bio_paper_bad_choices_change_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    proc = subprocess.run([sys.executable, "-m", "physlm.presets", "bio-paper", "--params", str(path), *args],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1  # one line
+    assert path.read_bytes() == (ROOT / "params.yaml").read_bytes() and not list(tmp_path.glob("*.tmp"))
