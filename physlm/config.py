@@ -168,6 +168,8 @@ class IgsmGenerateParams(Section):
     max_edge: int = Field(ge=2, description="largest number of instance parameters / structure edges (med 20, hard 28)")
     max_layers: int = Field(ge=2, le=4, description="category layers per problem drawn from 2..max_layers (paper: 4)")
     max_items: int = Field(ge=2, le=4, description="items per layer drawn from 2..max_items (paper: 4)")
+    names: int = Field(0, ge=0, description="items drawn from the first `names` of each sub-category (0 = all, the paper;"
+                       " fewer names make each one frequent enough for a short CPU run)")
     fmt: Literal["pq", "qp"] = Field(description="question after (pq) or before (qp) the problem sentences")
     split_rule: Literal["paper", "code", "none"] = Field(
         description="template-hash split: paper = train buckets < 17, test >= 17; code = the released code's 0-15 / 16-22; none = no split")
@@ -181,6 +183,8 @@ class IgsmGenerateParams(Section):
     def _ops(self) -> IgsmGenerateParams:
         if any(op <= 0 for op in self.ood_ops):
             raise ValueError(f"ood_ops must be positive, got {self.ood_ops}")
+        if self.names and self.names < self.max_items:
+            raise ValueError(f"names {self.names} is below max_items {self.max_items} (0 = all names)")
         if self.max_edge < (self.max_layers - 1) * self.max_items:
             raise ValueError(f"max_edge {self.max_edge} is below (max_layers - 1) * max_items = {(self.max_layers - 1) * self.max_items}")
         return self
@@ -212,12 +216,95 @@ class IgsmEvaluateParams(Section):
         return self
 
 
-World = Literal["cfg", "igsm"]
-GENERATE: dict[str, type[Section]] = {"cfg": CfgGenerateParams, "igsm": IgsmGenerateParams}
-PROBE: dict[str, type[Section]] = {"cfg": CfgProbeParams, "igsm": IgsmProbeParams}
-EVALUATE: dict[str, type[Section]] = {"cfg": CfgEvaluateParams, "igsm": IgsmEvaluateParams}
-TOKENIZE: dict[str, type[Section]] = {"cfg": TokenizeParams, "igsm": IgsmTokenizeParams}
-WORLD_SECTIONS = {"generate": GENERATE, "tokenize": TOKENIZE, "probe": PROBE, "evaluate": EVALUATE}  # stage -> world-specific section
+class BioPoolParams(Section):
+    first_names: int = Field(400, gt=0, le=400)
+    middle_names: int = Field(400, gt=0, le=400)
+    last_names: int = Field(1000, gt=0, le=1000)
+    cities: int = Field(200, gt=0, le=200, description="birth cities")
+    universities: int = Field(300, gt=0, le=300)
+    majors: int = Field(100, gt=0, le=100)
+    employers: int = Field(263, gt=0, le=263, description="work cities are the employers' headquarters")
+
+
+class BioGenerateParams(Section):
+    people: int = Field(ge=2, description="N individuals; ids below N // 2 are P_train (QA finetuning), the rest P_test")
+    text: Literal["bioS", "bioR"] = Field(description="bioS: templates; bioR: the paraphrasing generator (SPEC 4.1)")
+    variant: str = Field(description="augmentation: single, multi5, permute, multi5+permute, fullname, couple, ... (SPEC 4.1)")
+    order: Literal["paper", "code"] = Field(description="sentence order of un-permuted bioS: the paper's, or the release's")
+    pronouns: Literal["random", "parity"] = Field(description="random: he/she/they (paper); parity: he even ids, she odd (code)")
+    pools: BioPoolParams = Field(description="the first k values of each pool (SPEC sizes by default)")
+    celebrities: int = Field(0, ge=0, description="celebrity experiment: this many extra people written with"
+                             " celebrity_variant; QA finetunes on them (P_train) and tests on the others (P_test)")
+    celebrity_variant: str = Field("multi5+permute", description="the celebrities' augmentation (paper: multi5+permute)")
+
+    @model_validator(mode="after")
+    def _variants(self) -> BioGenerateParams:
+        from physlm.worlds.bio import parse_variant
+
+        for name in (self.variant, self.celebrity_variant):
+            variant = parse_variant(name)  # ValueError names the bad part
+            if self.text == "bioR" and (variant.permute or variant.couple):
+                raise ValueError(f"variant {name!r}: bioR supports only multiM and fullname")
+        return self
+
+
+class BioTokenizeParams(TokenizeParams):
+    units: Literal["words", "values"] = Field(
+        description="words: one token per word of a value (closer to BPE); values: every name part and attribute"
+        " value one token (a tiny model memorises far fewer tokens)")
+
+
+class LoraParams(Section):
+    rank_qv: int = Field(gt=0, description="rank of the query and value updates (paper 8-16)")
+    rank_emb: int = Field(ge=0, description="rank of the input-embedding update (paper 128; 0 = frozen embedding)")
+    alpha: float = Field(gt=0.0, description="updates scaled by alpha / rank (paper: 4)")
+
+
+class FinetuneParams(Section):
+    steps: int = Field(gt=0, description="QA finetuning steps on the P_train questions")
+    lr: float = Field(gt=0.0)
+    weight_decay: float = Field(ge=0.0)
+    batch_size: int = Field(gt=0)
+    lora: LoraParams | None = Field(None, description="null: full finetune; else LoRA on q/v + an embedding update")
+
+
+class BioTrainParams(TrainParams):
+    mix: float = Field(0.0, ge=0.0, lt=1.0, description="mixed training: the share of training windows that are"
+                       " P_train QA windows (paper QA_r 0.8); 0 = biographies only")
+    finetune: FinetuneParams | None = Field(None, description="after training, finetune on the P_train QA (null: none)")
+
+
+class BioProbeParams(Section):
+    people: int = Field(gt=1, description="people per probe split: P_train people fit the probes, P_test people score them")
+    p_steps: int = Field(ge=0, description="P-probing steps (0 disables; paper 30k)")
+    p_rank: int = Field(gt=0, description="P-probing embedding-update rank (paper 2)")
+    q_steps: int = Field(ge=0, description="Q-probing steps (0 disables; paper 30k)")
+    q_rank: int = Field(gt=0, description="Q-probing embedding-update rank (paper 16 bioS, 32 bioR)")
+    lr: float = Field(gt=0.0)
+    weight_decay: float = Field(ge=0.0)
+    control: bool = Field(description="also probe a randomly initialised model of the same shape")
+
+
+class BioEvaluateParams(Section):
+    people: int = Field(gt=0, description="people per split (P_train, P_test) whose six questions are asked")
+    beams: list[int] = Field(min_length=1, description="decoding: 1 = greedy, k > 1 = beam search with k beams")
+    batch_size: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _beams(self) -> BioEvaluateParams:
+        if any(b <= 0 for b in self.beams):
+            raise ValueError(f"beams must be positive, got {self.beams}")
+        return self
+
+
+World = Literal["cfg", "igsm", "bio"]
+GENERATE: dict[str, type[Section]] = {"cfg": CfgGenerateParams, "igsm": IgsmGenerateParams, "bio": BioGenerateParams}
+PROBE: dict[str, type[Section]] = {"cfg": CfgProbeParams, "igsm": IgsmProbeParams, "bio": BioProbeParams}
+EVALUATE: dict[str, type[Section]] = {"cfg": CfgEvaluateParams, "igsm": IgsmEvaluateParams, "bio": BioEvaluateParams}
+TOKENIZE: dict[str, type[Section]] = {"cfg": TokenizeParams, "igsm": IgsmTokenizeParams, "bio": BioTokenizeParams}
+TRAIN: dict[str, type[Section]] = {"bio": BioTrainParams}  # other worlds: TrainParams
+# stage -> world-specific section
+WORLD_SECTIONS = {"generate": GENERATE, "tokenize": TOKENIZE, "train": TRAIN, "probe": PROBE, "evaluate": EVALUATE}
 
 # ---------------------------------------------------------------------------------------------------------
 # Stage models: exactly what each stage reads
@@ -286,7 +373,7 @@ def stage_model(stage: str, world: str) -> type[Section]:
     """The stage's model for a world: STAGE_MODELS' (grammar world) with the world's own section swapped in."""
     base = STAGE_MODELS[stage]
     sections = WORLD_SECTIONS.get(stage)
-    if sections is None or world == "cfg":
+    if sections is None or world not in sections or world == "cfg":
         return base
     return create_model(f"{world.capitalize()}{base.__name__}", __base__=base, **{stage: (sections[world], ...)})
 

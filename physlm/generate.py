@@ -32,9 +32,9 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from physlm.config import CfgGenerateParams, IgsmGenerateParams, PerturbParams, RandomGrammarParams
+from physlm.config import BioGenerateParams, CfgGenerateParams, IgsmGenerateParams, PerturbParams, RandomGrammarParams
 from physlm.errors import DataError
-from physlm.io import read_parquet
+from physlm.io import read_json, read_parquet, write_json
 from physlm.worlds.corrupt import perturb_sentences
 from physlm.worlds import cfg
 from physlm.worlds.cfg_dist import next_token_distributions
@@ -151,7 +151,7 @@ def igsm_spec(params: IgsmGenerateParams):
     from physlm.worlds.igsm import IgsmSpec
 
     return IgsmSpec(max_op=params.max_op, max_edge=params.max_edge, fmt=params.fmt, split_rule=params.split_rule,
-                    max_layers=params.max_layers, max_items=params.max_items)
+                    max_layers=params.max_layers, max_items=params.max_items, names=params.names)
 
 
 def generate_igsm(params: IgsmGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
@@ -196,3 +196,53 @@ def load_igsm_problems(path: Path, limit: int | None = None) -> list:
     if limit is not None:
         frame = frame.head(limit)
     return [problem_from_row(row) for row in frame.iter_rows(named=True)]
+
+
+# Biographies (Part 3.1): people.parquet, bios.parquet and qa.parquet, columns in physlm/worlds/bio.py; qa's
+# `split` is P_train (finetuned on) or P_test (evaluated out of distribution)
+
+
+def bio_spec(params: BioGenerateParams, seed: int):
+    from physlm.worlds.bio import CODE_ORDER, PAPER_ORDER, BioSpec, PoolSizes
+
+    return BioSpec(people=params.people + params.celebrities, seed=seed, pools=PoolSizes(**params.pools.model_dump()),
+                   pronouns=params.pronouns, order=PAPER_ORDER if params.order == "paper" else CODE_ORDER)
+
+
+def generate_bio(params: BioGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
+    """Write people.parquet, bios.parquet (every person's biographies) and qa.parquet (six questions each).
+
+    Without celebrities, people 0..N//2-1 are P_train and the rest P_test (`qa_frame`). With C celebrities
+    (SPEC 4.1's celebrity experiment), people N..N+C-1 are written with `celebrity_variant` and are the only
+    P_train; the N others (the minority, `variant`) are all P_test."""
+    import polars as pl
+
+    from physlm.worlds.bio import bior_frame, bios_frame, make_people, parse_variant, people_frame, qa_frame
+
+    spec = bio_spec(params, seed)
+    people = make_people(spec)
+    write = bios_frame if params.text == "bioS" else bior_frame
+    minority, celebrities = people[: params.people], people[params.people :]
+    bios = write(minority, spec, parse_variant(params.variant))
+    qa = qa_frame(people)
+    if celebrities:
+        bios = pl.concat([bios, write(celebrities, spec, parse_variant(params.celebrity_variant))])
+        qa = qa.with_columns(split=pl.when(pl.col("person") >= params.people).then(pl.lit("P_train")).otherwise(pl.lit("P_test")))
+    frames = {"people": people_frame(people), "bios": bios, "qa": qa}
+    for name, frame in frames.items():
+        frame.write_parquet(out_dir / f"{name}.parquet", compression="zstd", statistics=False)
+    write_json(out_dir / "pools.json", params.pools.model_dump())  # the vocabulary covers exactly these pools
+    return {name: len(frame) for name, frame in frames.items()}
+
+
+def bio_vocabulary(raw: Path, units: str):
+    """The bio vocabulary (`physlm.biotext.bio_vocab`) of the dataset's pools (raw/pools.json): template words,
+    dates, and the values of exactly those pools."""
+    from physlm.biotext import bio_vocab
+    from physlm.worlds.bio import PoolSizes, load_pools, load_templates
+
+    try:
+        sizes = PoolSizes(**read_json(raw / "pools.json"))
+    except TypeError as err:
+        raise DataError(f"{raw / 'pools.json'}: not the pool sizes ({err})") from None
+    return bio_vocab(load_pools(sizes), load_templates(), units)

@@ -2,7 +2,10 @@
 
 iGSM studies get their own sections and figures: accuracy by op per eval set and decoding
 (`igsm_<study>.png`), the V-probes (`vprobe_<study>.png`), and accuracy by depth at equal size
-(`igsm_depth.png`) when studies on one dataset vary depth at about the same parameter count.
+(`igsm_depth.png`) when studies on one dataset vary depth at about the same parameter count. Biography
+studies: QA accuracy per attribute by study on P_test and P_train (`bio_regimes.png`,
+`bio_regimes_train.png`), P-probing accuracy by task and offset (`pprobe_<study>.png`) and Q-probing per
+task (`qprobe_<study>.png`), each against the random-init control.
 
 Figures: training and validation loss per study (`loss.png`); generation accuracy per study and setting
 (`generation.png`); the Part 1 overview across studies, i.e. grammars and attention variants (`part1.png`:
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -286,12 +290,14 @@ def write_report(studies: dict[str, Any], metrics_dir: Path, out_dir: Path) -> N
     worlds = {name: (entry or {}).get("world", "cfg") for name, entry in studies.items()}
     grammar = {s: m for s, m in found.items() if worlds[s] == "cfg"}
     igsm = {s: m for s, m in found.items() if worlds[s] == "igsm"}
+    bio = {s: m for s, m in found.items() if worlds[s] == "bio"}
     text = summary_markdown(grammar) if grammar else "# physlm report\n"
-    (out_dir / "summary.md").write_text(text + igsm_markdown(igsm))
+    (out_dir / "summary.md").write_text(text + igsm_markdown(igsm) + bio_markdown(bio))
     plot_loss(found, out_dir / "loss.png")
     if grammar:
         _grammar_figures(grammar, out_dir)
     _igsm_figures(igsm, out_dir)
+    _bio_figures(bio, out_dir)
 
 
 def _igsm_figures(found: dict[str, dict[str, Any]], out_dir: Path) -> None:
@@ -334,6 +340,97 @@ def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
     lines += ["", "Figures: `igsm_<study>.png` (accuracy by op per eval set and decoding), `vprobe_<study>.png`, "
               "`igsm_depth.png` (accuracy by depth at equal size, when a study matrix varies depth on one dataset).", ""]
     return "\n".join(lines)
+
+
+def bio_markdown(found: dict[str, dict[str, Any]]) -> str:
+    """Biography sections: QA accuracy per study, split and decoding (with the model before finetuning),
+    and the probes' mean accuracy over the 11 tasks."""
+    found = {s: m for s, m in found.items() if m["evaluate"]}
+    if not found:
+        return ""
+    lines = ["", "## Biographies: QA exact-match accuracy (physlm/evaluate_bio.py)", "",
+             "P_train: people whose questions were trained on; P_test: only their biographies were seen "
+             "(knowledge extraction out of distribution).", "",
+             "| study | model | split | decoding | questions | accuracy | first token | per attribute |", "|---|---|---|---|---|---|---|---|"]
+    for study, m in found.items():
+        for label, summary in (("final", m["evaluate"]), ("pretrained", m["evaluate"].get("pretrained", {}))):
+            for split in ("P_train", "P_test"):
+                for decoding, r in summary.get(split, {}).items():
+                    per = ", ".join(f"{a} {_fmt(c['accuracy'])}" for a, c in r["by_attribute"].items())
+                    lines.append(f"| {study} | {label} | {split} | {decoding} | {r['n']} | {_fmt(r['accuracy'])} | "
+                                 f"{_fmt(r['first_token_accuracy'])} | {per} |")
+    probes = [(study, m["probe_rows"]) for study, m in found.items() if m["probe_rows"]]
+    if probes:
+        lines += ["", "## Biographies: P- and Q-probing (physlm/pqprobe.py)", "",
+                  "Mean over the 11 tasks of the accuracy on held-out people: P at offset 0 (the token right before "
+                  "the attribute) and -1 (before the attribute preceding it), Q on `<start> name <end>`.", "",
+                  "| study | model | P offset -1 | P offset 0 | Q | majority (Q) |", "|---|---|---|---|---|---|"]
+        for study, rows in probes:
+            for model in dict.fromkeys(r["model"] for r in rows):
+                def mean(probe: str, axis: str, index: str, key: str = "accuracy") -> float | None:
+                    vals = [_float(r[key]) for r in rows if r["model"] == model and r["probe"] == probe
+                            and r["axis"] == axis and r["index"] == index]
+                    return float(np.mean(vals)) if vals else None
+                lines.append(f"| {study} | {model} | {_fmt(mean('P', 'offset', '-1'))} | {_fmt(mean('P', 'offset', '0'))} | "
+                             f"{_fmt(mean('Q', 'end', '0'))} | {_fmt(mean('Q', 'end', '0', 'majority'))} |")
+    lines += ["", "Figures: `bio_regimes.png` (QA accuracy per attribute, P_train and P_test, every study), "
+              "`pprobe_<study>.png` (P-probing accuracy by task and offset), `qprobe_<study>.png`.", ""]
+    return "\n".join(lines)
+
+
+def _bio_figures(found: dict[str, dict[str, Any]], out_dir: Path) -> None:
+    from physlm.evaluate_bio import plot_regimes
+
+    summaries = {s: m["evaluate"] for s, m in found.items() if m["evaluate"].get("P_test")}
+    if summaries:
+        plot_regimes(summaries, out_dir / "bio_regimes.png", split="P_test", title="QA accuracy out of distribution (P_test)")
+        plot_regimes(summaries, out_dir / "bio_regimes_train.png", split="P_train", title="QA accuracy in distribution (P_train)")
+    for study, m in found.items():
+        if m["probe_rows"]:
+            plot_pq_rows(m["probe_rows"], study, out_dir)
+
+
+def plot_pq_rows(rows: list[dict[str, str]], study: str, out_dir: Path) -> None:
+    """pprobe_<study>.png: accuracy by task (rows) and offset (columns), one panel per model;
+    qprobe_<study>.png: Q-probing accuracy per task, one bar per model, the majority as a tick."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    p_rows = [r for r in rows if r["probe"] == "P" and r["axis"] == "offset"]
+    if p_rows:
+        tasks = list(dict.fromkeys(r["task"] for r in p_rows))
+        offsets = sorted({int(r["index"]) for r in p_rows})
+        fig, axes = plt.subplots(1, len(models), figsize=(1.0 + 0.55 * len(offsets) * len(models) + 1.6, 0.32 * len(tasks) + 1.4),
+                                 squeeze=False, layout="constrained")
+        for ax, model in zip(axes[0], models):
+            grid = np.full((len(tasks), len(offsets)), np.nan)
+            for r in p_rows:
+                if r["model"] == model:
+                    grid[tasks.index(r["task"]), offsets.index(int(r["index"]))] = _float(r["accuracy"])
+            im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+            ax.set_xticks(range(len(offsets)), [str(o) for o in offsets])
+            ax.set_yticks(range(len(tasks)), tasks if ax is axes[0][0] else [""] * len(tasks))
+            ax.set_xlabel("read position - attribute's position")
+            ax.set_title(f"{study}: {model}", fontsize=9)
+        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="P-probe accuracy")
+        fig.savefig(out_dir / f"pprobe_{study}.png", dpi=110)
+        plt.close(fig)
+    q_rows = [r for r in rows if r["probe"] == "Q"]
+    if q_rows:
+        tasks = list(dict.fromkeys(r["task"] for r in q_rows))
+        fig, ax = plt.subplots(figsize=(0.55 * len(tasks) + 2, 3.2), layout="constrained")
+        width = 0.8 / len(models)
+        for k, model in enumerate(models):
+            acc = {r["task"]: _float(r["accuracy"]) for r in q_rows if r["model"] == model}
+            ax.bar(np.arange(len(tasks)) + k * width, [acc.get(t, np.nan) for t in tasks], width, label=model)
+        majority = {r["task"]: _float(r["majority"]) for r in q_rows}
+        ax.scatter(np.arange(len(tasks)) + 0.4 - width / 2, [majority[t] for t in tasks], marker="_", color="black", s=200,
+                   label="majority", zorder=3)
+        ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks, rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("Q-probe accuracy")
+        ax.set_title(f"{study}: Q-probing on <start> name <end>", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.savefig(out_dir / f"qprobe_{study}.png", dpi=110)
+        plt.close(fig)
 
 
 def _float(value: Any) -> float | None:

@@ -25,6 +25,7 @@ micro-step) so resume still holds, the targets the original ids at the masked po
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -40,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from physlm import distributed
@@ -149,9 +150,12 @@ def train(
     progress: bool = True,
     objective: str = "clm",
     mask_rate: float = MASK_RATE,
+    init: GPT | None = None,
 ) -> TrainResult:
     """Train a fresh GPT on windows [N, T+1] (inputs w[:-1], targets w[1:]), resuming from ckpt_dir if it
-    holds a checkpoint of the same configs and data. `stop_after=k` returns after update k without writing an
+    holds a checkpoint of the same configs, data and start. `init` (a model of `model_cfg`, possibly with
+    frozen parameters, e.g. `physlm.lora.apply_lora`'s) is the start instead of a fresh one (finetuning); it
+    is copied, and only its parameters with requires_grad train. `stop_after=k` returns after update k without writing an
     extra checkpoint, as an interruption would; a rerun resumes from the last periodic checkpoint.
     objective="mlm" (with mask_rate) trains an encoder (causal=False) whose last token id is the mask by
     masked LM instead (module docstring; `physlm.mlm.train_mlm`)."""
@@ -166,7 +170,9 @@ def train(
     dev = pick_device(device)
     with deterministic(dev):
         torch.manual_seed(cfg.seed)
-        model = GPT(model_cfg).to(dev)
+        if init is not None and init.cfg != model_cfg:
+            raise ValueError(f"init model config {init.cfg} differs from model_cfg {model_cfg}")
+        model = GPT(model_cfg).to(dev) if init is None else copy.deepcopy(init).to(dev)
         flops_per_token = model.flops_per_token()
         model = distributed.shard(model, cfg.parallel, world)
         optimizer = make_optimizer(model, cfg, dev)
@@ -176,6 +182,8 @@ def train(
         meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": data}
         if masking is not None:  # (absent for "clm": its checkpoints are unchanged)
             meta["objective"] = {"name": objective, "mask_rate": mask_rate}
+        if init is not None:  # (absent for a fresh start, likewise)
+            meta["init"] = _state_fingerprint(init)
         start, history = _resume(ckpt, meta, model, optimizer)
         compiled = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
         fwd = distributed.replicate(compiled, cfg.parallel, world, dev)
@@ -410,6 +418,15 @@ def _fingerprint(*arrays: np.ndarray | None) -> str:
         h.update(repr(None if a is None else (a.shape, a.dtype.str)).encode())
         if a is not None:
             h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def _state_fingerprint(model: nn.Module) -> str:
+    """Hash of a model's parameter and buffer names and values."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().data)
     return h.hexdigest()
 
 

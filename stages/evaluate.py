@@ -9,6 +9,11 @@ grammar's own samples (whole strings, and per NT subtree at each level after a c
 iGSM studies (physlm/evaluate_igsm.py): every eval set (test, opmax, ood, reask) solved greedily and by beam
 search, each solution judged whole; accuracy by op, answer-only accuracy, the judge's first-error reasons,
 and unnecessary parameters / operations per correct solution; a random-init control on the test set.
+
+Biography studies (physlm/evaluate_bio.py): the six questions of `evaluate.bio.people` P_train people (seen
+in QA training) and as many P_test people (out of distribution: only their biographies were seen) answered
+greedily and by beam search, exact match per attribute (evaluate.json; `rows` flat for plots). A
+finetuned study also scores its model before finetuning (`pretrained`), which has never seen a question.
 """
 
 import numpy as np
@@ -28,6 +33,8 @@ from physlm.tracking import start_run
 def main(paths: Paths, cfg: EvaluateStage) -> None:
     if cfg.world == "igsm":
         return main_igsm(paths, cfg)
+    if cfg.world == "bio":
+        return main_bio(paths, cfg)
     e = cfg.evaluate
     language = load_language(paths.raw)
     grammar, judge = language.grammar, language.judge()
@@ -105,6 +112,33 @@ def main_igsm(paths: Paths, cfg: EvaluateStage) -> None:
         write_json(paths.metrics / "evaluate.json", metrics)
     print(f"evaluate@{paths.study}: " + ", ".join(f"{s}/{d} {found['accuracy']:.3f}" for s in IGSM_EVAL_SETS
                                                   for d, found in metrics[s].items()))
+
+
+def main_bio(paths: Paths, cfg: EvaluateStage) -> None:
+    import polars as pl
+
+    from physlm.evaluate_bio import accuracy_rows, qa_accuracy
+    from physlm.text import TextVocab
+
+    e = cfg.evaluate
+    device = pick_device()
+    model = load_model(paths.model, device)
+    vocab = TextVocab.load(paths.tokens / "tokenizer.json")
+    qa = read_parquet(paths.raw / "qa.parquet", ["person", "attribute", "question", "value", "split"])
+    people = {split: qa.filter(pl.col("split") == split)["person"].unique(maintain_order=True).to_list()[: e.people]
+              for split in ("P_train", "P_test")}
+    asked = qa.filter(pl.col("person").is_in(people["P_train"] + people["P_test"]))
+    with start_run(paths.study, "evaluate", cfg.model_dump(), device=str(device)) as run:
+        metrics = qa_accuracy(model, vocab, asked, beams=e.beams, batch_size=e.batch_size)
+        if (paths.model / "pretrained").is_dir():
+            before = load_model(paths.model / "pretrained", device)
+            metrics["pretrained"] = qa_accuracy(before, vocab, asked, beams=e.beams[:1], batch_size=e.batch_size)
+        run.log_metrics({f"{split}_{d}": found["accuracy"] for split in ("P_train", "P_test")
+                         for d, found in metrics.get(split, {}).items()})
+        metrics["rows"] = accuracy_rows({k: v for k, v in metrics.items() if k != "pretrained"})
+        write_json(paths.metrics / "evaluate.json", metrics)
+    print(f"evaluate@{paths.study}: " + ", ".join(f"{split}/{d} {found['accuracy']:.3f}" for split in ("P_train", "P_test")
+                                                  for d, found in metrics.get(split, {}).items()))
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 
 from physlm.cli import Paths, run_stage
 from physlm.config import GenerateStage
-from physlm.generate import generate_cfg, generate_igsm, resolve_bags, resolve_grammar
+from physlm.generate import generate_bio, generate_cfg, generate_igsm, resolve_bags, resolve_grammar
 from physlm.io import atomic_path
 
 
 def main(paths: Paths, cfg: GenerateStage) -> None:
     if cfg.world == "cfg":
         resolve_bags(cfg.generate, resolve_grammar(cfg.generate.grammar))  # fail on bad params before anything is written
-    write = generate_cfg if cfg.world == "cfg" else generate_igsm
+    write = {"cfg": generate_cfg, "igsm": generate_igsm, "bio": generate_bio}[cfg.world]
     with atomic_path(paths.raw, is_dir=True) as tmp:
         counts = write(cfg.generate, cfg.seed, tmp)
     print(f"generate@{paths.study}: {counts} -> {paths.raw}")

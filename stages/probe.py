@@ -13,6 +13,11 @@ attention_boundary.csv (NT-end to NT-end statistics; physlm/attention.py).
 iGSM studies: the V-probes of SPEC 2.4 (physlm/vprobe.py) on the trained model and a random-init control:
 one probe per property, trained on problems of the training split and scored on held-out templates; the
 attention outputs are written empty (the attention analysis is the grammar world's).
+
+Biography studies: P-probing and Q-probing (SPEC 4.3, physlm/pqprobe.py) of the model before QA finetuning
+(models/STUDY/pretrained when the study finetunes, else the model) and of a random-init control, fit on
+`probe.bio.people` P_train people and scored on as many P_test people; probe.csv holds every (model, probe,
+task, position / offset) accuracy with its majority baseline, probe.json the flat summary.
 """
 
 import shutil
@@ -39,6 +44,8 @@ from physlm.tracking import start_run
 def main(paths: Paths, cfg: ProbeStage) -> None:
     if cfg.world == "igsm":
         return main_igsm(paths, cfg)
+    if cfg.world == "bio":
+        return main_bio(paths, cfg)
     p = cfg.probe
     device = pick_device()
     model = load_model(paths.model, device)
@@ -117,6 +124,48 @@ def main_igsm(paths: Paths, cfg: ProbeStage) -> None:
         _no_attention(paths, "the attention analysis is the grammar world's")
     print(f"probe@{paths.study}: " + ", ".join(f"{r['property']}/{r['model']} {r['accuracy']:.3f} (majority {r['majority']:.3f})"
                                               for r in rows))
+
+
+def main_bio(paths: Paths, cfg: ProbeStage) -> None:
+    import polars as pl
+
+    from physlm import pqprobe
+    from physlm.text import TextVocab
+    from physlm.worlds.bio import ATTRIBUTES
+
+    p = cfg.probe
+    device = pick_device()
+    source = paths.model / "pretrained" if (paths.model / "pretrained").is_dir() else paths.model
+    model = load_model(source, device)
+    vocab = TextVocab.load(paths.tokens / "tokenizer.json")
+    people = read_parquet(paths.raw / "people.parquet", ["id", "full_name", *ATTRIBUTES])
+    bios = read_parquet(paths.raw / "bios.parquet", ["person", "entry", "text", *(f"{a}_{e}" for a in ATTRIBUTES for e in ("start", "end"))])
+    qa = read_parquet(paths.raw / "qa.parquet", ["person", "split"])
+    split = {s: qa.filter(pl.col("split") == s)["person"].unique(maintain_order=True).to_list()[: p.people]
+             for s in ("P_train", "P_test")}
+    data = {s: pqprobe.bio_inputs(people, bios, vocab, persons) for s, persons in split.items()}
+    tasks = data["P_train"].tasks
+    models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
+    rows, summary = [], {}
+    common = {"lr": p.lr, "weight_decay": p.weight_decay, "seed": cfg.seed}
+    with start_run(paths.study, "probe", cfg.model_dump(), device=str(device)) as run:
+        for name, m in models.items():
+            results = []
+            if p.p_steps:
+                results.append(pqprobe.run_pprobe(m, tasks, data["P_train"].biographies, data["P_test"].biographies,
+                                                  steps=p.p_steps, rank=p.p_rank, **common))
+            if p.q_steps:
+                results.append(pqprobe.run_qprobe(m, tasks, data["P_train"].queries, data["P_test"].queries,
+                                                  steps=p.q_steps, rank=p.q_rank, **common))
+            for result in results:
+                rows += [{"model": name, **r} for r in pqprobe.rows(result)]
+                summary |= {f"{result.probe}_{name}_{k}": v for k, v in pqprobe.summary(result).items()}
+        run.log_metrics(summary)
+        write_csv(paths.metrics / "probe.csv", rows)
+        write_json(paths.metrics / "probe.json", summary)
+        _no_attention(paths, "the attention analysis is the grammar world's")
+    print(f"probe@{paths.study} ({source}): " + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()
+                                                        if k.endswith("_whole") or k.endswith("_p0") and "birth" in k))
 
 
 def _encoder(decoder_cfg, p, seed: int, paths: Paths, device) -> tuple[object, dict]:

@@ -1,5 +1,12 @@
 """train@STUDY: train the GPT on data/STUDY/tokens; write models/STUDY, metrics/STUDY/{train.json,loss.csv}.
 
+Biography studies (SPEC 4.2) run a regime: training on the biographies (train.npy), or mixed training
+(`train.mix`: that share of the windows are P_train QA windows, qa.npy, repeated as needed; every window is
+all-BIO or all-QA), then optionally QA finetuning on qa.npy (`train.finetune`: full, or LoRA on q/v plus an
+embedding update, merged into plain weights when done). The validation loss is on the P_test QA (test.npy).
+A finetuned study also writes the model before finetuning to models/STUDY/pretrained (what the probes read),
+and its loss.csv continues the step count through finetuning (column `phase`).
+
 Resumes from checkpoints/STUDY/ when an earlier run of the same config was interrupted; the checkpoint is
 removed once the model is safely written. Runs as one process (`python -m stages.train STUDY`) or one per
 device under torchrun (`python -m physlm.distributed NPROC stages.train STUDY`, or torchrun itself for
@@ -7,12 +14,13 @@ several nodes): then only rank 0 tracks, writes and cleans up.
 """
 
 import contextlib
+import dataclasses
 import shutil
 from typing import ContextManager
 
 import numpy as np
 
-from physlm import distributed
+from physlm import distributed, lora
 from physlm.artifacts import save_model
 from physlm.cli import Paths, run_stage
 from physlm.config import TrainStage
@@ -36,7 +44,25 @@ def load_windows(paths: Paths, split: str) -> np.ndarray:
 def configs(paths: Paths, cfg: TrainStage) -> tuple[GPTConfig, TrainConfig]:
     meta = read_json(paths.tokens / "meta.json")
     model_cfg = GPTConfig(vocab_size=meta["vocab_size"], context=meta["context"], **cfg.model.model_dump())
-    return model_cfg, TrainConfig(**cfg.train.model_dump(), seed=cfg.seed)
+    return model_cfg, TrainConfig(**cfg.train.model_dump(exclude={"mix", "finetune"}), seed=cfg.seed)
+
+
+def mixed_windows(bios: np.ndarray, qa: np.ndarray, mix: float, seed: int) -> np.ndarray:
+    """The biography windows plus round(mix / (1 - mix) * len(bios)) QA windows (so that `mix` of all windows
+    are QA), the QA windows repeated in passes, each pass a fresh seeded permutation."""
+    count = round(mix / (1 - mix) * len(bios))
+    passes = -(-count // len(qa))
+    rng = np.random.default_rng([seed, 3141])
+    order = np.concatenate([rng.permutation(len(qa)) for _ in range(passes)])[:count]
+    return np.concatenate([np.asarray(bios), np.asarray(qa)[order]])
+
+
+def finetune_config(base: TrainConfig, ft) -> TrainConfig:
+    """The QA finetuning run (SPEC 4.2): no warmup, cosine to 10%, its own steps, lr, decay and batch."""
+    return dataclasses.replace(base, steps=ft.steps, lr=ft.lr, weight_decay=ft.weight_decay, batch_size=ft.batch_size,
+                               micro_batch_size=base.micro_batch_size if ft.batch_size % base.micro_batch_size == 0 else ft.batch_size,
+                               warmup_steps=0, decay="cosine", min_lr_ratio=0.1, eval_every=max(1, ft.steps // 4),
+                               checkpoint_every=max(1, ft.steps // 4), log_every=max(1, min(base.log_every, ft.steps // 20)))
 
 
 def tracking(paths: Paths, cfg: TrainStage, device: str, world: World) -> ContextManager[Run]:
@@ -76,20 +102,41 @@ def summary(result: TrainResult, cfg: TrainStage, paths: Paths, device: str, wor
 def main(paths: Paths, cfg: TrainStage) -> None:
     model_cfg, train_cfg = configs(paths, cfg)
     train_windows, val_windows = load_windows(paths, "train"), load_windows(paths, "test")
+    mix, ft = getattr(cfg.train, "mix", 0.0), getattr(cfg.train, "finetune", None)
+    if mix or ft:
+        qa_windows = load_windows(paths, "qa")
+    if mix:
+        train_windows = mixed_windows(train_windows, qa_windows, mix, cfg.seed)
     with distributed.setup() as (world, device):
         with tracking(paths, cfg, str(device), world) as run:
             result = train(model_cfg, train_cfg, train_windows, val_windows, paths.checkpoints,
                            on_log=lambda row: run.log_metrics(row, step=row["step"]), device=device)
+            final, history, tuned = result.model, [r | {"phase": "train"} for r in result.history], None
+            if ft is not None:
+                ft_cfg = finetune_config(train_cfg, ft)
+                start = lora.apply_lora(result.model, lora.LoraConfig(**ft.lora.model_dump()), seed=cfg.seed) if ft.lora else result.model
+                tuned = train(model_cfg, ft_cfg, qa_windows, val_windows, paths.checkpoints / "finetune", init=start,
+                              on_log=lambda row: run.log_metrics(row, step=train_cfg.steps + row["step"]), device=device)
+                final = lora.merge_lora(tuned.model) if ft.lora else tuned.model
+                history += [r | {"step": train_cfg.steps + r["step"], "phase": "finetune"} for r in tuned.history]
             if not world.main:
                 return
             metrics = summary(result, cfg, paths, str(device), world.size, peak_flops(device))
+            if tuned is not None:
+                metrics["finetune"] = {"final_loss": tuned.final_loss, "final_val_loss": tuned.final_val_loss,
+                                       "seconds": tuned.seconds, "tokens_seen": tuned.tokens_seen,
+                                       "trainable_params": lora.trainable_parameters(start) if ft.lora else final.num_params()}
             run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=train_cfg.steps)
             with atomic_path(paths.model, is_dir=True) as tmp:
-                save_model(result.model, tmp)
-            write_csv(paths.metrics / "loss.csv", result.history)
+                save_model(final, tmp)
+                if tuned is not None:
+                    (tmp / "pretrained").mkdir()
+                    save_model(result.model, tmp / "pretrained")
+            write_csv(paths.metrics / "loss.csv", history)
             write_json(paths.metrics / "train.json", metrics)
     shutil.rmtree(paths.checkpoints, ignore_errors=True)
-    print(f"train@{paths.study}: loss {result.final_loss:.4f}, val {result.final_val_loss:.4f} -> {paths.model}")
+    tail = f"; finetuned: loss {tuned.final_loss:.4f}, val {tuned.final_val_loss:.4f}" if tuned is not None else ""
+    print(f"train@{paths.study}: loss {result.final_loss:.4f}, val {result.final_val_loss:.4f}{tail} -> {paths.model}")
 
 
 if __name__ == "__main__":

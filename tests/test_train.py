@@ -237,3 +237,37 @@ def test_cuda_bf16_training_and_sampling(tmp_path: Path) -> None:
     assert result.final_loss is not None and result.final_loss < 0.5
     out = generate(result.model, [[0, 1, 2]], max_new_tokens=8, temperature=0.0, eos_id=-1, seed=0)
     assert out == [[3, 4, 5, 6, 0, 1, 2, 3]]
+
+
+def test_init_starts_from_the_given_model_and_trains_only_what_requires_grad(tmp_path: Path) -> None:
+    from physlm.lora import LoraConfig, apply_lora, merge_lora
+
+    base = run(tmp_path / "base").model
+    cfg = TrainConfig(steps=4, batch_size=8, micro_batch_size=4, lr=3e-3, warmup_steps=0, eval_every=4, eval_batches=2,
+                      checkpoint_every=4, log_every=2)
+    full = train(MODEL, cfg, WINDOWS, VAL, tmp_path / "full", init=base, progress=False)
+    assert full.history[0]["loss"] < run(tmp_path / "fresh", steps=4).history[0]["loss"]  # starts trained
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    wrapped = apply_lora(base, LoraConfig(rank_qv=2, rank_emb=2, alpha=4.0), seed=0)
+    tuned = train(MODEL, cfg, WINDOWS, VAL, tmp_path / "lora", init=wrapped, progress=False).model
+    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())  # the caller's models untouched
+    start = dict(wrapped.named_parameters())
+    for name, p in tuned.named_parameters():  # the LoRA matrices moved, every frozen weight stayed
+        assert p.requires_grad == start[name].requires_grad
+        assert torch.equal(p, start[name]) != p.requires_grad, name
+    assert merge_lora(tuned).cfg == MODEL
+
+
+def test_init_of_another_shape_raises_and_a_different_init_does_not_resume(tmp_path: Path) -> None:
+    cfg = TrainConfig(steps=4, batch_size=8, micro_batch_size=4, lr=3e-3, warmup_steps=0, eval_every=4, eval_batches=2,
+                      checkpoint_every=2, log_every=2)
+    with pytest.raises(ValueError, match="init model config"):
+        train(MODEL, cfg, WINDOWS, VAL, tmp_path, init=GPT(GPTConfig(vocab_size=8, context=16, depth=1, width=32, heads=2)))
+    torch.manual_seed(1)
+    first, second = GPT(MODEL), GPT(MODEL)
+    train(MODEL, cfg, WINDOWS, VAL, tmp_path / "ck", init=first, stop_after=2, progress=False)
+    with pytest.warns(UserWarning):
+        result = train(MODEL, cfg, WINDOWS, VAL, tmp_path / "ck", init=second, progress=False)
+    assert result.resumed_from is None
+    assert train(MODEL, cfg, WINDOWS, VAL, tmp_path / "ck2", init=first, stop_after=2, progress=False).resumed_from is None
+    assert train(MODEL, cfg, WINDOWS, VAL, tmp_path / "ck2", init=first, progress=False).resumed_from == 2

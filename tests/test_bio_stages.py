@@ -1,0 +1,153 @@
+"""The biography studies through every stage script at a tiny scale (generate -> tokenize -> train ->
+probe -> evaluate -> report) in each regime (pretrain + full finetune, pretrain + LoRA finetune, mixed
+training, celebrities), the pieces the stages add (mixed windows, probe inputs from the tables), and
+one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from physlm import pqprobe
+from physlm.biotext import bio_vocab
+from physlm.worlds import bio
+from stages.train import mixed_windows
+
+ROOT = Path(__file__).resolve().parents[1]
+POOLS = {"first_names": 20, "middle_names": 20, "last_names": 20, "cities": 10, "universities": 10, "majors": 10, "employers": 10}
+TINY_TRAIN = {"steps": 6, "batch_size": 4, "micro_batch_size": 2, "eval_every": 3, "checkpoint_every": 3, "log_every": 3,
+              "warmup_steps": 1, "eval_batches": 1}
+FINETUNE = {"steps": 4, "lr": 1.0e-3, "weight_decay": 0.01, "batch_size": 4}
+
+
+def tiny_bio(tmp_path: Path, **generate) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data = params["datasets"]["bio_single"]
+    data["generate"].update({"people": 24, "pools": POOLS} | generate)
+    data["tokenize"]["context"] = 64
+    celeb = {**data, "generate": {**data["generate"], "variant": "permute", "celebrities": 12}}
+    params["datasets"] = {"bio_tiny": data, "bio_celeb": celeb}
+    base = {"world": "bio", "data": "bio_tiny", "model": {"depth": 1, "width": 32, "heads": 2},
+            "probe": {"people": 6, "p_steps": 3, "q_steps": 3}, "evaluate": {"people": 4, "beams": [1, 2], "batch_size": 8}}
+    params["studies"] = {
+        "bio_ft": {**base, "train": {**TINY_TRAIN, "finetune": FINETUNE}},
+        "bio_lora": {**base, "train": {**TINY_TRAIN, "finetune": {**FINETUNE, "lora": {"rank_qv": 2, "rank_emb": 4, "alpha": 4.0}}}},
+        "bio_mix": {**base, "train": {**TINY_TRAIN, "mix": 0.5}, "probe": {"p_steps": 0, "q_steps": 3, "people": 6}},
+        "bio_celebrity": {**base, "data": "bio_celeb", "train": {**TINY_TRAIN, "finetune": FINETUNE}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def run(stage: str, cwd: Path, name: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PHYSLM_TRACKING": "0"}
+    args = [name] if stage != "report" else []
+    return subprocess.run([sys.executable, "-m", f"stages.{stage}", *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_bio_regimes_run_every_stage(tmp_path: Path) -> None:
+    repo = tiny_bio(tmp_path)
+    for dataset in ("bio_tiny", "bio_celeb"):
+        for stage in ("generate", "tokenize"):
+            proc = run(stage, repo, dataset)
+            assert proc.returncode == 0, f"{stage}@{dataset}: {proc.stderr[-2000:]}"
+    for study in ("bio_ft", "bio_lora", "bio_mix", "bio_celebrity"):
+        for stage in ("train", "probe", "evaluate"):
+            proc = run(stage, repo, study)
+            assert proc.returncode == 0, f"{stage}@{study}: {proc.stderr[-2000:]}"
+    assert run("report", repo, "").returncode == 0
+
+    raw = repo / "data/bio_tiny/raw"
+    assert sorted(p.name for p in raw.iterdir()) == ["bios.parquet", "people.parquet", "pools.json", "qa.parquet"]
+    meta = json.loads((repo / "data/bio_tiny/tokens/meta.json").read_text())
+    assert meta["world"] == "bio" and set(meta["windows"]) == {"train", "qa", "test"}
+    qa = pl.read_parquet(repo / "data/bio_celeb/raw/qa.parquet")
+    assert set(qa.filter(pl.col("split") == "P_train")["person"]) == set(range(24, 36))  # the celebrities only
+    assert set(qa.filter(pl.col("split") == "P_test")["person"]) == set(range(24))
+
+    for study in ("bio_ft", "bio_lora", "bio_celebrity"):  # finetuned: the model before finetuning is kept
+        assert (repo / f"models/{study}/pretrained/model.safetensors").is_file()
+        train = json.loads((repo / f"metrics/{study}/train.json").read_text())
+        assert train["finetune"]["tokens_seen"] == 4 * 4 * 64
+        evaluate = json.loads((repo / f"metrics/{study}/evaluate.json").read_text())
+        assert set(evaluate["pretrained"]) == {"P_train", "P_test"}
+        loss = (repo / f"metrics/{study}/loss.csv").read_text().splitlines()
+        assert loss[-1].split(",")[-1] == "finetune" or "finetune" in loss[-1]
+    lora = json.loads((repo / "metrics/bio_lora/train.json").read_text())["finetune"]["trainable_params"]
+    full = json.loads((repo / "metrics/bio_ft/train.json").read_text())["finetune"]["trainable_params"]
+    assert 0 < lora < full
+    assert not (repo / "models/bio_mix/pretrained").exists()
+    evaluate = json.loads((repo / "metrics/bio_mix/evaluate.json").read_text())
+    for split in ("P_train", "P_test"):
+        assert set(evaluate[split]) == {"greedy", "beam2"} and evaluate[split]["greedy"]["n"] == 4 * 6
+    probe = json.loads((repo / "metrics/bio_ft/probe.json").read_text())
+    assert {"P_trained_major_whole_p0", "P_control_major_whole_p0", "Q_trained_major_whole", "Q_control_major_whole"} <= set(probe)
+    assert not any(k.startswith("P_") for k in json.loads((repo / "metrics/bio_mix/probe.json").read_text()))
+    reports = repo / "reports"
+    for figure in ("bio_regimes.png", "bio_regimes_train.png", "pprobe_bio_ft.png", "qprobe_bio_ft.png", "qprobe_bio_mix.png"):
+        assert (reports / figure).is_file(), figure
+    assert "## Biographies: QA exact-match accuracy" in (reports / "summary.md").read_text()
+
+
+def test_bio_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    repo = tiny_bio(tmp_path, variant="multi5+permute+couple")
+    proc = run("generate", repo, "bio_tiny")
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "datasets.bio_tiny.generate" in proc.stderr and "couple" in proc.stderr
+    assert not (repo / "data").exists()
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["datasets"]["bio_tiny"]["generate"]["variant"] = "single"
+    params["studies"]["bio_ft"]["train"]["mix"] = 1.0
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run("train", repo, "bio_ft")
+    assert proc.returncode == 1 and "studies.bio_ft.train.mix" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_mixed_windows_hold_the_qa_share_and_every_qa_window() -> None:
+    bios = np.zeros((30, 5), dtype=np.uint16)
+    qa = np.arange(1, 8, dtype=np.uint16)[:, None].repeat(5, axis=1)  # 7 distinct QA windows
+    mixed = mixed_windows(bios, qa, 0.8, seed=0)
+    assert len(mixed) == 30 + 120 and (mixed[:30] == 0).all()
+    counts = np.bincount(mixed[30:, 0], minlength=8)[1:]
+    assert counts.sum() == 120 and counts.min() >= 120 // 7 and counts.max() <= -(-120 // 7)  # passes: even repeats
+    assert (mixed_windows(bios, qa, 0.8, seed=0) == mixed).all()
+    assert not (mixed_windows(bios, qa, 0.8, seed=1) == mixed).all()
+
+
+def test_probe_inputs_read_right_before_each_value() -> None:
+    spec = bio.BioSpec(people=12, seed=3, pools=bio.PoolSizes(**POOLS))
+    people = bio.make_people(spec)
+    table = bio.people_frame(people)
+    bios = bio.bios_frame(people, spec, bio.parse_variant("single+permute"))
+    vocab = bio_vocab(bio.load_pools(bio.PoolSizes(**POOLS)), bio.load_templates(), "words")
+    data = pqprobe.bio_inputs(table, bios, vocab, [0, 5, 7])
+    assert set(data.tasks) == set(pqprobe.TASKS)
+    for b, q, pid in zip(data.biographies, data.queries, (0, 5, 7)):
+        person = people[pid]
+        assert b.person == q.person == pid and sorted(b.order) == sorted(bio.ATTRIBUTES)
+        text = bios.filter((pl.col("person") == pid) & (pl.col("entry") == 0))["text"][0]
+        assert b.tokens == (vocab.bos_id, *vocab.encode(text))
+        for position, attribute in zip(b.positions, b.order):  # the value's tokens start right after the read position
+            value = vocab.encode(person.value(attribute))
+            assert list(b.tokens[position + 1 : position + 1 + len(value)]) == value
+        assert vocab.decode(q.tokens) == f"<start> {person.full_name} <end>"
+        for task, label in zip(pqprobe.TASKS, b.labels):  # the same person, the same classes in both inputs
+            assert 0 <= label < data.tasks[task]
+        assert b.labels == q.labels
+    # a value's class is shared by everyone who has it
+    same = [(p.id, p.university) for p in people]
+    whole = pqprobe.TASKS.index(pqprobe.Task("university", "whole"))
+    all_data = pqprobe.bio_inputs(table, bios, vocab, [p.id for p in people])
+    by_value: dict[str, set[int]] = {}
+    for (pid, uni), b in zip(same, all_data.biographies):
+        by_value.setdefault(uni, set()).add(b.labels[whole])
+    assert all(len(v) == 1 for v in by_value.values()) and len({min(v) for v in by_value.values()}) == len(by_value)
