@@ -47,6 +47,7 @@ from tqdm import tqdm
 from physlm import distributed
 from physlm.device import Peak, autocast, deterministic, peak_flops, pick_device, synchronize
 from physlm.distributed import PARALLEL, World
+from physlm.errors import DataError
 from physlm.mlm import MASK_RATE, mask_batch
 from physlm.model import GPT, GPTConfig
 
@@ -401,14 +402,14 @@ def _val_batches(windows: np.ndarray, cfg: TrainConfig, dev: torch.device, maski
 def _check_windows(name: str, windows: np.ndarray, model_cfg: GPTConfig, min_rows: int, limit: int) -> None:
     ok_shape = windows.ndim == 2 and 2 <= windows.shape[1] <= model_cfg.context + 1 and len(windows) >= min_rows
     if not ok_shape:
-        raise ValueError(
+        raise DataError(
             f"{name}: expected at least {min_rows} windows [N, T+1] with T <= context {model_cfg.context},"
             f" got shape {windows.shape}"
         )
     if windows.min() < 0 or windows.max() >= limit:
         if limit < model_cfg.vocab_size:
-            raise ValueError(f"{name}: token ids must lie in [0, {limit}): id {limit} is the mask token")
-        raise ValueError(f"{name}: token ids must lie in [0, vocab_size={model_cfg.vocab_size})")
+            raise DataError(f"{name}: token ids must lie in [0, {limit}): id {limit} is the mask token")
+        raise DataError(f"{name}: token ids must lie in [0, vocab_size={model_cfg.vocab_size})")
 
 
 def _fingerprint(*arrays: np.ndarray | None) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from physlm.errors import DataError
 from physlm.mlm import N_SPECIAL, encoder_config, mask_batch, mask_id, train_mlm
 from physlm.model import GPT, GPTConfig
 from physlm.tokenize import Vocab, cfg_encode, pack_windows
@@ -116,7 +117,7 @@ def test_mlm_resume_is_exact_and_objectives_are_checked(tmp_path: Path) -> None:
         train(decoder, cfg, windows, None, tmp_path / "c", objective="mlm", progress=False)
     with pytest.raises(ValueError, match="causal"):
         train(enc, cfg, windows, None, tmp_path / "c", progress=False)  # clm on an encoder would see the future
-    with pytest.raises(ValueError, match="mask token"):
+    with pytest.raises(DataError, match="mask token"):
         train(enc, cfg, np.full_like(windows, vocab), None, tmp_path / "c", objective="mlm", progress=False)
 
 

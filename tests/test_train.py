@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from physlm.device import ASSUMED_PEAK_TFLOPS, Peak, peak_flops, peak_for
+from physlm.errors import DataError
 from physlm.model import GPT, GPTConfig
 from physlm.train import Prefetcher, TrainConfig, TrainResult, batch_rows, lr_at, train
 
@@ -158,11 +159,11 @@ def test_bad_train_config_names_field(kw: dict, field: str) -> None:
 def test_bad_windows_raise_before_writing(tmp_path: Path) -> None:
     cfg = TrainConfig(steps=2, batch_size=4, micro_batch_size=2, lr=1.0)
     too_long = np.zeros((8, MODEL.context + 2), dtype=np.uint16)
-    with pytest.raises(ValueError, match="train_windows"):
+    with pytest.raises(DataError, match="train_windows"):  # a stage prints it as one line
         train(MODEL, cfg, too_long, None, tmp_path, progress=False)
     out_of_vocab = WINDOWS.copy()
     out_of_vocab[0, 0] = MODEL.vocab_size
-    with pytest.raises(ValueError, match="vocab_size"):
+    with pytest.raises(DataError, match="vocab_size"):
         train(MODEL, cfg, out_of_vocab, None, tmp_path, progress=False)
     assert not list(tmp_path.iterdir())
 
