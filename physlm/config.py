@@ -105,6 +105,7 @@ class CfgGenerateParams(Section):
     test_sentences: int = Field(gt=0)
     perturb: PerturbParams | None = Field(None, description="corrupt a share of the TRAINING sentences (Part 1 robustness); test stays clean")
     implicit: ImplicitParams | None = Field(None, description="implicit grammar: each terminal emits a token from its own bag (SPEC 1.5)")
+    workers: int = Field(1, ge=0, description="sampling processes (0 = all cores); the output does not depend on it")
 
 
 class TokenizeParams(Section):
@@ -280,6 +281,8 @@ class BioProbeParams(Section):
     p_rank: int = Field(gt=0, description="P-probing embedding-update rank (paper 2)")
     q_steps: int = Field(ge=0, description="Q-probing steps (0 disables; paper 30k)")
     q_rank: int = Field(gt=0, description="Q-probing embedding-update rank (paper 16 bioS, 32 bioR)")
+    layers: list[int] = Field(min_length=1, description="residual streams probed: after block l (0 = the embedding);"
+                              " -1 = the last block (the paper's)")
     lr: float = Field(gt=0.0)
     weight_decay: float = Field(ge=0.0)
     control: bool = Field(description="also probe a randomly initialised model of the same shape")

@@ -23,6 +23,7 @@ both back as a `Language`: the judge, exact next-token distributions and vocabul
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -70,21 +71,50 @@ def cfg_frame(sentences: list[cfg.Sentence], start: int, terminals: list[list[in
     return pl.DataFrame(columns, schema=schema)
 
 
+@dataclass(frozen=True)
+class _CfgChunk:
+    """Sentences lo .. lo+n-1 of a split: a pure function of these fields (every sentence has its own RNG)."""
+
+    grammar: cfg.Grammar
+    seed: int
+    lo: int
+    n: int
+    perturb: PerturbParams | None
+    bags: Bags | None
+
+    def __call__(self) -> pl.DataFrame:
+        sentences = cfg.sample_sentences(self.grammar, self.seed, self.lo, self.n)
+        terminals, flags = [s.tokens for s in sentences], [False] * self.n
+        if self.perturb is not None:
+            p = self.perturb
+            terminals, flags = perturb_sentences(terminals, fraction=p.fraction, rate=p.rate,
+                                                 num_terminals=len(self.grammar.terminals), seed=self.seed, start=self.lo, kind=p.kind)
+        tokens = emit_sentences(self.bags, terminals, self.seed, self.lo) if self.bags is not None else None
+        return cfg_frame(sentences, self.lo, terminals, tokens, flags)
+
+
+def _run_chunk(chunk: _CfgChunk) -> pl.DataFrame:
+    return chunk()
+
+
+def _counted(bar: tqdm, frame: pl.DataFrame) -> pl.DataFrame:
+    bar.update(frame.height)
+    return frame
+
+
 def sample_split(grammar: cfg.Grammar, seed: int, start: int, count: int, desc: str,
-                 perturb: PerturbParams | None = None, bags: Bags | None = None) -> pl.DataFrame:
-    """Sentences start .. start+count-1: sampled, then perturbed (terminals), then emitted (implicit)."""
-    frames = []
+                 perturb: PerturbParams | None = None, bags: Bags | None = None, workers: int = 1) -> pl.DataFrame:
+    """Sentences start .. start+count-1: sampled, then perturbed (terminals), then emitted (implicit), in
+    chunks of CHUNK sentences on `workers` spawned processes (in-process for 1 worker or 1 chunk); the frame
+    does not depend on `workers` (tests/test_cfg.py)."""
+    chunks = [_CfgChunk(grammar, seed, lo, min(CHUNK, start + count - lo), perturb, bags)
+              for lo in range(start, start + count, CHUNK)]
     with tqdm(total=count, desc=desc, unit="sent", mininterval=2.0) as bar:
-        for lo in range(start, start + count, CHUNK):
-            n = min(CHUNK, start + count - lo)
-            sentences = cfg.sample_sentences(grammar, seed, lo, n)
-            terminals, flags = [s.tokens for s in sentences], [False] * n
-            if perturb is not None:
-                terminals, flags = perturb_sentences(terminals, fraction=perturb.fraction, rate=perturb.rate,
-                                                     num_terminals=len(grammar.terminals), seed=seed, start=lo, kind=perturb.kind)
-            tokens = emit_sentences(bags, terminals, seed, lo) if bags is not None else None
-            frames.append(cfg_frame(sentences, lo, terminals, tokens, flags))
-            bar.update(n)
+        if workers == 1 or len(chunks) == 1:
+            frames = [_counted(bar, chunk()) for chunk in chunks]
+        else:
+            with multiprocessing.get_context("spawn").Pool(min(workers, len(chunks))) as pool:
+                frames = [_counted(bar, frame) for frame in pool.imap(_run_chunk, chunks)]
     return pl.concat(frames)
 
 
@@ -104,7 +134,8 @@ def generate_cfg(params: CfgGenerateParams, seed: int, out_dir: Path) -> dict[st
         save_bags(bags, out_dir / "bags.json")
     splits = {"train": (0, params.train_sentences), "test": (params.train_sentences, params.test_sentences)}
     for split, (start, count) in splits.items():
-        frame = sample_split(grammar, seed, start, count, f"generate {split}", params.perturb if split == "train" else None, bags)
+        frame = sample_split(grammar, seed, start, count, f"generate {split}", params.perturb if split == "train" else None, bags,
+                             workers=params.workers or os.cpu_count() or 1)
         frame.write_parquet(out_dir / f"{split}.parquet", compression="zstd", statistics=False)
     return {split: count for split, (_, count) in splits.items()}
 

@@ -122,7 +122,7 @@ def part1_paper(params: Any, *, grammars: Sequence[str] = GRAMMARS, variants: Se
     for grammar in dict.fromkeys((*grammars, variant_grammar)):
         params["datasets"][f"p1_{grammar}"] = {
             "world": "cfg",
-            "generate": {"grammar": grammar, "train_sentences": train_sentences, "test_sentences": 5000},
+            "generate": {"grammar": grammar, "train_sentences": train_sentences, "test_sentences": 5000, "workers": 0},
             "tokenize": {"context": 512, "pack": "stream"},
         }
     names = []

@@ -390,3 +390,20 @@ def test_judge_matches_enumerated_language(knobs: dict, seed: int) -> None:
         accepted = {s for s in candidates if judge(s)}
         assert accepted == language, (tabulated, sorted(language ^ accepted)[:5])
     assert any(len(s) <= max_len for s in language) and len(language) < len(candidates)
+
+
+def test_sample_split_does_not_depend_on_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The grammar world's generation in chunks on spawned processes gives the same frame as in-process."""
+    from physlm import generate
+    from physlm.config import PerturbParams
+    from physlm.worlds.implicit import make_bags
+
+    grammar = random_grammar(seed=3, symbols_per_level=[1, 3, 3, 4], rules_per_symbol=(2, 2), rule_length=(2, 3))
+    monkeypatch.setattr(generate, "CHUNK", 70)  # chunks are formed in this process: 4 chunks of <= 70
+    perturb = PerturbParams(fraction=0.5, rate=0.2, kind="insert")
+    bags = make_bags(len(grammar.terminals), bag_size=3, overlap=1, seed=5)
+    one = generate.sample_split(grammar, 11, 40, 250, "one", perturb, bags, workers=1)
+    two = generate.sample_split(grammar, 11, 40, 250, "two", perturb, bags, workers=2)
+    assert one.height == 250 and one["index"].to_list() == list(range(40, 290))
+    assert one.equals(two)
+    assert one["perturbed"].any() and not one["perturbed"].all()
