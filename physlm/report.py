@@ -366,6 +366,8 @@ def bio_markdown(found: dict[str, dict[str, Any]]) -> str:
                   "the attribute) and -1 (before the attribute preceding it), Q on `<start> name <end>`.", "",
                   "| study | model | P offset -1 | P offset 0 | Q | majority (Q) |", "|---|---|---|---|---|---|"]
         for study, rows in probes:
+            last = max(int(r["layer"]) for r in rows)
+            rows = [r for r in rows if int(r["layer"]) == last]  # the table: the last layer; the figures: every layer
             for model in dict.fromkeys(r["model"] for r in rows):
                 def mean(probe: str, axis: str, index: str, key: str = "accuracy") -> float | None:
                     vals = [_float(r[key]) for r in rows if r["model"] == model and r["probe"] == probe
@@ -391,8 +393,11 @@ def _bio_figures(found: dict[str, dict[str, Any]], out_dir: Path) -> None:
 
 
 def plot_pq_rows(rows: list[dict[str, str]], study: str, out_dir: Path) -> None:
-    """pprobe_<study>.png: accuracy by task (rows) and offset (columns), one panel per model;
-    qprobe_<study>.png: Q-probing accuracy per task, one bar per model, the majority as a tick."""
+    """pprobe_<study>.png: accuracy by task (rows) and offset (columns), one panel per model (and layer, when
+    several were probed); qprobe_<study>.png: Q-probing accuracy per task, one bar per model (and layer), the
+    majority as a tick."""
+    several = len({r["layer"] for r in rows}) > 1
+    rows = [{**r, "model": f"{r['model']} L{r['layer']}" if several else r["model"]} for r in rows]
     models = list(dict.fromkeys(r["model"] for r in rows))
     p_rows = [r for r in rows if r["probe"] == "P" and r["axis"] == "offset"]
     if p_rows:

@@ -32,6 +32,7 @@ from physlm.artifacts import load_model, random_model
 from physlm.cli import Paths, run_stage
 from physlm.config import ProbeStage
 from physlm.device import pick_device
+from physlm.errors import ParamsError
 from physlm.io import read_parquet, write_csv, write_json
 from physlm.mlm import train_mlm
 from physlm.probe import cfg_targets, hidden_states, probe_layers, probe_layers_multihead, summarize
@@ -146,26 +147,31 @@ def main_bio(paths: Paths, cfg: ProbeStage) -> None:
     data = {s: pqprobe.bio_inputs(people, bios, vocab, persons) for s, persons in split.items()}
     tasks = data["P_train"].tasks
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
+    layers = [model.cfg.depth if layer == -1 else layer for layer in p.layers]
+    if not all(0 <= layer <= model.cfg.depth for layer in layers):
+        raise ParamsError(f"probe.bio.layers: {p.layers} must lie in 0..{model.cfg.depth} (or -1, the last block)")
     rows, summary = [], {}
     common = {"lr": p.lr, "weight_decay": p.weight_decay, "seed": cfg.seed}
     with start_run(paths.study, "probe", cfg.model_dump(), device=str(device)) as run:
         for name, m in models.items():
-            results = []
-            if p.p_steps:
-                results.append(pqprobe.run_pprobe(m, tasks, data["P_train"].biographies, data["P_test"].biographies,
-                                                  steps=p.p_steps, rank=p.p_rank, **common))
-            if p.q_steps:
-                results.append(pqprobe.run_qprobe(m, tasks, data["P_train"].queries, data["P_test"].queries,
-                                                  steps=p.q_steps, rank=p.q_rank, **common))
-            for result in results:
-                rows += [{"model": name, **r} for r in pqprobe.rows(result)]
-                summary |= {f"{result.probe}_{name}_{k}": v for k, v in pqprobe.summary(result).items()}
+            for layer in layers:
+                results = []
+                if p.p_steps:
+                    results.append(pqprobe.run_pprobe(m, tasks, data["P_train"].biographies, data["P_test"].biographies,
+                                                      steps=p.p_steps, rank=p.p_rank, layer=layer, **common))
+                if p.q_steps:
+                    results.append(pqprobe.run_qprobe(m, tasks, data["P_train"].queries, data["P_test"].queries,
+                                                      steps=p.q_steps, rank=p.q_rank, layer=layer, **common))
+                tag = "" if layer == m.cfg.depth else f"L{layer}_"  # the last layer's keys carry no tag
+                for result in results:
+                    rows += [{"model": name, **r} for r in pqprobe.rows(result)]
+                    summary |= {f"{result.probe}_{name}_{tag}{k}": v for k, v in pqprobe.summary(result).items()}
         run.log_metrics(summary)
         write_csv(paths.metrics / "probe.csv", rows)
         write_json(paths.metrics / "probe.json", summary)
         _no_attention(paths, "the attention analysis is the grammar world's")
-    print(f"probe@{paths.study} ({source}): " + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()
-                                                        if k.endswith("_whole") or k.endswith("_p0") and "birth" in k))
+    print(f"probe@{paths.study} ({source}): {len(rows)} rows; " + ", ".join(
+        f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("Q_") and k.endswith("_whole")))
 
 
 def _encoder(decoder_cfg, p, seed: int, paths: Paths, device) -> tuple[object, dict]:

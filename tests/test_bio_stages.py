@@ -40,7 +40,7 @@ def tiny_bio(tmp_path: Path, **generate) -> Path:
     params["studies"] = {
         "bio_ft": {**base, "train": {**TINY_TRAIN, "finetune": FINETUNE}},
         "bio_lora": {**base, "train": {**TINY_TRAIN, "finetune": {**FINETUNE, "lora": {"rank_qv": 2, "rank_emb": 4, "alpha": 4.0}}}},
-        "bio_mix": {**base, "train": {**TINY_TRAIN, "mix": 0.5}, "probe": {"p_steps": 0, "q_steps": 3, "people": 6}},
+        "bio_mix": {**base, "train": {**TINY_TRAIN, "mix": 0.5}, "probe": {"p_steps": 0, "q_steps": 3, "people": 6, "layers": [0, -1]}},
         "bio_celebrity": {**base, "data": "bio_celeb", "train": {**TINY_TRAIN, "finetune": FINETUNE}},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -91,7 +91,9 @@ def test_bio_regimes_run_every_stage(tmp_path: Path) -> None:
         assert set(evaluate[split]) == {"greedy", "beam2"} and evaluate[split]["greedy"]["n"] == 4 * 6
     probe = json.loads((repo / "metrics/bio_ft/probe.json").read_text())
     assert {"P_trained_major_whole_p0", "P_control_major_whole_p0", "Q_trained_major_whole", "Q_control_major_whole"} <= set(probe)
-    assert not any(k.startswith("P_") for k in json.loads((repo / "metrics/bio_mix/probe.json").read_text()))
+    mix = json.loads((repo / "metrics/bio_mix/probe.json").read_text())
+    assert not any(k.startswith("P_") for k in mix)
+    assert {"Q_trained_L0_major_whole", "Q_trained_major_whole"} <= set(mix)  # layer 0 tagged, the last not
     reports = repo / "reports"
     for figure in ("bio_regimes.png", "bio_regimes_train.png", "pprobe_bio_ft.png", "qprobe_bio_ft.png", "qprobe_bio_mix.png"):
         assert (reports / figure).is_file(), figure
@@ -110,6 +112,7 @@ def test_bio_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run("train", repo, "bio_ft")
     assert proc.returncode == 1 and "studies.bio_ft.train.mix" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (repo / "models").exists()
 
 
 def test_mixed_windows_hold_the_qa_share_and_every_qa_window() -> None:
