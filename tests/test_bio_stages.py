@@ -80,8 +80,9 @@ def test_bio_regimes_run_every_stage(tmp_path: Path) -> None:
         assert train["finetune"]["tokens_seen"] == 4 * 4 * 64
         evaluate = json.loads((repo / f"metrics/{study}/evaluate.json").read_text())
         assert set(evaluate["pretrained"]) == {"P_train", "P_test"}
-        loss = (repo / f"metrics/{study}/loss.csv").read_text().splitlines()
-        assert loss[-1].split(",")[-1] == "finetune" or "finetune" in loss[-1]
+        loss = pl.read_csv(repo / f"metrics/{study}/loss.csv")
+        assert loss["phase"].to_list() == ["train"] * 2 + ["finetune"] * 4  # logged every 3 of 6 steps, every 1 of 4
+        assert loss["step"].to_list() == [3, 6, 7, 8, 9, 10]  # finetuning continues the step count
     lora = json.loads((repo / "metrics/bio_lora/train.json").read_text())["finetune"]["trainable_params"]
     full = json.loads((repo / "metrics/bio_ft/train.json").read_text())["finetune"]["trainable_params"]
     assert 0 < lora < full
