@@ -204,17 +204,22 @@ class IgsmProbeParams(Section):
     control: bool = Field(description="also probe a randomly initialised model of the same shape")
 
 
-class IgsmEvaluateParams(Section):
-    problems: int = Field(gt=0, description="problems generated per eval set (at most the dataset's eval_problems)")
+class DecodingParams(Section):
+    """Evaluation by generation: the decodings to run and the batch."""
+
     beams: list[int] = Field(min_length=1, description="decoding: 1 = greedy, k > 1 = beam search with k beams")
     batch_size: int = Field(gt=0)
-    control: bool = Field(description="also score a randomly initialised model (greedy, test set)")
 
     @model_validator(mode="after")
-    def _beams(self) -> IgsmEvaluateParams:
+    def _beams(self) -> DecodingParams:
         if any(b <= 0 for b in self.beams):
             raise ValueError(f"beams must be positive, got {self.beams}")
         return self
+
+
+class IgsmEvaluateParams(DecodingParams):
+    problems: int = Field(gt=0, description="problems generated per eval set (at most the dataset's eval_problems)")
+    control: bool = Field(description="also score a randomly initialised model (greedy, test set)")
 
 
 class BioPoolParams(Section):
@@ -288,16 +293,8 @@ class BioProbeParams(Section):
     control: bool = Field(description="also probe a randomly initialised model of the same shape")
 
 
-class BioEvaluateParams(Section):
+class BioEvaluateParams(DecodingParams):
     people: int = Field(gt=0, description="people per split (P_train, P_test) whose six questions are asked")
-    beams: list[int] = Field(min_length=1, description="decoding: 1 = greedy, k > 1 = beam search with k beams")
-    batch_size: int = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _beams(self) -> BioEvaluateParams:
-        if any(b <= 0 for b in self.beams):
-            raise ValueError(f"beams must be positive, got {self.beams}")
-        return self
 
 
 World = Literal["cfg", "igsm", "bio"]

@@ -17,6 +17,13 @@ from physlm.presets import LR_SWEEP, main
 ROOT = Path(__file__).resolve().parents[1]
 
 
+
+def assert_every_stage_validates(path: Path) -> None:
+    params = read_params(path)
+    for stage, scope in SCOPE.items():
+        for name in entry_names(params, scope) if scope else [""]:
+            load_stage(stage, name, path)
+
 def test_part1_paper_rewrites_params(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)
@@ -87,10 +94,7 @@ def test_igsm_paper_rewrites_params(tmp_path: Path, level: str) -> None:
     assert {(s["model"]["depth"], s["model"]["heads"]) for s in studies.values()} == {pair for size in SIZES.values() for pair in size}
     assert {n for n, d in after["datasets"].items() if d["world"] == "cfg"} == \
         {n for n, d in before["datasets"].items() if d["world"] == "cfg"}  # Part 1 untouched
-    params = read_params(path)
-    for stage, scope in SCOPE.items():
-        for name in entry_names(params, scope) if scope else [""]:
-            load_stage(stage, name, path)
+    assert_every_stage_validates(path)
 
 
 def test_igsm_paper_rejects_unknown_choices(tmp_path: Path) -> None:
@@ -143,10 +147,7 @@ def test_bio_paper_rewrites_params(tmp_path: Path) -> None:
     for scope in ("datasets", "studies"):  # other worlds untouched
         assert {n: e for n, e in after[scope].items() if e["world"] != "bio"} == \
             {n: e for n, e in before[scope].items() if e["world"] != "bio"}
-    params = read_params(path)
-    for stage, scope in SCOPE.items():
-        for name in entry_names(params, scope) if scope else [""]:
-            load_stage(stage, name, path)
+    assert_every_stage_validates(path)
 
 
 def test_bio_paper_regime_subset(tmp_path: Path) -> None:
