@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from physlm.errors import ParamsError
 
@@ -70,6 +70,11 @@ class TrainParams(Section):
     log_every: int = Field(gt=0)
     compile: bool = Field(description="torch.compile the model (CUDA only)")
     parallel: Literal["ddp", "fsdp"] = Field(description="with nproc > 1: ddp replicates the model, fsdp shards it (FSDP2)")
+    stream: bool = Field(False, description="train on windows generated on the fly from the dataset's world and seed"
+                         " (physlm/stream.py; cfg and igsm) instead of the materialized tokens/train.npy")
+    stream_workers: int = Field(0, ge=0, description="generator processes of the stream per training process (0 = all cores)")
+    doc_mask: bool = Field(False, description="attention stays inside each packed example (starting at <bos>) and"
+                           " positions restart there; false: whole windows, as the papers pack")
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainParams:
@@ -106,6 +111,7 @@ class CfgGenerateParams(Section):
     perturb: PerturbParams | None = Field(None, description="corrupt a share of the TRAINING sentences (Part 1 robustness); test stays clean")
     implicit: ImplicitParams | None = Field(None, description="implicit grammar: each terminal emits a token from its own bag (SPEC 1.5)")
     workers: int = Field(1, ge=0, description="sampling processes (0 = all cores); the output does not depend on it")
+    stream_sample: int = Field(64, ge=0, description="streamed windows whose sentences tokenize records (tokens/stream_sample.parquet)")
 
 
 class TokenizeParams(Section):
@@ -179,6 +185,7 @@ class IgsmGenerateParams(Section):
                                " ood (ood_ops), reask (op = max_op test problems asked about another parameter)")
     ood_ops: list[int] = Field(min_length=1, description="ops of the out-of-distribution eval set (each equally often)")
     workers: int = Field(ge=0, description="generator processes (0 = all cores); the output does not depend on it")
+    stream_sample: int = Field(64, ge=0, description="streamed windows whose problems tokenize records (tokens/stream_sample.parquet)")
 
     @model_validator(mode="after")
     def _ops(self) -> IgsmGenerateParams:
@@ -278,6 +285,13 @@ class BioTrainParams(TrainParams):
     mix: float = Field(0.0, ge=0.0, lt=1.0, description="mixed training: the share of training windows that are"
                        " P_train QA windows (paper QA_r 0.8); 0 = biographies only")
     finetune: FinetuneParams | None = Field(None, description="after training, finetune on the P_train QA (null: none)")
+
+    @field_validator("stream")
+    @classmethod
+    def _no_stream(cls, stream: bool) -> bool:
+        if stream:
+            raise ValueError("a biography population is fixed knowledge, not a stream: bio studies need stream: false")
+        return stream
 
 
 class BioProbeParams(Section):

@@ -19,6 +19,9 @@ Test sentences continue the index range after the training ones, so the two spli
 streams, and are never perturbed. `grammar.txt` records the grammar (our text format,
 `physlm.worlds.cfg.format_grammar`); `bags.json` the bags of an implicit grammar. `load_language` reads
 both back as a `Language`: the judge, exact next-token distributions and vocabulary of the dataset.
+
+Both worlds also write `stream.json` (`physlm.stream.stream_record`): what training needs to stream fresh
+windows from the generator instead of reading the materialized train split (`train.stream`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from physlm.io import read_json, read_parquet, write_json
 from physlm.worlds.corrupt import perturb_sentences
 from physlm.worlds import cfg
 from physlm.worlds.cfg_dist import next_token_distributions
-from physlm.worlds.implicit import Bags, ImplicitJudge, emit_sentences, load_bags, make_bags, save_bags
+from physlm.stream import RECORD as STREAM_RECORD, stream_record
+from physlm.worlds.implicit import Bags, ImplicitJudge, bags_to_json, emit_sentences, load_bags, make_bags, save_bags
 
 IGSM_EVAL_SETS = ("test", "opmax", "ood", "reask")  # written as <eval set>.parquet beside train.parquet
 
@@ -132,6 +136,8 @@ def generate_cfg(params: CfgGenerateParams, seed: int, out_dir: Path) -> dict[st
     (out_dir / "grammar.txt").write_text(cfg.format_grammar(grammar))
     if bags is not None:
         save_bags(bags, out_dir / "bags.json")
+    write_json(out_dir / STREAM_RECORD, stream_record("cfg", seed, params, cfg.format_grammar(grammar),
+                                                      bags_to_json(bags) if bags is not None else ""))
     splits = {"train": (0, params.train_sentences), "test": (params.train_sentences, params.test_sentences)}
     for split, (start, count) in splits.items():
         frame = sample_split(grammar, seed, start, count, f"generate {split}", params.perturb if split == "train" else None, bags,
@@ -197,6 +203,7 @@ def generate_igsm(params: IgsmGenerateParams, seed: int, out_dir: Path) -> dict[
                                           workers=workers)
     for name, frame in frames.items():
         frame.write_parquet(out_dir / f"{name}.parquet", compression="zstd", statistics=False)
+    write_json(out_dir / STREAM_RECORD, stream_record("igsm", seed, params))
     return {name: len(frame) for name, frame in frames.items()}
 
 

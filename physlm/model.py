@@ -103,11 +103,16 @@ class KVCache:
 
 @dataclass(frozen=True)
 class LeftPad:
-    """A left-padded batch as one forward call sees it: row b's first pad[b] columns (counted from the start of
-    the sequence, cached part included) are filler. Built once per call, shared by every layer."""
+    """Which keys each query may see, and each token's own position, when that is not simply "every earlier
+    column, at its column index". Built once per call, shared by every layer. Two layouts:
+    - `of`: a left-padded batch: row b's first pad[b] columns (counted from the start of the sequence, cached
+      part included) are filler;
+    - `of_segments`: packed segments: a row holds several examples, each starting at a given token id (e.g.
+      <bos>); a token sees only its own segment, and positions restart at 0 in each, so every segment gets the
+      logits it would get alone (attention never crosses an example boundary)."""
 
-    positions: Tensor  # [B, T] each new token's position in its own row, column - pad (pads get 0)
-    keep: Tensor  # [B, 1, T, S] True where a query may attend a key: causal and not a pad (a pad sees itself)
+    positions: Tensor  # [B, T] each new token's position in its own row or segment (pads get 0)
+    keep: Tensor  # [B, 1, T, S] True where a query may attend a key (a pad sees itself)
 
     @staticmethod
     def of(pad: Tensor, start: int, T: int, causal: bool) -> LeftPad:
@@ -117,6 +122,20 @@ class LeftPad:
         if causal:
             keep = keep & (key <= query)
         return LeftPad((cols[None, start:] - pad[:, None]).clamp(min=0), keep[:, None])
+
+    @staticmethod
+    def of_segments(idx: Tensor, first: int, causal: bool) -> LeftPad:
+        """Segments of token ids idx [B, T] (a whole sequence, no cache): a new one starts at each token equal
+        to `first`; the tokens before a row's first such token are a segment too."""
+        T = idx.size(1)
+        cols = torch.arange(T, device=idx.device)
+        starts = idx == first
+        segment = starts.cumsum(1)  # [B, T]
+        begin = torch.where(starts, cols, 0).cummax(1).values  # column where each token's segment begins
+        keep = segment[:, :, None] == segment[:, None, :]  # [B, T, T]
+        if causal:
+            keep = keep & (cols[None, :] <= cols[:, None])
+        return LeftPad(cols[None, :] - begin, keep[:, None])
 
 
 class Rotary(nn.Module):
@@ -310,15 +329,20 @@ class GPT(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.depth))
 
     def forward(
-        self, idx: Tensor, targets: Tensor | None = None, *, cache: KVCache | None = None, pad: Tensor | None = None
+        self, idx: Tensor, targets: Tensor | None = None, *, cache: KVCache | None = None, pad: Tensor | None = None,
+        segment_start: int | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits [B, T, vocab] for token ids [B, T]; mean cross-entropy against targets (-1 = ignored).
 
         pad [B] (long): left padding. Row b's first pad[b] tokens of the whole sequence (the cached ones
         included; pass the same pad on every call) are filler: its real tokens take positions 0, 1, ... and
         never attend to them, so their logits are those of the row alone, up to float rounding. The logits at
-        pad columns are meaningless. pad=None is the plain unpadded model."""
-        *_, x = self._residual_stream(idx, cache, pad)
+        pad columns are meaningless. pad=None is the plain unpadded model.
+
+        segment_start (training on packed windows, no cache or pad): the token id that starts an example, e.g.
+        <bos>; attention stays inside each example and positions restart there (`LeftPad.of_segments`), so
+        each example's logits are those it would get alone."""
+        *_, x = self._residual_stream(idx, cache, pad, segment_start)
         if cache is not None:
             cache.length += idx.size(1)
         logits = self.head(self.ln_f(x))
@@ -351,14 +375,19 @@ class GPT(nn.Module):
         lookups = self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
         return 6 * (self.num_params() - lookups) + 12 * self.cfg.depth * self.cfg.width * self.cfg.context
 
-    def _residual_stream(self, idx: Tensor, cache: KVCache | None, pad: Tensor | None) -> Iterator[Tensor]:
+    def _residual_stream(self, idx: Tensor, cache: KVCache | None, pad: Tensor | None,
+                         segment_start: int | None = None) -> Iterator[Tensor]:
         """Yield the embedding output, then the residual stream after each block."""
         start, T = (cache.length if cache is not None else 0), idx.size(1)
+        if segment_start is not None and (cache is not None or pad is not None):
+            raise ValueError("segment_start applies to whole packed sequences: not with a cache or pad")
         if start + T > self.cfg.context:
             raise ValueError(f"sequence of {start + T} positions exceeds the model context {self.cfg.context}")
         if pad is not None and tuple(pad.shape) != (idx.size(0),):
             raise ValueError(f"pad must hold one count per row, shape ({idx.size(0)},), got {tuple(pad.shape)}")
         padding = LeftPad.of(pad, start, T, self.cfg.causal) if pad is not None else None
+        if segment_start is not None:
+            padding = LeftPad.of_segments(idx, segment_start, self.cfg.causal)
         x = self.wte(idx)
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(start, start + T, device=idx.device) if padding is None else padding.positions)

@@ -18,6 +18,12 @@ eval and checkpoint steps. Each history row reports tokens/s, `data_wait` (the s
 blocked waiting for its next batch: 0 when loading keeps up) and, on CUDA, `mfu` (model FLOPs per token x
 tokens/s over the devices' bf16 peak, `physlm.device.peak_flops`), all timed after synchronising the device.
 
+Streamed data (`physlm.stream.Stream`, passed instead of the window array): window j of the endless stream is
+made by the world generator from (seed, j), and global micro-batch `micro` of update `step` takes windows
+j = step * batch_size + micro * micro_batch_size + r, so every window is used once and resume and the
+1-device / N-device equivalence hold as above; worker processes make the windows ahead of the loop, and
+`data_wait` says whether they keep up.
+
 Objectives: "clm" (default), next-token prediction by a causal model; "mlm", masked-LM for the encoder-only
 control (`physlm/mlm.py`): the inputs are w[:-1] masked by `physlm.mlm.mask_batch`, seeded by (seed, step,
 micro-step) so resume still holds, the targets the original ids at the masked positions, -1 elsewhere.
@@ -35,9 +41,10 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -57,6 +64,22 @@ OBJECTIVES = ("clm", "mlm")
 
 Batch = tuple[Tensor, Tensor]
 Masking = Callable[..., tuple[np.ndarray, np.ndarray]]  # (windows [B, T], seed=...) -> (inputs, targets)
+
+
+class Windows(Protocol):
+    """Windows [len(js), T+1] for each list js of window indices, in order (`physlm.stream.Producer`)."""
+
+    def __next__(self) -> np.ndarray: ...
+    def close(self) -> None: ...
+
+
+class WindowSource(Protocol):
+    """An endless stream of training windows, window j a pure function of j (`physlm.stream.Stream`)."""
+
+    width: int  # T + 1
+
+    def identity(self) -> str: ...  # changes whenever any window would
+    def open(self, rows: Iterator[list[int]]) -> Windows: ...
 
 
 @dataclass(frozen=True)
@@ -80,6 +103,8 @@ class TrainConfig:
     seed: int = 0  # model init, batch order, dropout
     compile: bool = False  # torch.compile the model; CUDA only, ignored elsewhere
     parallel: str = "ddp"  # several processes: "ddp" replicates the model, "fsdp" shards it (FSDP2)
+    segment_start: int | None = None  # token id starting each packed example (<bos>): attention stays inside
+    #                                    examples, train and val loss alike (GPT.forward); None: whole windows
 
     def __post_init__(self) -> None:
         counts = ("steps", "batch_size", "micro_batch_size", "eval_every", "eval_batches", "checkpoint_every")
@@ -92,6 +117,8 @@ class TrainConfig:
         _check(self.grad_clip >= 0, "grad_clip", f"must be >= 0, got {self.grad_clip}")
         _check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         _check(self.parallel in PARALLEL, "parallel", f"must be one of {PARALLEL}, got {self.parallel!r}")
+        _check(self.segment_start is None or self.segment_start >= 0, "segment_start",
+               f"must be a token id >= 0 or None, got {self.segment_start}")
         _check(
             self.batch_size % self.micro_batch_size == 0,
             "batch_size",
@@ -141,7 +168,7 @@ def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:
 def train(
     model_cfg: GPTConfig,
     cfg: TrainConfig,
-    train_windows: np.ndarray,
+    train_windows: np.ndarray | WindowSource,
     val_windows: np.ndarray | None,
     ckpt_dir: Path,
     *,
@@ -153,8 +180,9 @@ def train(
     mask_rate: float = MASK_RATE,
     init: GPT | None = None,
 ) -> TrainResult:
-    """Train a fresh GPT on windows [N, T+1] (inputs w[:-1], targets w[1:]), resuming from ckpt_dir if it
-    holds a checkpoint of the same configs, data and start. `init` (a model of `model_cfg`, possibly with
+    """Train a fresh GPT on windows [N, T+1] (inputs w[:-1], targets w[1:]) or on a stream of them (a
+    `WindowSource`, module docstring), resuming from ckpt_dir if it holds a checkpoint of the same configs,
+    data and start. `init` (a model of `model_cfg`, possibly with
     frozen parameters, e.g. `physlm.lora.apply_lora`'s) is the start instead of a fresh one (finetuning); it
     is copied, and only its parameters with requires_grad train. `stop_after=k` returns after update k without writing an
     extra checkpoint, as an interruption would; a rerun resumes from the last periodic checkpoint.
@@ -165,7 +193,10 @@ def train(
     accumulation = accumulation_steps(cfg, world.size)
     masking = _masking(objective, mask_rate, model_cfg)
     token_limit = model_cfg.vocab_size if masking is None else model_cfg.vocab_size - 1  # the mask id is no data
-    _check_windows("train_windows", train_windows, model_cfg, 1, token_limit)
+    if isinstance(train_windows, np.ndarray):
+        _check_windows("train_windows", train_windows, model_cfg, 1, token_limit)
+    elif not 2 <= train_windows.width <= model_cfg.context + 1:
+        raise DataError(f"train_windows: stream windows of {train_windows.width} tokens do not fit context {model_cfg.context}")
     if val_windows is not None:
         _check_windows("val_windows", val_windows, model_cfg, cfg.micro_batch_size, token_limit)
     dev = pick_device(device)
@@ -179,7 +210,7 @@ def train(
         optimizer = make_optimizer(model, cfg, dev)
         val_batches = _val_batches(val_windows, cfg, dev, masking) if val_windows is not None else []
         ckpt = Path(ckpt_dir) / CHECKPOINT
-        data = _fingerprint(train_windows, val_windows)
+        data = _data_identity(train_windows, val_windows)
         meta = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "data": data}
         if masking is not None:  # (absent for "clm": its checkpoints are unchanged)
             meta["objective"] = {"name": objective, "mask_rate": mask_rate}
@@ -189,11 +220,11 @@ def train(
         compiled = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
         fwd = distributed.replicate(compiled, cfg.parallel, world, dev)
         last = min(cfg.steps, stop_after if stop_after is not None else cfg.steps)
-        tokens_per_step = cfg.batch_size * (train_windows.shape[1] - 1)
+        tokens_per_step = cfg.batch_size * (_width(train_windows) - 1)
         meter = _Meter(dev, tokens_per_step, flops_per_token, peak_flops(dev), world)
-        make = functools.partial(_train_batch, train_windows, cfg, masking, dev.type == "cuda")
-        keys = ((step, world.rank * accumulation + m) for step in range(start, last) for m in range(accumulation))
-        loader = Prefetcher(make, keys, dev)
+        keys = functools.partial(_keys, start, last, accumulation, world.rank)
+        make, streamed = _batch_maker(train_windows, cfg, masking, dev.type == "cuda", keys())
+        loader = Prefetcher(make, keys(), dev)
         bar = tqdm(total=cfg.steps, initial=start, desc="train", mininterval=1.0,
                    disable=not progress or not world.main)
 
@@ -208,7 +239,7 @@ def train(
                     x, y = loader.next()
                     with distributed.gradient_sync(fwd, model, micro == accumulation - 1):
                         with autocast(dev):
-                            _, loss = fwd(x, y)
+                            _, loss = fwd(x, y, segment_start=cfg.segment_start)
                         (loss / accumulation).backward()
                     step_loss += loss.detach() / accumulation
 
@@ -225,7 +256,7 @@ def train(
                     row = {"step": done, "loss": distributed.mean_over_ranks(step_loss, world).item(), "lr": lr}
                     row |= meter.read(loader)
                     if evaluating and val_batches:
-                        row["val_loss"] = evaluate(model, val_batches, dev)
+                        row["val_loss"] = evaluate(model, val_batches, dev, cfg.segment_start)
                     if world.main:
                         history.append(row)
                         bar.set_postfix(loss=f"{row['loss']:.4f}")
@@ -236,6 +267,8 @@ def train(
                     _save(ckpt, model, optimizer, done, history, meta, world)
         finally:
             loader.close()
+            if streamed is not None:
+                streamed.close()
             bar.close()
         model = distributed.gather_model(model, world)
 
@@ -262,13 +295,13 @@ def make_optimizer(model: GPT, cfg: TrainConfig, dev: torch.device) -> torch.opt
 
 
 @torch.no_grad()
-def evaluate(model: GPT, batches: list[Batch], dev: torch.device) -> float:
+def evaluate(model: GPT, batches: list[Batch], dev: torch.device, segment_start: int | None = None) -> float:
     """Mean loss over equal-size batches, in eval mode (no dropout); leaves the model in train mode."""
     model.eval()
     total = torch.zeros((), device=dev)
     for x, y in batches:
         with autocast(dev):
-            total += model(x, y)[1]
+            total += model(x, y, segment_start=segment_start)[1]
     model.train()
     return total.item() / len(batches)
 
@@ -283,6 +316,43 @@ def batch_rows(seed: int, step: int, micro: int, cfg: TrainConfig, n: int) -> li
 @functools.lru_cache(maxsize=2)
 def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def stream_rows(step: int, micro: int, cfg: TrainConfig) -> list[int]:
+    """Stream windows of global micro-batch `micro` of update `step`: the next micro_batch_size of the stream."""
+    first = step * cfg.batch_size + micro * cfg.micro_batch_size
+    return list(range(first, first + cfg.micro_batch_size))
+
+
+def _keys(start: int, last: int, accumulation: int, rank: int) -> Iterator[tuple[int, int]]:
+    """(step, global micro-batch) of this rank's micro-steps of updates start .. last-1, in order."""
+    return ((step, rank * accumulation + m) for step in range(start, last) for m in range(accumulation))
+
+
+def _batch_maker(train_windows: np.ndarray | WindowSource, cfg: TrainConfig, masking: Masking | None, pin: bool,
+                 keys: Iterator[tuple[int, int]]) -> tuple[Callable[..., Batch], Windows | None]:
+    """make(step, micro) for the Prefetcher, which calls it for `keys` in order: rows of the window array, or
+    the stream's next micro-batch (opened on the same keys; returned too, to be closed)."""
+    if isinstance(train_windows, np.ndarray):
+        return functools.partial(_train_batch, train_windows, cfg, masking, pin), None
+    streamed = train_windows.open(stream_rows(step, micro, cfg) for step, micro in keys)
+    return functools.partial(_stream_batch, streamed, cfg, masking, pin), streamed
+
+
+def _stream_batch(streamed: Windows, cfg: TrainConfig, masking: Masking | None, pin: bool, step: int,
+                  micro: int) -> Batch:
+    return _host_batch(next(streamed), masking, (cfg.seed, 0, step, micro), pin)
+
+
+def _width(train_windows: np.ndarray | WindowSource) -> int:
+    return train_windows.shape[1] if isinstance(train_windows, np.ndarray) else train_windows.width
+
+
+def _data_identity(train_windows: np.ndarray | WindowSource, val_windows: np.ndarray | None) -> str:
+    """What a checkpoint resumes only on: the arrays' fingerprint, or the stream's identity and the val windows'."""
+    if isinstance(train_windows, np.ndarray):
+        return _fingerprint(train_windows, val_windows)
+    return f"stream:{train_windows.identity()}:{_fingerprint(val_windows)}"
 
 
 def _masking(objective: str, rate: float, model_cfg: GPTConfig) -> Masking | None:

@@ -3,7 +3,10 @@ physlm/text.py for the text worlds).
 
 Windows: train.npy and test.npy (validation); the biography world writes train.npy (every biography),
 qa.npy (the P_train questions with their answers: finetuning and mixed training) and test.npy (the P_test
-questions and answers: the out-of-distribution validation loss)."""
+questions and answers: the out-of-distribution validation loss).
+
+Grammar and iGSM datasets also get stream.json (copied from raw/) and stream_sample.parquet, the examples of
+the first `generate.stream_sample` windows of the training stream (physlm/stream.py, `train.stream`)."""
 
 import numpy as np
 
@@ -12,6 +15,7 @@ from physlm.config import TokenizeStage
 from physlm.errors import DataError
 from physlm.generate import bio_vocabulary, igsm_texts, igsm_vocabulary, load_language
 from physlm.io import atomic_path, read_parquet, write_json
+from physlm.stream import RECORD as STREAM_RECORD, write_stream_files
 from physlm.text import encode_many
 from physlm.tokenize import Vocab, cfg_encode, cfg_vocab, pack_windows
 
@@ -79,6 +83,8 @@ def main(paths: Paths, cfg: TokenizeStage) -> None:
             meta["windows"][split], meta["tokens"][split] = len(windows), int(len(flat))
         vocab.save(tmp / "tokenizer.json")
         write_json(tmp / "meta.json", meta)
+        if (paths.raw / STREAM_RECORD).is_file():  # cfg and igsm: what train.stream needs, and a sample of it
+            write_stream_files(paths.raw, tmp)
     print(f"tokenize@{paths.study}: {meta['windows']} windows of {context + 1} tokens -> {paths.tokens}")
 
 

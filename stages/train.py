@@ -7,6 +7,11 @@ embedding update, merged into plain weights when done). The validation loss is o
 A finetuned study also writes the model before finetuning to models/STUDY/pretrained (what the probes read),
 and its loss.csv continues the step count through finetuning (column `phase`).
 
+With `train.stream` (grammar and iGSM datasets), the training windows are generated on the fly from the
+dataset's world and seed (physlm/stream.py; tokens/stream.json says how) on `train.stream_workers` processes
+instead of read from tokens/train.npy; validation stays on tokens/test.npy. train.json records `stream` and,
+as always, `data_wait`: the share of time the loop waited for data (about 0 when the stream keeps up).
+
 Resumes from checkpoints/STUDY/ when an earlier run of the same config was interrupted; the checkpoint is
 removed once the model is safely written. Runs as one process (`python -m stages.train STUDY`) or one per
 device under torchrun (`python -m physlm.distributed NPROC stages.train STUDY`, or torchrun itself for
@@ -29,6 +34,7 @@ from physlm.distributed import World
 from physlm.errors import DataError
 from physlm.io import atomic_path, read_json, write_csv, write_json
 from physlm.model import GPTConfig
+from physlm.stream import Stream, StreamSpec, all_cores
 from physlm.tracking import NullRun, Run, start_run
 from physlm.train import TrainConfig, TrainResult, train
 
@@ -44,7 +50,9 @@ def load_windows(paths: Paths, split: str) -> np.ndarray:
 def configs(paths: Paths, cfg: TrainStage) -> tuple[GPTConfig, TrainConfig]:
     meta = read_json(paths.tokens / "meta.json")
     model_cfg = GPTConfig(vocab_size=meta["vocab_size"], context=meta["context"], **cfg.model.model_dump())
-    return model_cfg, TrainConfig(**cfg.train.model_dump(exclude={"mix", "finetune"}), seed=cfg.seed)
+    segment_start = meta["bos_id"] if cfg.train.doc_mask else None
+    return model_cfg, TrainConfig(**cfg.train.model_dump(exclude={"mix", "finetune", "stream", "stream_workers", "doc_mask"}),
+                                  seed=cfg.seed, segment_start=segment_start)
 
 
 def mixed_windows(bios: np.ndarray, qa: np.ndarray, mix: float, seed: int) -> np.ndarray:
@@ -74,7 +82,8 @@ def tracking(paths: Paths, cfg: TrainStage, device: str, world: World) -> Contex
 
 def summary(result: TrainResult, cfg: TrainStage, paths: Paths, device: str, world_size: int,
             peak: Peak | None) -> dict:
-    """train.json: final losses, throughput (medians over the log rows), MFU on CUDA, and what ran where."""
+    """train.json: final losses, throughput and data_wait (medians over the log rows), MFU on CUDA, and what ran
+    where and on which data (`stream`: generated on the fly)."""
 
     def median(key: str) -> float | None:
         values = [row[key] for row in result.history if key in row]
@@ -96,18 +105,23 @@ def summary(result: TrainResult, cfg: TrainStage, paths: Paths, device: str, wor
         "world_size": world_size,
         "model": cfg.model.model_dump(),
         "data": paths.dataset,
+        "stream": cfg.train.stream,
     }
 
 
 def main(paths: Paths, cfg: TrainStage) -> None:
     model_cfg, train_cfg = configs(paths, cfg)
-    train_windows, val_windows = load_windows(paths, "train"), load_windows(paths, "test")
+    spec = StreamSpec.load(paths.tokens) if cfg.train.stream else None
+    train_windows = load_windows(paths, "train") if spec is None else None
+    val_windows = load_windows(paths, "test")
     mix, ft = getattr(cfg.train, "mix", 0.0), getattr(cfg.train, "finetune", None)
     if mix or ft:
         qa_windows = load_windows(paths, "qa")
     if mix:
         train_windows = mixed_windows(train_windows, qa_windows, mix, cfg.seed)
     with distributed.setup() as (world, device):
+        if spec is not None:  # fresh windows from the world generator, made by this process's workers
+            train_windows = Stream(spec, cfg.train.stream_workers or all_cores(world.size))
         with tracking(paths, cfg, str(device), world) as run:
             result = train(model_cfg, train_cfg, train_windows, val_windows, paths.checkpoints,
                            on_log=lambda row: run.log_metrics(row, step=row["step"]), device=device)

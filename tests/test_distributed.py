@@ -1,6 +1,7 @@
 """physlm.distributed: 2 CPU processes (gloo) train like 1 process with 2 accumulation steps, under DDP and
-FSDP2; a resumed 2-process run equals an uninterrupted one; only rank 0 writes and logs; the launcher runs
-the train stage through torchrun."""
+FSDP2, and on a stream of windows from the world generator with attention kept inside packed examples; a
+resumed 2-process run equals an uninterrupted one; only rank 0 writes and logs; the launcher runs the train
+stage through torchrun."""
 
 import json
 import os
@@ -17,6 +18,8 @@ import torch.multiprocessing as mp
 import yaml
 
 from physlm.distributed import World, current, main
+from physlm.model import GPTConfig
+from physlm.stream import Stream, StreamSpec
 from physlm.train import TrainConfig, TrainResult, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,6 +35,20 @@ def data() -> tuple:
     from test_train import MODEL, VAL, WINDOWS
 
     return MODEL, WINDOWS, VAL
+
+
+def stream_tokens(out: Path) -> None:
+    """The tokens dir of a small grammar dataset (stream layout, context 64: windows hold several sentences)."""
+    from test_stream import cfg_spec
+
+    cfg_spec(out, context=64, pack="stream")
+
+
+def stream_data(out: Path) -> tuple:
+    """The stream of `stream_tokens`' dataset, a model for it and 8 val windows from further down the stream."""
+    spec = StreamSpec.load(out / "cfg-64-stream")
+    model_cfg = GPTConfig(vocab_size=spec.vocab_size, context=spec.context, depth=2, width=32, heads=2)
+    return model_cfg, Stream(spec, workers=1), spec.windows(range(1000, 1008))
 
 
 def free_port() -> int:
@@ -62,12 +79,18 @@ def worker(rank: int, port: int, out: Path, device: str) -> None:
         whole = rank == 0 or parallel == "ddp"  # FSDP: the other ranks keep shards
         weights = {k: v.detach().cpu().clone() for k, v in result.model.state_dict().items()} if whole else {}
         runs[name] = {"history": result.history, "resumed_from": result.resumed_from, "weights": weights}
+    stream_cfg, source, stream_val = stream_data(out)  # streamed windows, attention inside packed examples
+    result = train(stream_cfg, TrainConfig(**CONFIG, segment_start=0), source, stream_val, out / "stream", device=dev,
+                   progress=False, on_log=logged.append)
+    runs["stream"] = {"history": result.history, "resumed_from": result.resumed_from,
+                      "weights": {k: v.detach().cpu().clone() for k, v in result.model.state_dict().items()}}
     dist.destroy_process_group()
     torch.save = real_save
     torch.save({"runs": runs, "saved": saved, "logged": len(logged)}, out / f"rank{rank}.pt")
 
 
 def two_ranks(out: Path, device: str) -> list[dict]:
+    stream_tokens(out)
     mp.start_processes(worker, args=(free_port(), out, device), nprocs=2, join=True, start_method="spawn")
     return [torch.load(out / f"rank{r}.pt", weights_only=True) | {"dir": out} for r in range(2)]
 
@@ -85,6 +108,15 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     return one_rank(tmp_path_factory.mktemp("one"), "cpu")
+
+
+def test_two_processes_stream_like_one_with_accumulation(ranks: list[dict]) -> None:
+    """Each rank streams its own micro-batches (windows j of the global batch it owns) and masks attention at
+    <bos>: the run equals one process with 2 accumulation steps on the same stream."""
+    model_cfg, source, val = stream_data(ranks[0]["dir"])
+    single = train(model_cfg, TrainConfig(**CONFIG, segment_start=0), source, val, ranks[0]["dir"] / "stream-one",
+                   progress=False)
+    assert_same_training(ranks[0]["runs"]["stream"], single, rtol=1e-6, atol=1e-6)
 
 
 def without_timing(history: list[dict]) -> list[dict]:
@@ -131,7 +163,7 @@ def test_only_rank_zero_writes_and_logs(ranks: list[dict]) -> None:
     assert second["saved"] == [] and second["logged"] == 0
     assert all(not run["history"] for name, run in second["runs"].items() if name != "resumed")
     written = {Path(p).parent.name for p in first["saved"]}
-    assert written == {"ddp", "resumed", "fsdp"} and first["logged"] > 0
+    assert written == {"ddp", "resumed", "fsdp", "stream"} and first["logged"] > 0
     assert sorted(p.name for p in (first["dir"] / "ddp").iterdir()) == ["checkpoint.pt"]
 
 

@@ -46,7 +46,7 @@ def test_igsm_study_runs_every_stage(tmp_path: Path) -> None:
         proc = run(stage, repo)
         assert proc.returncode == 0, f"{stage}: {proc.stderr[-2000:]}"
     raw = repo / "data/igsm_demo/raw"
-    assert sorted(p.name for p in raw.iterdir()) == ["ood.parquet", "opmax.parquet", "reask.parquet", "test.parquet", "train.parquet"]
+    assert sorted(p.name for p in raw.iterdir()) == ["ood.parquet", "opmax.parquet", "reask.parquet", "stream.json", "test.parquet", "train.parquet"]
     meta = json.loads((repo / "data/igsm_demo/tokens/meta.json").read_text())
     assert meta["world"] == "igsm" and meta["units"] == "names" and meta["windows"]["train"] > 0
     evaluate = json.loads((repo / "metrics/igsm_demo/evaluate.json").read_text())

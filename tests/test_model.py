@@ -338,3 +338,65 @@ def test_gradients_through_left_padding_are_those_of_the_rows_alone(pos: str) ->
     model.zero_grad()
     sum(model(row[None])[0].square().mean() for row in rows).backward()
     torch.testing.assert_close(padded, model.wte.weight.grad, rtol=1e-4, atol=1e-7)
+
+
+START = 0  # the segment-start id of the packed-segment tests (any id works)
+
+
+def _packed(lengths: list[list[int]], width: int) -> tuple[torch.Tensor, list[list[tuple[int, int]]]]:
+    """A batch [B, width] of rows made of segments of the given lengths, each after the first starting with
+    START (the first one of a row has none: a window may begin inside an example), no other START anywhere;
+    and each row's (begin, end) spans."""
+    rows, spans = [], []
+    for b, row_lengths in enumerate(lengths):
+        assert sum(row_lengths) == width
+        row = (tokens(1, width, seed=40 + b)[0] % (V - 1)) + 1  # ids 1 .. V-1: no START inside
+        begin, row_spans = 0, []
+        for i, n in enumerate(row_lengths):
+            if i:
+                row[begin] = START
+            row_spans.append((begin, begin + n))
+            begin += n
+        rows.append(row)
+        spans.append(row_spans)
+    return torch.stack(rows), spans
+
+
+@pytest.mark.parametrize("pos", SCHEMES)
+def test_segments_give_each_packed_example_its_logits_alone(pos: str) -> None:
+    """Attention never crosses a segment start and positions restart there: every example of a packed row gets
+    the logits (and the gradients) it gets alone, in every positional scheme."""
+    model = tiny(pos)
+    batch, spans = _packed([[5, 9, 1, 9], [CONTEXT], [1, 23]], CONTEXT)
+    logits = model(batch, segment_start=START)[0]
+    for b, row_spans in enumerate(spans):
+        for begin, end in row_spans:
+            alone = model(batch[b : b + 1, begin:end])[0][0]
+            torch.testing.assert_close(logits[b, begin:end], alone, rtol=0, atol=1e-5)
+    whole = model(batch)[0]  # without segments the later examples see the earlier ones
+    assert not torch.allclose(whole[0, 5:], logits[0, 5:], atol=1e-3)
+    torch.testing.assert_close(whole[1], logits[1], rtol=0, atol=1e-5)  # one segment: the plain model
+    model.zero_grad()
+    model(batch, segment_start=START)[0].square().mean().backward()
+    packed = model.wte.weight.grad.clone()
+    model.zero_grad()
+    total = sum(model(batch[b : b + 1, s:e])[0].square().sum() for b, row in enumerate(spans) for s, e in row)
+    (total / logits.numel()).backward()
+    torch.testing.assert_close(packed, model.wte.weight.grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("pos", ["rot", "abs"])
+def test_segments_of_an_encoder_see_both_directions_inside_only(pos: str) -> None:
+    model = tiny(pos, causal=False)
+    batch, spans = _packed([[10, 14]], CONTEXT)
+    logits = model(batch, segment_start=START)[0]
+    for begin, end in spans[0]:
+        torch.testing.assert_close(logits[0, begin:end], model(batch[:, begin:end])[0][0], rtol=0, atol=1e-5)
+
+
+def test_segments_need_a_whole_sequence() -> None:
+    model, idx = tiny(), tokens()
+    with pytest.raises(ValueError, match="segment_start"):
+        model(idx, segment_start=START, pad=torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="segment_start"):
+        model(idx, segment_start=START, cache=model.new_cache(2))

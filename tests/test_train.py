@@ -1,5 +1,6 @@
 """physlm.train: learning, lr schedule, accumulation, CPU determinism, checkpoint resume, config checks."""
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -272,3 +273,28 @@ def test_init_of_another_shape_raises_and_a_different_init_does_not_resume(tmp_p
     assert result.resumed_from is None
     assert train(MODEL, cfg, WINDOWS, VAL, tmp_path / "ck2", init=first, stop_after=2, progress=False).resumed_from is None
     assert train(MODEL, cfg, WINDOWS, VAL, tmp_path / "ck2", init=first, progress=False).resumed_from == 2
+
+
+def test_segment_start_reaches_the_model_in_training_and_validation(tmp_path: Path) -> None:
+    """With segment_start every loss is the model's loss with attention kept inside each packed example: on
+    identical windows (any batch is the same batch) the first train loss is the seeded fresh model's and the
+    val loss the trained model's, each with segments, and both differ from whole-window attention."""
+    window = np.tile(np.array([3, 1, 2, 0, 4, 5, 6, 0, 2, 1, 3, 5, 0, 6, 4, 1, 2], dtype=np.uint16), (8, 1))
+    cfg = TrainConfig(steps=1, batch_size=4, micro_batch_size=4, lr=1e-3, eval_every=1, eval_batches=1,
+                      log_every=1, checkpoint_every=1, segment_start=0)
+    result = train(MODEL, cfg, window, window, tmp_path / "seg", progress=False)
+    torch.manual_seed(cfg.seed)
+    fresh = GPT(MODEL)
+    x, y = (torch.from_numpy(window[:4, :-1].astype(np.int64)), torch.from_numpy(window[:4, 1:].astype(np.int64)))
+    with torch.no_grad():
+        segmented, whole = fresh(x, y, segment_start=0)[1].item(), fresh(x, y)[1].item()
+    assert abs(segmented - whole) > 1e-4
+    assert result.history[0]["loss"] == pytest.approx(segmented, abs=1e-6)
+    with torch.no_grad():  # the val loss is taken after the one update, on the model train() returns
+        trained = result.model.eval()
+        assert result.history[0]["val_loss"] == pytest.approx(trained(x, y, segment_start=0)[1].item(), abs=1e-6)
+        assert abs(trained(x, y)[1].item() - result.history[0]["val_loss"]) > 1e-4
+    plain = train(MODEL, dataclasses.replace(cfg, segment_start=None), window, window, tmp_path / "plain", progress=False)
+    assert plain.history[0]["loss"] == pytest.approx(whole, abs=1e-6)
+    with pytest.raises(ValueError, match=r"TrainConfig\.segment_start"):
+        dataclasses.replace(cfg, segment_start=-1)

@@ -1,0 +1,221 @@
+"""physlm.stream: windows streamed from the world generator — a pure function of (seed, j), the same on any
+number of workers, training-split iGSM problems the judge accepts, grammar sentences in the language, the
+recorded sample equal to the first windows, exact resume of train() on a stream, and the train stage end to
+end (plus the one-line error of a biography study asking to stream)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import yaml
+
+from physlm.config import CfgGenerateParams, IgsmGenerateParams, RandomGrammarParams
+from physlm.generate import igsm_vocabulary, resolve_grammar
+from physlm.io import write_json
+from physlm.model import GPTConfig
+from physlm.stream import Producer, Stream, StreamSpec, stream_record
+from physlm.text import PROB, SOL, igsm_sequence, parse_generation
+from physlm.tokenize import cfg_vocab
+from physlm.train import TrainConfig, stream_rows, train
+from physlm.worlds.cfg import Judge, format_grammar
+from physlm.worlds.igsm import allowed_buckets
+from physlm.worlds.igsm_judge import judge
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+IGSM = IgsmGenerateParams(max_op=4, max_edge=6, max_layers=3, max_items=2, names=4, fmt="pq", split_rule="paper",
+                          train_problems=10, eval_problems=10, ood_ops=[5], workers=1, stream_sample=6)
+GRAMMAR = RandomGrammarParams(seed=3, symbols_per_level=[1, 3, 3, 4], rules_per_symbol=(2, 2), rule_length=(3, 4))
+CFG = CfgGenerateParams(grammar=GRAMMAR, train_sentences=10, test_sentences=10, stream_sample=5)
+
+
+def igsm_spec(tmp_path: Path, seed: int = 0, context: int = 256, pack: str = "sentences") -> StreamSpec:
+    """A tokens directory of a tiny iGSM dataset (what generate and tokenize write for streaming), loaded."""
+    tokens = tmp_path / f"igsm-{seed}-{pack}"
+    tokens.mkdir()
+    write_json(tokens / "stream.json", stream_record("igsm", seed, IGSM))
+    vocab = igsm_vocabulary("names")
+    write_json(tokens / "meta.json", {"world": "igsm", "context": context, "pack": pack, "vocab_size": vocab.size,
+                                      "bos_id": 0, "eos_id": 1, "units": "names"})
+    return StreamSpec.load(tokens)
+
+
+def cfg_spec(tmp_path: Path, context: int = 32, pack: str = "stream", generate: CfgGenerateParams = CFG) -> StreamSpec:
+    tokens = tmp_path / f"cfg-{context}-{pack}"
+    tokens.mkdir()
+    grammar = resolve_grammar(generate.grammar)
+    write_json(tokens / "stream.json", stream_record("cfg", 0, generate, format_grammar(grammar)))
+    write_json(tokens / "meta.json", {"world": "cfg", "context": context, "pack": pack, "bos_id": 0, "eos_id": 1,
+                                      "vocab_size": cfg_vocab(len(grammar.terminals)).size})
+    return StreamSpec.load(tokens)
+
+
+def whole_examples(window: np.ndarray) -> list[np.ndarray]:
+    """The token ids of every example that lies whole in a window (<bos> ids <eos>)."""
+    bos = np.flatnonzero(window == 0)
+    out = []
+    for start in bos:
+        ends = np.flatnonzero(window[start + 1 :] == 1)
+        if len(ends):
+            out.append(window[start + 1 : start + 1 + ends[0]].astype(np.int64))
+    return out
+
+
+def test_window_is_a_pure_function_of_seed_and_index(tmp_path: Path) -> None:
+    spec = igsm_spec(tmp_path)
+    first = spec.windows([0, 1, 2])
+    assert first.shape == (3, 257) and first.dtype == np.uint16
+    assert np.array_equal(spec.windows([2, 0, 1]), first[[2, 0, 1]])  # no state carried between windows
+    assert not np.array_equal(first[0], first[1])
+    assert not np.array_equal(igsm_spec(tmp_path, seed=1).window(0), first[0])
+    assert all(first[:, 0] == 0)  # "sentences": every window starts at an example's <bos>
+
+
+def test_one_and_two_workers_give_the_same_windows(tmp_path: Path) -> None:
+    spec = cfg_spec(tmp_path)
+    rows = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    made = {}
+    for workers in (1, 2):
+        producer = Producer(spec, iter(rows), workers, ahead=3)
+        try:
+            made[workers] = list(producer)
+        finally:
+            producer.close()
+    assert len(made[1]) == len(rows) and len({w.tobytes() for batch in made[1] for w in batch}) == 10
+    for a, b, js in zip(made[1], made[2], rows):
+        assert np.array_equal(a, b) and np.array_equal(a, spec.windows(js))
+
+
+def test_streamed_igsm_problems_are_training_problems_the_judge_accepts(tmp_path: Path) -> None:
+    spec, vocab = igsm_spec(tmp_path), igsm_vocabulary("names")
+    train_buckets, checked = allowed_buckets(IGSM.split_rule, "train"), 0
+    for j in range(8):
+        packed = spec.packed(j)
+        assert all(e.payload.bucket in train_buckets for e in packed.examples)
+        for example, ids in zip(packed.examples, whole_examples(packed.window)):
+            text = vocab.decode(ids)
+            problem_text, _, rest = text.removeprefix(f"{PROB} ").partition(f" {SOL} ")
+            solution, answer = parse_generation(rest)
+            assert problem_text == example.payload.problem
+            assert judge(example.payload, solution, answer).correct
+            checked += 1
+    assert checked >= 8
+
+
+def test_streamed_grammar_sentences_are_in_the_language(tmp_path: Path) -> None:
+    spec = cfg_spec(tmp_path, context=64, pack="sentences")
+    accepts = Judge(resolve_grammar(CFG.grammar))
+    sentences = [ids - 1 for j in range(10) for ids in whole_examples(spec.window(j))]
+    assert len(sentences) >= 10 and all(accepts(list(s)) for s in sentences)
+    assert not accepts(list(sentences[0][:-1]))  # the check can fail
+
+
+def rebuilt_windows(frame: pl.DataFrame, encode, width: int) -> list[np.ndarray]:
+    """Each sample window rebuilt from its recorded examples: `<bos> e <eos> ...` from `cut`, width tokens."""
+    out = []
+    for (_,), rows in frame.group_by(["window"], maintain_order=True):
+        stream = np.concatenate([np.concatenate([[0], encode(row), [1]]) for row in rows.iter_rows(named=True)])
+        cut = rows["cut"][0]
+        out.append(stream[cut : cut + width])
+    return out
+
+
+def test_cfg_sample_is_the_first_windows(tmp_path: Path) -> None:
+    spec = cfg_spec(tmp_path, context=48, pack="stream")
+    frame = spec.sample_frame()
+    assert frame["window"].unique().sort().to_list() == list(range(CFG.stream_sample))
+    assert frame["cut"].max() > 0  # the stream layout starts windows anywhere in the first sentence
+    rebuilt = rebuilt_windows(frame, lambda row: np.asarray(row["tokens"]) + 1, spec.width)
+    assert all(np.array_equal(r, spec.window(j)) for j, r in enumerate(rebuilt))
+
+
+def test_stream_rows_use_every_window_once_across_ranks() -> None:
+    cfg = TrainConfig(steps=3, batch_size=8, micro_batch_size=2, lr=1e-3)
+    used = [j for step in range(3) for micro in range(4) for j in stream_rows(step, micro, cfg)]
+    assert used == list(range(24))
+
+
+def run(spec: StreamSpec, out: Path, stop_after: int | None = None):
+    model = GPTConfig(vocab_size=spec.vocab_size, context=spec.context, depth=1, width=32, heads=2)
+    cfg = TrainConfig(steps=6, batch_size=4, micro_batch_size=2, lr=3e-3, warmup_steps=1, eval_every=3,
+                      eval_batches=1, checkpoint_every=2, log_every=1)
+    val = spec.windows(range(1000, 1004))
+    return train(model, cfg, Stream(spec, workers=1), val, out, stop_after=stop_after, progress=False)
+
+
+def test_train_on_a_stream_resumes_exactly(tmp_path: Path) -> None:
+    spec = cfg_spec(tmp_path)
+    whole = run(spec, tmp_path / "whole")
+    assert run(spec, tmp_path / "cut", stop_after=3).history[-1]["step"] == 3
+    resumed = run(spec, tmp_path / "cut")
+    assert resumed.resumed_from == 2
+
+    def losses(result) -> list:
+        return [(row["step"], row["loss"], row.get("val_loss")) for row in result.history]
+
+    assert losses(resumed) == losses(whole) and whole.tokens_seen == 6 * 4 * spec.context
+    for x, y in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(x, y)
+    assert all(0.0 <= row["data_wait"] <= 1.0 for row in whole.history)
+
+
+# ------------------------------------------------------------------------------------------ stage scripts
+
+
+def stage(name: str, cwd: Path, target: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PHYSLM_TRACKING": "0"}
+    return subprocess.run([sys.executable, "-m", f"stages.{name}", target], cwd=cwd, capture_output=True, text=True,
+                          env=env)
+
+
+def tiny_repo(tmp_path: Path, dataset: str, study_train: dict) -> Path:
+    """The repo's params.yaml with one dataset and its study, shrunk."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data = params["datasets"][dataset]
+    params["datasets"], study = {dataset: data}, params["studies"][dataset]
+    study.update(model={"depth": 1, "width": 32, "heads": 2},
+                 train={"steps": 4, "batch_size": 4, "micro_batch_size": 2, "eval_every": 2, "checkpoint_every": 2,
+                        "log_every": 2, "warmup_steps": 1, "eval_batches": 1} | study_train)
+    params["studies"] = {dataset: study}
+    if dataset == "igsm_demo":
+        data["generate"].update(train_problems=40, eval_problems=8, workers=1, stream_sample=4)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def test_train_stage_streams_igsm_and_records_the_sample(tmp_path: Path) -> None:
+    repo = tiny_repo(tmp_path, "igsm_demo", {"stream": True, "stream_workers": 1})
+    for name in ("generate", "tokenize", "train"):
+        proc = stage(name, repo, "igsm_demo")
+        assert proc.returncode == 0, f"{name}: {proc.stderr[-2000:]}"
+    tokens = repo / "data/igsm_demo/tokens"
+    spec = StreamSpec.load(tokens)
+    assert json.loads((repo / "data/igsm_demo/raw/stream.json").read_text())["seed"] == 0
+    frame = pl.read_parquet(tokens / "stream_sample.parquet")
+    assert frame["window"].unique().sort().to_list() == [0, 1, 2, 3] and (frame["split"] == "train").all()
+    vocab = igsm_vocabulary("names")
+    rebuilt = rebuilt_windows(frame, lambda row: vocab.encode(igsm_sequence(row["problem"], row["solution"], row["answer"])),
+                              spec.width)
+    assert all(np.array_equal(r, spec.window(j)) for j, r in enumerate(rebuilt))
+    metrics = json.loads((repo / "metrics/igsm_demo/train.json").read_text())
+    assert metrics["stream"] is True and metrics["tokens_seen"] == 4 * 4 * spec.context
+    assert 0.0 <= metrics["data_wait"] <= 1.0
+    assert (repo / "models/igsm_demo/model.safetensors").is_file()
+
+
+def test_bio_study_cannot_stream(tmp_path: Path) -> None:
+    repo = tiny_repo(tmp_path, "bio_single", {"stream": True})
+    proc = stage("train", repo, "bio_single")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "studies.bio_single.train.stream" in lines[0] and "fixed knowledge" in lines[0]
+    assert sorted(p.name for p in repo.iterdir()) == ["params.yaml"]
