@@ -207,16 +207,16 @@ class _CfgSource:
 
     def example(self, seed: int, j: int, k: int) -> Example:
         from physlm.worlds.cfg import sample_sentence
-        from physlm.worlds.corrupt import corrupt
+        from physlm.worlds.corrupt import perturb_sentence
         from physlm.worlds.implicit import emit
 
         rng = random.Random(f"cfg-stream:{seed}:{j}:{k}")
         sentence = sample_sentence(self.grammar, rng)
         terminals, hit = sentence.tokens, False
-        if self.perturb is not None:
+        if self.perturb is not None:  # the materialized train split's rule (physlm.generate), on this RNG
             p = self.perturb
-            hit = rng.random() < p.fraction
-            terminals = corrupt(terminals, p.rate, len(self.grammar.terminals), rng, p.kind) if hit else terminals
+            terminals, hit = perturb_sentence(terminals, rng, fraction=p.fraction, rate=p.rate,
+                                              num_terminals=len(self.grammar.terminals), kind=p.kind)
         tokens = emit(self.bags, terminals, rng) if self.bags is not None else None
         ids = np.asarray(terminals if tokens is None else tokens, dtype=np.int64) + 1  # physlm.tokenize.cfg_encode
         return Example(k, ids, (sentence, terminals, tokens, hit))

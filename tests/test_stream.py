@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from physlm.config import CfgGenerateParams, IgsmGenerateParams, RandomGrammarParams
+from physlm.config import CfgGenerateParams, IgsmGenerateParams, PerturbParams, RandomGrammarParams
 from physlm.generate import igsm_vocabulary, resolve_grammar
 from physlm.io import write_json
 from physlm.model import GPTConfig
@@ -117,6 +117,19 @@ def test_streamed_grammar_sentences_are_in_the_language(tmp_path: Path) -> None:
     sentences = [ids - 1 for j in range(10) for ids in whole_examples(spec.window(j))]
     assert len(sentences) >= 10 and all(accepts(list(s)) for s in sentences)
     assert not accepts(list(sentences[0][:-1]))  # the check can fail
+
+
+def test_streamed_perturbation_follows_the_training_split_rule(tmp_path: Path) -> None:
+    """A streamed sentence marked perturbed always differs from the sentence sampled (the materialized
+    split's `perturb_sentences` rule: at least one token changed), about `fraction` of them are marked, and the
+    others are the sampled sentence unchanged."""
+    noisy = CFG.model_copy(update={"perturb": PerturbParams(fraction=0.5, rate=0.02)})
+    spec = cfg_spec(tmp_path, context=64, pack="sentences", generate=noisy)
+    payloads = [e.payload for j in range(40) for e in spec.packed(j).examples]
+    hits = [(sentence, terminals) for sentence, terminals, _, hit in payloads if hit]
+    assert 0.3 < len(hits) / len(payloads) < 0.7
+    assert all(list(terminals) != list(sentence.tokens) for sentence, terminals in hits)
+    assert all(list(t) == list(s.tokens) for s, t, _, hit in payloads if not hit)
 
 
 def rebuilt_windows(frame: pl.DataFrame, encode, width: int) -> list[np.ndarray]:

@@ -125,12 +125,22 @@ def perturb_sentences(sentences: Sequence[Sequence[int]], *, fraction: float, ra
     out: list[list[int]] = []
     flags: list[bool] = []
     for j, sent in enumerate(sentences):
-        rng = random.Random(f"perturb:{seed}:{start + j}")
-        hit = rng.random() < fraction
-        out.append(corrupt(sent, rate, num_terminals, rng, kind, at_least_one=at_least_one) if hit
-                   else [int(t) for t in sent])
+        tokens, hit = perturb_sentence(sent, random.Random(f"perturb:{seed}:{start + j}"), fraction=fraction, rate=rate,
+                                       num_terminals=num_terminals, kind=kind, at_least_one=at_least_one)
+        out.append(tokens)
         flags.append(hit)
     return out, flags
+
+
+def perturb_sentence(sentence: Sequence[int], rng: random.Random, *, fraction: float, rate: float, num_terminals: int,
+                     kind: str = "replace", at_least_one: bool = True) -> tuple[list[int], bool]:
+    """One example of `perturb_sentences` with the caller's RNG (the streamed training data draws it from its
+    own): Bernoulli(``fraction``) from ``rng``, then, if hit, ``corrupt``; (tokens, hit)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    hit = rng.random() < fraction
+    tokens = corrupt(sentence, rate, num_terminals, rng, kind, at_least_one=at_least_one) if hit else [int(t) for t in sentence]
+    return tokens, hit
 
 
 def corrupt_prefixes(sentences: Sequence[Sequence[int]], *, prefix: int, rate: float, num_terminals: int, seed: int,
