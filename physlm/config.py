@@ -43,11 +43,16 @@ class ModelParams(Section):
     mlp_ratio: int = Field(gt=0, description="MLP hidden width = mlp_ratio * width")
     dropout: float = Field(ge=0.0, lt=1.0)
     rope_base: float = Field(gt=1.0)
+    canon: str = Field("", pattern="^[ABCD]*$", description="Canon layers (Part 4.1) at these points of every"
+                       " block: a subset of ABCD (A before attention, B on q/k/v, C before the MLP, D inside it); '' none")
+    canon_kernel: int = Field(4, ge=1, description="tokens each Canon convolution spans (the paper's 4)")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelParams:
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+        if len(set(self.canon)) != len(self.canon):
+            raise ValueError(f"canon {self.canon!r} names a Canon point twice")
         return self
 
 

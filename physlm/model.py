@@ -5,7 +5,9 @@ LayerNorm, linear head. Position enters as rotary rotations of queries and keys 
 default), as a learned absolute embedding added to the input ("abs", GPT-2), as DeBERTa-style relative terms
 in the attention scores ("rel"), or replaces content-based attention altogether ("pos": learned scores per
 relative offset; "uni": fixed uniform windows). These are Part 1's GPT / GPT_rel / GPT_rot / GPT_pos /
-GPT_uni variants (SPEC 1.2). A `KVCache` lets sampling feed one token per step, and `pad` lets one batch
+GPT_uni variants (SPEC 1.2). `canon` adds Part 4.1's Canon layers (SPEC 7.1: residual causal depthwise
+convolutions over the last 4 tokens) at points A-D of every block. A `KVCache` lets sampling feed one token
+per step (it keeps each Canon point's last inputs too), and `pad` lets one batch
 hold prompts of different lengths: each row is left-padded, its real tokens keep their own positions
 0, 1, ..., and no real token attends to a pad. tests/test_model.py checks causality, cache/full-forward
 parity, that rotary attention scores depend only on the relative offset, the exact patterns of "uni" and
@@ -34,6 +36,7 @@ POSITIONS = {
 }
 CONTENT_FREE = ("pos", "uni")  # schemes whose attention weights ignore the input: only values are projected
 REL_MAX_DISTANCE = 64  # "rel": offsets i - j beyond this share the embedding of REL_MAX_DISTANCE (DeBERTa's k)
+CANON_POINTS = "ABCD"  # Canon layer placements in a block (SPEC 7.1), see `Canon`
 
 
 def _check(ok: bool, field: str, why: str) -> None:
@@ -54,6 +57,8 @@ class GPTConfig:
     rope_base: float = 10000.0  # rotary: pair i turns by position * rope_base ** (-2i / head_dim)
     bias: bool = False  # biases in Linear and LayerNorm (GPT-2 had them; without is as good and simpler)
     causal: bool = True  # False: every position attends to every position (the encoder-only MLM control)
+    canon: str = ""  # Canon layers (Part 4.1, SPEC 7.1) at these points of every block, a subset of "ABCD"
+    canon_kernel: int = 4  # Canon: causal depthwise convolution over this many tokens (the current one included)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context", "depth", "width", "heads", "mlp_ratio"):
@@ -65,6 +70,11 @@ class GPTConfig:
         _check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
         _check(self.rope_base > 1.0, "rope_base", f"must be > 1, got {self.rope_base}")
         _check(self.causal or self.pos in ("rot", "abs"), "causal", f"an encoder (causal=False) needs pos rot or abs, got {self.pos!r}")
+        points = set(self.canon)
+        _check(points <= set(CANON_POINTS) and len(points) == len(self.canon), "canon",
+               f"must be distinct letters of {CANON_POINTS!r} (e.g. 'ABCD', 'AC', ''), got {self.canon!r}")
+        _check(self.canon_kernel >= 1, "canon_kernel", f"must be positive, got {self.canon_kernel}")
+        _check(self.causal or not self.canon, "canon", "Canon layers are causal convolutions: not with causal=False")
 
     @property
     def head_dim(self) -> int:
@@ -80,6 +90,16 @@ class KVCache:
         self.keys = torch.empty((0,) if keyless else shape, device=device, dtype=dtype)
         self.values = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled; GPT.forward advances it after all layers have written
+        self.canon: dict[tuple[int, str], Tensor] = {}  # per (layer, Canon point): its last inputs [B, kernel-1, m]
+
+    def history(self, key: tuple[int, str], x: Tensor, keep: int) -> Tensor:
+        """The `keep` inputs of Canon point `key` before x [B, T, m] (zeros before the sequence start), then
+        remember x's as the history of the next call."""
+        past = self.canon.get(key)
+        if past is None or self.length == 0:
+            past = x.new_zeros(x.size(0), keep, x.size(2))
+        self.canon[key] = torch.cat((past, x), dim=1)[:, x.size(1) :]
+        return past
 
     def update(self, layer: int, k: Tensor | None, v: Tensor) -> tuple[Tensor | None, Tensor]:
         """Store k, v [B, heads, T, head_dim] after the cached positions; return all keys and values so far.
@@ -97,8 +117,15 @@ class KVCache:
     def select(self, rows: Tensor) -> None:
         """Keep (and duplicate) the cached rows `rows` of every layer, e.g. the surviving beams."""
         if self.keys.dim() > 1:
-            self.keys = self.keys[:, rows]
-        self.values = self.values[:, rows]
+            self.keys = self._rows(self.keys, rows)
+        self.values = self._rows(self.values, rows)
+        self.canon = {key: past[rows] for key, past in self.canon.items()}
+
+    def _rows(self, buffer: Tensor, rows: Tensor) -> Tensor:
+        """buffer's rows `rows`, copying only the filled positions (the rest is written before it is read)."""
+        out = buffer.new_empty((buffer.size(0), len(rows), *buffer.shape[2:]))
+        out[:, :, :, : self.length] = buffer[:, rows, :, : self.length]
+        return out
 
 
 @dataclass(frozen=True)
@@ -136,6 +163,41 @@ class LeftPad:
         if causal:
             keep = keep & (cols[None, :] <= cols[:, None])
         return LeftPad(cols[None, :] - begin, keep[:, None])
+
+
+class Canon(nn.Module):
+    """Part 4.1's Canon layer (SPEC 7.1), "Canon(res)": h'_t = h_t + sum_j w_j * h_{t-j}, j = 0 .. kernel-1,
+    per-channel weights w_j (a causal depthwise 1-D convolution: no bias, no activation, PyTorch's default
+    Conv1d initialisation), zero before the start of the sequence. A token looks back only over its own
+    row's or segment's tokens: with `padding`, lags beyond a token's own position are dropped, so pads and
+    earlier packed examples never enter (every example gets the output it gets alone). With a cache the
+    last kernel-1 inputs of each point are kept (`KVCache.history`) so one token at a time gives the same."""
+
+    def __init__(self, channels: int, kernel: int, key: tuple[int, str]):
+        super().__init__()
+        self.key, self.kernel = key, kernel
+        self.conv = nn.Conv1d(channels, channels, kernel, groups=channels, bias=False)  # weight [m, 1, kernel]
+
+    def forward(self, x: Tensor, cache: KVCache | None, padding: LeftPad | None) -> Tensor:
+        B, T, m = x.shape
+        keep = self.kernel - 1
+        past = cache.history(self.key, x, keep) if cache is not None else x.new_zeros(B, keep, m)
+        seq = torch.cat((past, x), dim=1)  # [B, keep + T, m]: column keep + t holds x_t
+        weight = self.conv.weight.to(x.dtype)  # [m, 1, kernel]; a correlation: weight[:, 0, keep - j] weighs lag j
+        if T <= keep:  # a few new tokens after a cache (sampling): the windows directly, cheaper than a conv call
+            y = (seq.unfold(1, self.kernel, 1) * weight[:, 0]).sum(-1)  # window i of token t holds x_{t-keep+i}
+        else:
+            y = F.conv1d(seq.transpose(1, 2), weight, groups=m).transpose(1, 2)  # [B, T, m]
+        if padding is not None and keep:
+            # Take back the lags that reach beyond a token's own row or segment: only tokens at positions
+            # below keep (a segment's first tokens, pads) have any, so the fix touches a few rows.
+            b, t = torch.nonzero(padding.positions < keep, as_tuple=True)
+            if b.numel():
+                position = padding.positions[b, t]
+                beyond = sum(seq[b, keep + t - lag] * weight[:, 0, keep - lag] * (position < lag)[:, None].to(x.dtype)
+                             for lag in range(1, self.kernel))
+                y = y.index_put((b, t), (y[b, t] - beyond).to(y.dtype))  # autocast: y may be bf16, seq fp32
+        return x + y
 
 
 class Rotary(nn.Module):
@@ -202,6 +264,8 @@ class Attention(nn.Module):
             self.qkv = nn.Linear(cfg.width, 3 * cfg.width, bias=cfg.bias)
         self.proj = nn.Linear(cfg.width, cfg.width, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
+        projected = (1 if cfg.pos in CONTENT_FREE else 3) * cfg.width  # Canon-B acts on the concatenated q, k, v
+        self.canon = Canon(projected, cfg.canon_kernel, (layer, "B")) if "B" in cfg.canon else None
         self.rotary = Rotary(cfg) if cfg.pos == "rot" else None
         if cfg.pos == "pos":
             self.offset_logits = nn.Parameter(torch.zeros(cfg.heads, cfg.context))
@@ -231,12 +295,13 @@ class Attention(nn.Module):
         B, T, C = x.shape
         dropout = self.dropout if self.training else 0.0
         if self.scheme in CONTENT_FREE:
-            v = self.v(x).view(B, T, self.heads, -1).transpose(1, 2)
+            v = self._project(self.v, x, cache, padding).view(B, T, self.heads, -1).transpose(1, 2)
             if cache is not None:
                 _, v = cache.update(self.layer, None, v)
             y = F.dropout(self.pattern(start, T, v.size(2), padding).to(v.dtype), dropout, self.training) @ v
             return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
-        q, k, v = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
+        qkv = self._project(self.qkv, x, cache, padding)
+        q, k, v = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in qkv.split(C, dim=2))
         if self.rotary is not None and padding is not None:
             q, k = self.rotary.at(q, padding.positions), self.rotary.at(k, padding.positions)
         elif self.rotary is not None:
@@ -251,13 +316,19 @@ class Attention(nn.Module):
             y = causal_attention(q, k, v, dropout, self.causal)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
+    def _project(self, linear: nn.Linear, x: Tensor, cache: KVCache | None, padding: LeftPad | None) -> Tensor:
+        """The q/k/v (or v) projection, then Canon-B if the block has it (before rotary)."""
+        y = linear(x)
+        return y if self.canon is None else self.canon(y, cache, padding)
+
     def weights(self, x: Tensor) -> Tensor:
         """The attention weights [B, heads, T, T] this layer puts on x [B, T, width] (positions 0 .. T-1),
         computed explicitly (forward uses fused kernels that never form them). Rows sum to 1."""
         B, T, C = x.shape
         if self.scheme in CONTENT_FREE:
             return self.pattern(0, T, T).expand(B, -1, -1, -1)
-        q, k, _ = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
+        qkv = self._project(self.qkv, x, None, None)
+        q, k, _ = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in qkv.split(C, dim=2))
         if self.rotary is not None:
             q, k = self.rotary(q, 0), self.rotary(k, 0)
         if self.scheme == "rel":
@@ -288,27 +359,44 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: GPTConfig, layer: int = 0):
         super().__init__()
         self.fc = nn.Linear(cfg.width, cfg.mlp_ratio * cfg.width, bias=cfg.bias)
         self.proj = nn.Linear(cfg.mlp_ratio * cfg.width, cfg.width, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
+        # Canon-D: on the pre-activation, before the nonlinearity
+        self.canon = Canon(cfg.mlp_ratio * cfg.width, cfg.canon_kernel, (layer, "D")) if "D" in cfg.canon else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.proj(F.gelu(self.fc(x))))
+    def forward(self, x: Tensor, cache: KVCache | None = None, padding: LeftPad | None = None) -> Tensor:
+        h = self.fc(x)
+        if self.canon is not None:
+            h = self.canon(h, cache, padding)
+        return self.drop(self.proj(F.gelu(h)))
 
 
 class Block(nn.Module):
+    """Pre-LayerNorm block; Canon-A sits between ln_1 and attention, Canon-C between ln_2 and the MLP."""
+
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.width, bias=cfg.bias)
+        self.canon_a = Canon(cfg.width, cfg.canon_kernel, (layer, "A")) if "A" in cfg.canon else None
         self.attn = Attention(cfg, layer)
         self.ln_2 = nn.LayerNorm(cfg.width, bias=cfg.bias)
-        self.mlp = MLP(cfg)
+        self.canon_c = Canon(cfg.width, cfg.canon_kernel, (layer, "C")) if "C" in cfg.canon else None
+        self.mlp = MLP(cfg, layer)
+
+    def attention_input(self, x: Tensor, cache: KVCache | None = None, padding: LeftPad | None = None) -> Tensor:
+        """What attention reads from the residual stream x: ln_1, then Canon-A if present."""
+        h = self.ln_1(x)
+        return h if self.canon_a is None else self.canon_a(h, cache, padding)
 
     def forward(self, x: Tensor, start: int, cache: KVCache | None, padding: LeftPad | None = None) -> Tensor:
-        x = x + self.attn(self.ln_1(x), start, cache, padding)
-        return x + self.mlp(self.ln_2(x))
+        x = x + self.attn(self.attention_input(x, cache, padding), start, cache, padding)
+        h = self.ln_2(x)
+        if self.canon_c is not None:
+            h = self.canon_c(h, cache, padding)
+        return x + self.mlp(h, cache, padding)
 
 
 class GPT(nn.Module):
@@ -359,7 +447,7 @@ class GPT(nn.Module):
         """[depth, B, heads, T, T]: every layer's attention weights on token ids idx [B, T] (row i = query i)."""
         maps = []
         for block, x in zip(self.blocks, self._residual_stream(idx, None, None)):
-            maps.append(block.attn.weights(block.ln_1(x)))
+            maps.append(block.attn.weights(block.attention_input(x)))
         return torch.stack(maps)
 
     def new_cache(self, batch: int, positions: int | None = None) -> KVCache:

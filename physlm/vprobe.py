@@ -334,13 +334,17 @@ class _SharedCache:
     every layer into one buffer, which breaks backward through cached keys and values (the views earlier
     layers saved for backward change version). First it records each layer's keys and values (the trunk
     pass); after `share`, row n of the next call sees recorded row rows[n] at columns columns[n], then its
-    own new keys and values."""
+    own new keys and values. Canon layers (`history`) likewise: the trunk pass records each point's inputs,
+    and row n of the next call gets the recorded inputs just before its prefix ends."""
 
     def __init__(self, depth: int):
         self.keys: list[Tensor | None] = [None] * depth
         self.values: list[Tensor | None] = [None] * depth
         self.length = 0
         self.index: Tensor | None = None  # [N, width + T] rows of the recorded and new keys, flattened
+        self.canon: dict[tuple[int, str], Tensor] = {}  # per Canon point: the trunk pass's inputs [G, width, m]
+        self.rows: Tensor | None = None  # [N] recorded row of each new row
+        self.columns: Tensor | None = None  # [N, width] recorded column of each of its cached columns
 
     def share(self, rows: Tensor, columns: Tensor, new: int) -> None:
         """Set up the next call: N = len(rows) rows of `new` tokens each after `columns.size(1)` cached ones."""
@@ -348,6 +352,18 @@ class _SharedCache:
         self.length = width
         own = recorded + torch.arange(n * new, device=rows.device).view(n, new)
         self.index = torch.cat((rows[:, None] * width + columns, own), dim=1)
+        self.rows, self.columns = rows, columns
+
+    def history(self, key: tuple[int, str], x: Tensor, keep: int) -> Tensor:
+        """`KVCache.history` for Canon layers: [N, keep, m], the inputs before x's first token."""
+        if self.index is None:
+            self.canon[key] = x
+            return x.new_zeros(x.size(0), keep, x.size(2))
+        recorded, width = self.canon[key], self.columns.size(1)
+        past = recorded[self.rows[:, None], self.columns[:, max(width - keep, 0) :]]
+        if width < keep:  # columns before the trunk's start: zeros (and Canon masks them by position anyway)
+            past = torch.cat((past.new_zeros(past.size(0), keep - width, past.size(2)), past), dim=1)
+        return past
 
     def update(self, layer: int, k: Tensor | None, v: Tensor) -> tuple[Tensor | None, Tensor]:
         if self.index is None:

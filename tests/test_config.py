@@ -54,6 +54,8 @@ def write_params(tmp_path: Path, edit) -> Path:
         ("train", lambda p: p["studies"]["cfg_demo"]["model"].update(depth=-1), "studies.cfg_demo.model.depth"),
         ("train", lambda p: p["studies"]["cfg_demo"]["model"].update(dpeth=3), "studies.cfg_demo.model.dpeth"),
         ("train", lambda p: p["train"].update(lr="fast"), "train.lr"),
+        ("train", lambda p: p["studies"]["cfg_demo"]["model"].update(canon="ABE"), "studies.cfg_demo.model.canon"),
+        ("train", lambda p: p["model"].update(canon_kernel=0), "model.canon_kernel"),
         ("train", lambda p: p["train"].update(decay="exponential"), "train.decay"),
         ("generate", lambda p: p["datasets"]["cfg_demo"]["generate"].update(train_sentences=0), "datasets.cfg_demo.generate.train_sentences"),
         ("generate", lambda p: p["datasets"]["cfg_demo"]["generate"].update(extra=1), "datasets.cfg_demo.generate.extra"),

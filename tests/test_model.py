@@ -1,19 +1,23 @@
 """physlm.model: shapes, causality, hidden states, KV-cache parity, config validation, rotary invariance,
 the exact uniform windows of "uni" and the content-independence of "pos"; left padding (every scheme: each
 row's logits and gradients are those of the row alone, cached or not); golden digests that keep unpadded
-calls bit-identical."""
+calls bit-identical. Canon layers: the convolution against torch's conv1d, sizes per point, reach, and the
+cache / padding / segment / causality tests above with Canon-ABCD."""
 
 import hashlib
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from physlm.model import GPT, POSITIONS, GPTConfig, Rotary
+from physlm.model import GPT, POSITIONS, Canon, GPTConfig, Rotary
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 V, CONTEXT = 17, 24
 SCHEMES = ["rot", "abs", "rel", "pos", "uni"]
+CANONS = ["", "ABCD"]  # without and with Canon layers at every point (Part 4.1)
 
 
 def tiny(pos: str = "rot", **kw: object) -> GPT:
@@ -35,8 +39,9 @@ def test_shapes_and_loss(pos: str) -> None:
 
 
 @pytest.mark.parametrize("pos", SCHEMES)
-def test_causal(pos: str) -> None:
-    model, idx = tiny(pos), tokens()
+@pytest.mark.parametrize("canon", CANONS)
+def test_causal(pos: str, canon: str) -> None:
+    model, idx = tiny(pos, canon=canon), tokens()
     changed = idx.clone()
     changed[:, 10] = (changed[:, 10] + 1) % V
     a, b = model(idx)[0], model(changed)[0]
@@ -45,8 +50,9 @@ def test_causal(pos: str) -> None:
 
 
 @pytest.mark.parametrize("pos", SCHEMES)
-def test_hidden_states_reproduce_logits(pos: str) -> None:
-    model, idx = tiny(pos), tokens()
+@pytest.mark.parametrize("canon", CANONS)
+def test_hidden_states_reproduce_logits(pos: str, canon: str) -> None:
+    model, idx = tiny(pos, canon=canon), tokens()
     hidden = model.hidden_states(idx)
     assert hidden.shape == (3, 2, CONTEXT, 32)
     torch.testing.assert_close(model.head(model.ln_f(hidden[-1])), model(idx)[0])
@@ -54,8 +60,9 @@ def test_hidden_states_reproduce_logits(pos: str) -> None:
 
 @pytest.mark.parametrize("pos", SCHEMES)
 @pytest.mark.parametrize("chunks", [[CONTEXT], [1] * CONTEXT, [5, 1, 7, 3, 8]])
-def test_kv_cache_matches_full_forward(pos: str, chunks: list[int]) -> None:
-    model, idx = tiny(pos), tokens()
+@pytest.mark.parametrize("canon", CANONS)
+def test_kv_cache_matches_full_forward(pos: str, chunks: list[int], canon: str) -> None:
+    model, idx = tiny(pos, canon=canon), tokens()
     full = model(idx)[0]
     cache, parts, start = model.new_cache(2), [], 0
     for size in chunks:
@@ -190,21 +197,22 @@ def test_rel_scores_clip_at_max_distance() -> None:
 def _attention_output(attn, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """An attention layer's output recomputed from explicit weights [B, H, T, T]."""
     B, T, C = x.shape
-    v = attn.v(x) if hasattr(attn, "v") else attn.qkv(x).split(C, dim=2)[2]
+    v = attn._project(attn.v if hasattr(attn, "v") else attn.qkv, x, None, None)[..., -C:]  # Canon-B included
     v = v.view(B, T, attn.heads, -1).transpose(1, 2)
     return attn.proj((weights @ v).transpose(1, 2).reshape(B, T, C))
 
 
 @pytest.mark.parametrize("pos", SCHEMES)
-def test_attention_weights_reproduce_forward(pos: str) -> None:
-    model, idx = tiny(pos), tokens()
+@pytest.mark.parametrize("canon", CANONS)
+def test_attention_weights_reproduce_forward(pos: str, canon: str) -> None:
+    model, idx = tiny(pos, canon=canon), tokens()
     maps = model.attention_weights(idx)
     assert maps.shape == (2, 2, 4, CONTEXT, CONTEXT)
     torch.testing.assert_close(maps.sum(-1), torch.ones(2, 2, 4, CONTEXT))
     assert maps.triu(1).abs().max() == 0  # causal: nothing above the diagonal
     hidden = model.hidden_states(idx)
     for layer, block in enumerate(model.blocks):
-        x = block.ln_1(hidden[layer])
+        x = block.attention_input(hidden[layer])  # ln_1, then Canon-A
         torch.testing.assert_close(_attention_output(block.attn, x, maps[layer]), block.attn(x, 0, None), rtol=1e-4, atol=1e-5)
 
 
@@ -281,8 +289,9 @@ def _left_padded(lengths: list[int], width: int) -> tuple[list[torch.Tensor], to
 
 
 @pytest.mark.parametrize("pos", SCHEMES)
-def test_left_padding_leaves_each_row_as_alone(pos: str) -> None:
-    model = tiny(pos)
+@pytest.mark.parametrize("canon", CANONS)
+def test_left_padding_leaves_each_row_as_alone(pos: str, canon: str) -> None:
+    model = tiny(pos, canon=canon)
     width = max(LENGTHS)
     rows, batch, pad = _left_padded(LENGTHS, width)
     logits = model(batch, pad=pad)[0]
@@ -292,9 +301,10 @@ def test_left_padding_leaves_each_row_as_alone(pos: str) -> None:
 
 
 @pytest.mark.parametrize("pos", SCHEMES)
-def test_left_padded_cache_matches_each_row_alone(pos: str) -> None:
+@pytest.mark.parametrize("canon", CANONS)
+def test_left_padded_cache_matches_each_row_alone(pos: str, canon: str) -> None:
     """Prefill a padded batch, then feed every row's next tokens one (or a few) at a time."""
-    model = tiny(pos)
+    model = tiny(pos, canon=canon)
     lengths = [CONTEXT - 8, 3, 11, 1, CONTEXT - 8]
     rows, batch, pad = _left_padded(lengths, max(lengths))
     rest = tokens(len(rows), 6, seed=7)
@@ -328,9 +338,10 @@ def test_pad_needs_one_count_per_row() -> None:
 
 
 @pytest.mark.parametrize("pos", SCHEMES)
-def test_gradients_through_left_padding_are_those_of_the_rows_alone(pos: str) -> None:
+@pytest.mark.parametrize("canon", CANONS)
+def test_gradients_through_left_padding_are_those_of_the_rows_alone(pos: str, canon: str) -> None:
     """Training through a padded batch (the V-probes do) gives each row's gradient, pads contributing none."""
-    model = tiny(pos)
+    model = tiny(pos, canon=canon)
     rows, batch, pad = _left_padded(LENGTHS, max(LENGTHS))
     logits = model(batch, pad=pad)[0]
     sum(logits[b, pad[b] :].square().mean() for b in range(len(rows))).backward()
@@ -363,10 +374,11 @@ def _packed(lengths: list[list[int]], width: int) -> tuple[torch.Tensor, list[li
 
 
 @pytest.mark.parametrize("pos", SCHEMES)
-def test_segments_give_each_packed_example_its_logits_alone(pos: str) -> None:
+@pytest.mark.parametrize("canon", CANONS)
+def test_segments_give_each_packed_example_its_logits_alone(pos: str, canon: str) -> None:
     """Attention never crosses a segment start and positions restart there: every example of a packed row gets
     the logits (and the gradients) it gets alone, in every positional scheme."""
-    model = tiny(pos)
+    model = tiny(pos, canon=canon)
     batch, spans = _packed([[5, 9, 1, 9], [CONTEXT], [1, 23]], CONTEXT)
     logits = model(batch, segment_start=START)[0]
     for b, row_spans in enumerate(spans):
@@ -400,3 +412,90 @@ def test_segments_need_a_whole_sequence() -> None:
         model(idx, segment_start=START, pad=torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="segment_start"):
         model(idx, segment_start=START, cache=model.new_cache(2))
+
+
+# ---------------------------------------------------------------------------------------------- Canon layers
+
+
+def test_canon_layer_is_a_residual_causal_depthwise_convolution() -> None:
+    """Against torch's own convolution: h + conv1d(zero-padded h), channel by channel, kernel 4."""
+    torch.manual_seed(0)
+    canon = Canon(6, 4, (0, "A"))
+    x = torch.randn(2, 9, 6)
+    reference = x + F.conv1d(F.pad(x.transpose(1, 2), (3, 0)), canon.conv.weight, groups=6).transpose(1, 2)
+    torch.testing.assert_close(canon(x, None, None), reference, rtol=0, atol=1e-6)
+    by_hand = x[:, 2] + sum(canon.conv.weight[:, 0, 3 - j] * x[:, 2 - j] for j in range(3))  # t = 2: lags 0..2
+    torch.testing.assert_close(canon(x, None, None)[:, 2], by_hand, rtol=0, atol=1e-6)
+    bound = 1 / math.sqrt(4)  # PyTorch's default Conv1d init (kaiming-uniform, a = sqrt 5): U(-1/sqrt(fan_in), ..)
+    assert 0.3 * bound < canon.conv.weight.abs().max() <= bound and canon.conv.bias is None
+
+
+def test_canon_points_and_sizes() -> None:
+    """A and C act on the width, B on the concatenated q, k, v (v alone without keys), D on the MLP's 4x."""
+    base = tiny().num_params()
+    extra = {"A": 32, "B": 3 * 32, "C": 32, "D": 4 * 32}
+    for point, channels in extra.items():
+        model = tiny(canon=point)
+        assert model.num_params() - base == 2 * channels * 4, point  # depth 2, kernel 4
+    assert tiny(canon="ABCD").num_params() - base == 2 * 4 * sum(extra.values())
+    assert tiny("uni", canon="B").num_params() - tiny("uni").num_params() == 2 * 32 * 4
+    assert tiny(canon="AC", canon_kernel=2).num_params() - base == 2 * 2 * 64
+    for point in "ABCD":  # each point changes the output on its own
+        model = tiny(canon=point)
+        plain = tiny()
+        assert not torch.allclose(model(tokens())[0], plain(tokens())[0], atol=1e-4), point
+
+
+def test_canon_reaches_kernel_minus_one_tokens_further_back() -> None:
+    """One block over content-free attention to the previous token only ("uni", one head): the last logit
+    sees tokens 0 and 1 back; with Canon-A (kernel 4) attention reads the previous token's Canon input,
+    which mixes 3 more, so it sees 0 .. 4 back and nothing earlier."""
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=V, context=CONTEXT, depth=1, width=32, heads=1, pos="uni")
+    plain, canon = GPT(GPTConfig(**cfg)).eval(), GPT(GPTConfig(**cfg, canon="A")).eval()
+    idx = tokens(1, 10)
+    for lag in range(1, 7):
+        moved = idx.clone()
+        moved[0, 9 - lag] = (moved[0, 9 - lag] + 1) % V
+        for model, reach in ((plain, 1), (canon, 4)):
+            changes = (model(moved)[0][0, -1] - model(idx)[0][0, -1]).abs().max() > 1e-6
+            assert bool(changes) == (lag <= reach), (lag, reach)
+
+
+def test_canon_history_follows_beam_selection() -> None:
+    """KVCache.select keeps (and duplicates) each surviving row's Canon history with its keys and values."""
+    model = tiny(canon="ABCD")
+    idx = tokens(3, 12)
+    cache = model.new_cache(3)
+    model(idx[:, :8], cache=cache)
+    rows = torch.tensor([2, 2, 0])
+    cache.select(rows)
+    out = model(idx[rows, 8:], cache=cache)[0]
+    torch.testing.assert_close(out, model(idx[rows])[0][:, 8:], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("canon", "why"), [("ABCE", "distinct letters"), ("AA", "distinct letters"), ("a", "distinct")])
+def test_bad_canon_is_named(canon: str, why: str) -> None:
+    with pytest.raises(ValueError, match=rf"GPTConfig\.canon\b.*{why}"):
+        GPTConfig(vocab_size=V, context=CONTEXT, canon=canon)
+    with pytest.raises(ValueError, match=r"GPTConfig\.canon_kernel\b"):
+        GPTConfig(vocab_size=V, context=CONTEXT, canon="A", canon_kernel=0)
+    with pytest.raises(ValueError, match=r"GPTConfig\.canon\b.*causal"):
+        GPTConfig(vocab_size=V, context=CONTEXT, canon="A", causal=False)
+
+
+def test_canon_runs_under_bf16_autocast() -> None:
+    """Under autocast the convolution returns bf16 while its fp32 input feeds the boundary fix: packed
+    segments and left padding (prefill, then cached steps) still run and stay near the fp32 logits."""
+    model = tiny(canon="ABCD")
+    batch, _ = _packed([[5, 9, 1, 9], [CONTEXT], [1, 23]], CONTEXT)
+    rows, padded, pad = _left_padded(LENGTHS, max(LENGTHS))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        packed = model(batch, segment_start=START)[0]
+        cache = model.new_cache(len(rows))
+        prefill = model(padded[:, :-1], cache=cache, pad=pad)[0]
+        step = model(padded[:, -1:], cache=cache, pad=pad)[0]
+    assert packed.dtype == torch.bfloat16
+    torch.testing.assert_close(packed.float(), model(batch, segment_start=START)[0], rtol=0, atol=0.1)
+    full = model(padded, pad=pad)[0]
+    torch.testing.assert_close(torch.cat((prefill, step), dim=1).float()[0], full[0], rtol=0, atol=0.1)

@@ -309,10 +309,12 @@ def test_grouped_logits_are_causal_and_padding_free() -> None:
         assert (moved[whole] > 1e-4).all() and (moved[~whole] < 1e-5).all()
 
 
+@pytest.mark.parametrize("canon", ["", "ABCD"])
 @pytest.mark.parametrize("pos", sorted(POSITIONS))
-def test_grouped_states_match_the_full_sequences_in_every_position_scheme(pos: str) -> None:
+def test_grouped_states_match_the_full_sequences_in_every_position_scheme(pos: str, canon: str) -> None:
+    """Canon layers: each query row starts from its trunk's recorded inputs just before its prefix ends."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=VOCAB.size, context=64, depth=2, width=32, heads=2, pos=pos))
+    model = GPT(GPTConfig(vocab_size=VOCAB.size, context=64, depth=2, width=32, heads=2, pos=pos, canon=canon))
     probe, examples = VProbe(model, 2, rank=4, seed=0), _shared_examples(6, 1)
     batch = _batch(examples)
     with torch.no_grad():
