@@ -48,7 +48,9 @@ class ModelParams(Section):
     canon_kernel: int = Field(4, ge=1, description="tokens each Canon convolution spans (the paper's 4)")
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> ModelParams:
+    def _consistent(self) -> ModelParams:
+        """Checks across fields (GPTConfig repeats them; here they name the params key): heads divide the
+        width, and no Canon point is named twice."""
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         if len(set(self.canon)) != len(self.canon):
