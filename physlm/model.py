@@ -92,14 +92,15 @@ class KVCache:
         self.length = 0  # positions filled; GPT.forward advances it after all layers have written
         self.canon: dict[tuple[int, str], Tensor] = {}  # per (layer, Canon point): its last inputs [B, kernel-1, m]
 
-    def history(self, key: tuple[int, str], x: Tensor, keep: int) -> Tensor:
-        """The `keep` inputs of Canon point `key` before x [B, T, m] (zeros before the sequence start), then
-        remember x's as the history of the next call."""
+    def inputs(self, key: tuple[int, str], x: Tensor, keep: int) -> Tensor:
+        """[B, keep + T, m]: the `keep` inputs of Canon point `key` before x [B, T, m] (zeros before the
+        sequence start), then x; its last `keep` become the history of the next call."""
         past = self.canon.get(key)
         if past is None or self.length == 0:
             past = x.new_zeros(x.size(0), keep, x.size(2))
-        self.canon[key] = torch.cat((past, x), dim=1)[:, x.size(1) :]
-        return past
+        seq = torch.cat((past, x), dim=1)
+        self.canon[key] = seq[:, seq.size(1) - keep :]
+        return seq
 
     def update(self, layer: int, k: Tensor | None, v: Tensor) -> tuple[Tensor | None, Tensor]:
         """Store k, v [B, heads, T, head_dim] after the cached positions; return all keys and values so far.
@@ -171,7 +172,7 @@ class Canon(nn.Module):
     Conv1d initialisation), zero before the start of the sequence. A token looks back only over its own
     row's or segment's tokens: with `padding`, lags beyond a token's own position are dropped, so pads and
     earlier packed examples never enter (every example gets the output it gets alone). With a cache the
-    last kernel-1 inputs of each point are kept (`KVCache.history`) so one token at a time gives the same."""
+    last kernel-1 inputs of each point are kept (`KVCache.inputs`) so one token at a time gives the same."""
 
     def __init__(self, channels: int, kernel: int, key: tuple[int, str]):
         super().__init__()
@@ -179,24 +180,17 @@ class Canon(nn.Module):
         self.conv = nn.Conv1d(channels, channels, kernel, groups=channels, bias=False)  # weight [m, 1, kernel]
 
     def forward(self, x: Tensor, cache: KVCache | None, padding: LeftPad | None) -> Tensor:
-        B, T, m = x.shape
-        keep = self.kernel - 1
-        past = cache.history(self.key, x, keep) if cache is not None else x.new_zeros(B, keep, m)
-        seq = torch.cat((past, x), dim=1)  # [B, keep + T, m]: column keep + t holds x_t
-        weight = self.conv.weight.to(x.dtype)  # [m, 1, kernel]; a correlation: weight[:, 0, keep - j] weighs lag j
-        if T <= keep:  # a few new tokens after a cache (sampling): the windows directly, cheaper than a conv call
-            y = (seq.unfold(1, self.kernel, 1) * weight[:, 0]).sum(-1)  # window i of token t holds x_{t-keep+i}
-        else:
-            y = F.conv1d(seq.transpose(1, 2), weight, groups=m).transpose(1, 2)  # [B, T, m]
-        if padding is not None and keep:
-            # Take back the lags that reach beyond a token's own row or segment: only tokens at positions
-            # below keep (a segment's first tokens, pads) have any, so the fix touches a few rows.
-            b, t = torch.nonzero(padding.positions < keep, as_tuple=True)
-            if b.numel():
-                position = padding.positions[b, t]
-                beyond = sum(seq[b, keep + t - lag] * weight[:, 0, keep - lag] * (position < lag)[:, None].to(x.dtype)
-                             for lag in range(1, self.kernel))
-                y = y.index_put((b, t), (y[b, t] - beyond).to(y.dtype))  # autocast: y may be bf16, seq fp32
+        T, keep = x.size(1), self.kernel - 1
+        seq = cache.inputs(self.key, x, keep) if cache is not None else F.pad(x, (0, 0, keep, 0))  # x_t at keep + t
+        weight = self.conv.weight.to(x.dtype)[:, 0]  # [m, kernel]; a correlation: weight[:, keep - j] weighs lag j
+        # Shifted multiply-adds, not F.conv1d: on a CPU the depthwise conv's backward is slow (at the demo's
+        # training shape, forward + backward take about half the conv's time), and padding needs no fix-up.
+        y = x * weight[:, keep]
+        for lag in range(1, self.kernel):
+            shifted = seq[:, keep - lag : keep - lag + T]
+            if padding is not None:  # a lag beyond a token's own row or segment start adds nothing
+                shifted = shifted * (padding.positions >= lag)[..., None].to(x.dtype)
+            y = torch.addcmul(y, shifted, weight[:, keep - lag])
         return x + y
 
 

@@ -334,7 +334,7 @@ class _SharedCache:
     every layer into one buffer, which breaks backward through cached keys and values (the views earlier
     layers saved for backward change version). First it records each layer's keys and values (the trunk
     pass); after `share`, row n of the next call sees recorded row rows[n] at columns columns[n], then its
-    own new keys and values. Canon layers (`history`) likewise: the trunk pass records each point's inputs,
+    own new keys and values. Canon layers (`inputs`) likewise: the trunk pass records each point's inputs,
     and row n of the next call gets the recorded inputs just before its prefix ends."""
 
     def __init__(self, depth: int):
@@ -354,16 +354,16 @@ class _SharedCache:
         self.index = torch.cat((rows[:, None] * width + columns, own), dim=1)
         self.rows, self.columns = rows, columns
 
-    def history(self, key: tuple[int, str], x: Tensor, keep: int) -> Tensor:
-        """`KVCache.history` for Canon layers: [N, keep, m], the inputs before x's first token."""
+    def inputs(self, key: tuple[int, str], x: Tensor, keep: int) -> Tensor:
+        """`KVCache.inputs` for Canon layers: [N, keep + T, m], the `keep` inputs before x's first token, then x."""
         if self.index is None:
             self.canon[key] = x
-            return x.new_zeros(x.size(0), keep, x.size(2))
+            return F.pad(x, (0, 0, keep, 0))
         recorded, width = self.canon[key], self.columns.size(1)
         past = recorded[self.rows[:, None], self.columns[:, max(width - keep, 0) :]]
         if width < keep:  # columns before the trunk's start: zeros (and Canon masks them by position anyway)
-            past = torch.cat((past.new_zeros(past.size(0), keep - width, past.size(2)), past), dim=1)
-        return past
+            past = F.pad(past, (0, 0, keep - width, 0))
+        return torch.cat((past, x), dim=1)
 
     def update(self, layer: int, k: Tensor | None, v: Tensor) -> tuple[Tensor | None, Tensor]:
         if self.index is None:

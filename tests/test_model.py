@@ -485,8 +485,9 @@ def test_bad_canon_is_named(canon: str, why: str) -> None:
 
 
 def test_canon_runs_under_bf16_autocast() -> None:
-    """Under autocast the convolution returns bf16 while its fp32 input feeds the boundary fix: packed
-    segments and left padding (prefill, then cached steps) still run and stay near the fp32 logits."""
+    """Under autocast the Canon inputs mix bf16 (after a projection) and fp32 (after a LayerNorm) with the
+    masks of packed segments and left padding (prefill, then cached steps): all run and stay near the fp32
+    logits. (It caught a dtype bug in an earlier version of the padding fix-up.)"""
     model = tiny(canon="ABCD")
     batch, _ = _packed([[5, 9, 1, 9], [CONTEXT], [1, 23]], CONTEXT)
     rows, padded, pad = _left_padded(LENGTHS, max(LENGTHS))
