@@ -1,6 +1,6 @@
 """Canon layers (Part 4.1, `model.canon`): what they cost per training step and per sampled token.
 
-    python benchmarks/bench_canon.py                  # about a minute on 2 cores
+    python benchmarks/bench_canon.py                  # about two minutes on 2 cores
     python benchmarks/bench_canon.py --width 768 --depth 12 --heads 12 --context 512 --batch 8 --device cuda
 
 For each Canon set (none, AC, AB, ABCD) on one model shape it measures, in the same run and process:
@@ -8,7 +8,9 @@ For each Canon set (none, AC, AB, ABCD) on one model shape it measures, in the s
   iGSM demo's training) and without;
 - sample ms/token: greedy decoding of `--new` tokens after a prompt of half the context, one token per step
   through the KV cache (which carries each Canon point's last inputs), batch `--batch`;
-- each time as a ratio to the model without Canon (the reference, same shapes, same run).
+- each time as a ratio to the model without Canon (the reference, same shapes, same run); each time is the
+  median over `--rounds` rounds that visit every set in turn, since this VM's speed drifts by 10-20% from
+  one minute to the next (single passes gave AC anywhere from +1% to +24%).
 Defaults are the iGSM demo's shape (params.yaml `model`, context 256, batch 16, vocabulary 1,734). The
 paper reports +5.8% (AC) and +12.4% / +14.1% forward / backward (ABCD) for a 1.3B Llama on an H100 (SPEC
 7.1): tiny models on a CPU pay far more, since a depthwise convolution costs memory traffic, not FLOPs.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
 
 import torch
@@ -64,7 +67,8 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=256)
     ap.add_argument("--vocab", type=int, default=1734)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=10, help="timed training steps per configuration")
+    ap.add_argument("--steps", type=int, default=6, help="timed training steps per configuration and round")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over every set; each time is the median")
     ap.add_argument("--new", type=int, default=32, help="sampled tokens per configuration")
     ap.add_argument("--sets", default=",AC,AB,ABCD", help="comma-separated Canon sets; the first is the reference")
     ap.add_argument("--device", default="cpu")
@@ -78,15 +82,19 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"device {device}; depth {args.depth}, width {args.width}, context {args.context}, batch {args.batch}")
     print(f"{'canon':>6} {'params':>9} {'train ms':>9} {'x':>6} {'masked ms':>10} {'x':>6} {'sample ms/tok':>14} {'x':>6}")
-    reference: tuple[float, float, float] | None = None
+    models = {}
     for canon in args.sets.split(","):
         torch.manual_seed(0)
-        cfg = GPTConfig(vocab_size=args.vocab, context=args.context, depth=args.depth, width=args.width,
-                        heads=args.heads, canon=canon)
-        model = GPT(cfg).to(device)
-        times = (train_ms(model, idx, None, args.steps), train_ms(model, idx, 1, args.steps),
-                 sample_ms(model, prompts, args.new))
-        reference = reference or times
+        models[canon] = GPT(GPTConfig(vocab_size=args.vocab, context=args.context, depth=args.depth, width=args.width,
+                                      heads=args.heads, canon=canon)).to(device)
+    runs: dict[str, list[tuple[float, float, float]]] = {canon: [] for canon in models}
+    for _ in range(args.rounds):  # interleaved: a slow spell of the machine hits every set alike
+        for canon, model in models.items():
+            runs[canon].append((train_ms(model, idx, None, args.steps), train_ms(model, idx, 1, args.steps),
+                                sample_ms(model, prompts, args.new)))
+    reference = [statistics.median(col) for col in zip(*runs[next(iter(models))])]
+    for canon, model in models.items():
+        times = [statistics.median(col) for col in zip(*runs[canon])]
         ratios = [t / r for t, r in zip(times, reference)]
         print(f"{canon or '-':>6} {model.num_params():>9,} {times[0]:>9.0f} {ratios[0]:>6.2f} {times[1]:>10.0f} "
               f"{ratios[1]:>6.2f} {times[2]:>14.1f} {ratios[2]:>6.2f}", flush=True)
