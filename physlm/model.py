@@ -94,12 +94,13 @@ class KVCache:
 
     def inputs(self, key: tuple[int, str], x: Tensor, keep: int) -> Tensor:
         """[B, keep + T, m]: the `keep` inputs of Canon point `key` before x [B, T, m] (zeros before the
-        sequence start), then x; its last `keep` become the history of the next call."""
+        sequence start), then x; a copy of its last `keep` becomes the history of the next call (a view would
+        keep the whole [B, keep + T, m] of a prefill alive as long as the cache)."""
         past = self.canon.get(key)
         if past is None or self.length == 0:
             past = x.new_zeros(x.size(0), keep, x.size(2))
         seq = torch.cat((past, x), dim=1)
-        self.canon[key] = seq[:, seq.size(1) - keep :]
+        self.canon[key] = seq[:, seq.size(1) - keep :].clone()
         return seq
 
     def update(self, layer: int, k: Tensor | None, v: Tensor) -> tuple[Tensor | None, Tensor]:

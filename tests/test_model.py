@@ -70,6 +70,8 @@ def test_kv_cache_matches_full_forward(pos: str, chunks: list[int], canon: str) 
         start += size
     assert cache.length == CONTEXT
     torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=0, atol=1e-5)
+    for past in cache.canon.values():  # Canon histories own their kernel - 1 columns, not a prefill's storage
+        assert past.shape[1] == model.cfg.canon_kernel - 1 and past.untyped_storage().nbytes() == past.numel() * past.element_size()
 
 
 def test_context_overflow_raises() -> None:
