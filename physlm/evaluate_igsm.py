@@ -7,10 +7,26 @@ step's arithmetic right mod 23, every necessary parameter present, the answer ri
 number (the answer alone is also reported, against the 1/23 of a guess). For correct solutions the judge
 counts the unnecessary parameters and operations (level-0 reasoners compute everything computable; the
 paper's models compute almost only what the question needs, except on `reask` problems).
+
+Teacher-forced steps (`teacher_forced`). Full-solution accuracy needs every step right, so at a small
+budget it moves by ~10 points between seeds; each step's parts, with the correct solution so far in the
+context, separate recipes far more reliably and say which skill is missing:
+- next parameter: after `[SOL]` and the first k sentences of the gold solution, then `Define`, the model
+  writes a parameter name greedily; it is `valid` when the parameter is necessary, not yet defined and all
+  its predecessors are (what `nece_next` probes from the inside; any valid one counts, not just the gold
+  one), else `unnecessary` (ready, not needed), `redefined`, `not_ready` or `unknown` (no parameter of the
+  problem). `valid_chance` is what a uniform pick among the problem's parameters scores;
+- with the whole gold solution in the context (one forward pass), the argmax at each token of a step
+  `v = <operands> = <values> = <result>` (`physlm.worlds.igsm_types`): `lookup` (a constant sentence's
+  number, read from the problem text), `operands` (which letters / constant a step combines, and how),
+  `values` (the numbers written for the operands, or a copy's value: recalled from earlier steps) and
+  `arithmetic` (an operation's result mod 23). A part counts when all its tokens are right. Letters of new
+  definitions are the writer's free choice and are not scored.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from physlm.errors import DataError
 from physlm.sampling import beam_search, generate
 from physlm.text import TextVocab, igsm_prompt, parse_generation
 from physlm.tokenize import Vocab
@@ -98,6 +115,123 @@ def summarize(attempts: Sequence[Attempt]) -> dict:
     return dict(out)
 
 
+# ------------------------------------------------------------------------- teacher-forced steps
+
+PARTS = ("lookup", "operands", "values", "arithmetic")
+CHOICES = ("valid", "unnecessary", "redefined", "not_ready", "unknown")
+_KINDS = {2: ("lookup",), 3: ("operands", "values"), 4: ("operands", "values", "arithmetic")}  # by ' = ' pieces
+
+
+def solution_pieces(solution: str) -> list[tuple[str, str]]:
+    """The gold solution cut into (part, text) pieces that join back into it; part "" for what is not
+    scored (the `Define <name> as <v>;` head, step targets, `=`, punctuation), else one of PARTS."""
+    pieces: list[tuple[str, str]] = []
+    for sentence in re.split(r"(?<=\.) (?=Define )", solution.strip()):
+        m = re.fullmatch(r"(Define .+? as [A-Za-z];) (.*)\.", sentence)
+        if m is None:
+            raise DataError(f"solution sentence {sentence[:60]!r} is not 'Define <name> as <v>; ... .'")
+        pieces.append(("", m[1]))
+        steps = m[2].split("; ")
+        for k, step in enumerate(steps):
+            parts = step.split(" = ")
+            kinds = _KINDS.get(len(parts))
+            if kinds is None:
+                raise DataError(f"solution step {step!r} is not 'v = c', 'v = u = x' or 'v = x op y = a op b = r'")
+            pieces.append(("", f"{parts[0]} ="))
+            for j, (kind, text) in enumerate(zip(kinds, parts[1:])):
+                pieces += [(kind, text), ("", "=" if j < len(kinds) - 1 else ";" if k < len(steps) - 1 else ".")]
+    return pieces
+
+
+@dataclass(frozen=True)
+class ForcedProblem:
+    """A problem's prompt and gold solution as tokens, with what the teacher-forced checks score."""
+
+    ids: list[int]                       # <bos> [PROB] problem [SOL] solution
+    parts: list[tuple[str, int, int]]    # (part, start, end): tokens ids[start:end] are one scored part
+    sentence_starts: list[int]           # where each solution sentence's `Define` sits in ids
+
+
+def forced_problem(problem: Problem, vocab: TextVocab) -> ForcedProblem:
+    ids = [Vocab.bos_id, *vocab.encode(igsm_prompt(problem.problem))]
+    parts, starts = [], []
+    for kind, text in solution_pieces(problem.solution):
+        tokens = vocab.encode(text)
+        if text.startswith("Define "):
+            starts.append(len(ids))
+        if kind:
+            parts.append((kind, len(ids), len(ids) + len(tokens)))
+        ids += tokens
+    if not starts or ids[starts[0]:] != vocab.encode(problem.solution):
+        raise DataError(f"the solution's pieces do not tokenize like the whole solution: {problem.solution[:60]!r}")
+    if len(starts) != len(problem.order):
+        raise DataError(f"solution has {len(starts)} sentences, its order lists {len(problem.order)} parameters")
+    return ForcedProblem(ids, parts, starts)
+
+
+def next_choice(problem: Problem, done: set[int], name: str | None) -> str:
+    """What writing parameter `name` next after defining `done` is (one of CHOICES)."""
+    index = {p.name: i for i, p in enumerate(problem.params)}.get(name or "")
+    if index is None:
+        return "unknown"
+    if index in done:
+        return "redefined"
+    if not problem.ready(index, done):
+        return "not_ready"
+    return "valid" if index in problem.necessary else "unnecessary"
+
+
+def teacher_forced(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab, *, batch_size: int) -> dict:
+    """The teacher-forced step checks of the module docstring on `problems` (those whose gold sequence fits
+    the context): choice fractions and valid_chance, `by_op` valid rates, and per part its accuracy and n."""
+    context = model.cfg.context
+    every = [(p, forced_problem(p, vocab)) for p in problems]
+    longest = max((len(vocab.encode(q.name)) for p in problems for q in p.params), default=1)  # a name's tokens
+    forced = [(p, fp) for p, fp in every if len(fp.ids) + longest <= context]  # room to write a name after any k
+    device = next(model.parameters()).device
+    hits: dict[str, list[bool]] = {k: [] for k in PARTS}
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(forced), batch_size):
+            batch = [fp for _, fp in forced[start : start + batch_size]]
+            idx = torch.zeros((len(batch), max(len(fp.ids) for fp in batch)), dtype=torch.long)
+            for row, fp in enumerate(batch):  # right padding: a causal model's real positions never see it
+                idx[row, : len(fp.ids)] = torch.as_tensor(fp.ids)
+            with torch.no_grad():
+                pred = model(idx.to(device))[0].argmax(-1).cpu()
+            for row, fp in enumerate(batch):
+                target = idx[row]
+                for kind, a, b in fp.parts:
+                    hits[kind].append(bool((pred[row, a - 1 : b - 1] == target[a:b]).all()))
+    finally:
+        model.train(was_training)
+    define, as_ = vocab.id("Define"), vocab.id("as")
+    prompts, where = [], []
+    for p, fp in forced:
+        for k, s in enumerate(fp.sentence_starts):
+            prompts.append([*fp.ids[:s], define])
+            where.append((p, k))
+    outs = generate(model, prompts, max_new_tokens=longest + 1, temperature=0.0, eos_id=Vocab.eos_id, seed=0,
+                    batch_size=batch_size) if prompts else []
+    choices, chance, by_op = [], [], defaultdict(list)
+    for (p, k), out in zip(where, outs):
+        done = set(p.order[:k])
+        choice = next_choice(p, done, vocab.decode(out[: out.index(as_)]) if as_ in out else None)
+        choices.append(choice)
+        chance.append(np.mean([next_choice(p, done, q.name) == "valid" for q in p.params]))
+        by_op[p.op].append(choice == "valid")
+    count = Counter(choices)
+    return {
+        "problems": len(forced),
+        "steps": len(choices),
+        "next_param": {c: count[c] / len(choices) if choices else None for c in CHOICES},
+        "valid_chance": float(np.mean(chance)) if chance else None,
+        "valid_by_op": {str(op): {"n": len(v), "accuracy": float(np.mean(v))} for op, v in sorted(by_op.items())},
+        "parts": {k: {"n": len(v), "accuracy": float(np.mean(v)) if v else None} for k, v in hits.items()},
+    }
+
+
 def accuracy_rows(summary: dict) -> list[dict]:
     """Flat rows (eval_set, decoding, op, n, accuracy) for the CSV plot file and the figures."""
     return [{"eval_set": s, "decoding": d, "op": int(op), "n": cell["n"], "accuracy": cell["accuracy"]}
@@ -123,6 +257,33 @@ def plot_accuracy_by_op(rows: Sequence[dict], path, title: str = "") -> None:
     ax.set_ylabel("full-solution accuracy (%)")
     ax.set_ylim(-2, 102)
     ax.set_title(title or "iGSM accuracy by op")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_teacher_forced(forced: dict, path, title: str = "") -> None:
+    """Bars per eval set (and the control): the next parameter's validity (its uniform-pick chance as a tick)
+    and each part's teacher-forced accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["next parameter", *PARTS]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(len(forced), 1)
+    for i, (name, f) in enumerate(forced.items()):
+        xs = np.arange(len(labels)) + (i - (len(forced) - 1) / 2) * width
+        values = [f["next_param"]["valid"], *(f["parts"][k]["accuracy"] for k in PARTS)]
+        ax.bar(xs, [100 * v if v is not None else 0.0 for v in values], width, label=name, color=f"C{i}")
+        if f["valid_chance"] is not None:
+            ax.plot([xs[0] - width / 2, xs[0] + width / 2], [100 * f["valid_chance"]] * 2, color="k", lw=1.5)
+    ax.set_xticks(np.arange(len(labels)), labels)
+    ax.set_ylabel("teacher-forced accuracy (%)")
+    ax.set_ylim(0, 102)
+    ax.set_title(title or "iGSM teacher-forced steps (black tick: uniform pick of a parameter)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -301,12 +301,14 @@ def write_report(studies: dict[str, Any], metrics_dir: Path, out_dir: Path) -> N
 
 
 def _igsm_figures(found: dict[str, dict[str, Any]], out_dir: Path) -> None:
-    from physlm.evaluate_igsm import plot_accuracy_by_op
+    from physlm.evaluate_igsm import plot_accuracy_by_op, plot_teacher_forced
     from physlm.vprobe import plot_vprobes
 
     for study, m in found.items():
         if m["evaluate"].get("accuracy_by_op"):
             plot_accuracy_by_op(m["evaluate"]["accuracy_by_op"], out_dir / f"igsm_{study}.png", title=f"{study}: full-solution accuracy by op")
+        if m["evaluate"].get("teacher_forced"):
+            plot_teacher_forced(m["evaluate"]["teacher_forced"], out_dir / f"igsm_steps_{study}.png", title=f"{study}: teacher-forced steps")
         if m["probe_rows"]:  # CSV cells are strings; numbers back to floats (empty = not defined)
             rows = [{k: (v if k in ("model", "property") else (_float(v) if v != "" else float("nan"))) for k, v in r.items()}
                     for r in m["probe_rows"]]
@@ -323,12 +325,27 @@ def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for study, m in found.items():
         for eval_set, decodings in m["evaluate"].items():
-            if eval_set in ("samples", "accuracy_by_op"):
+            if eval_set in ("samples", "accuracy_by_op", "teacher_forced"):
                 continue
             for decoding, r in decodings.items():
                 errors = ", ".join(f"{k} {v}" for k, v in list(r["errors"].items())[:3])
                 lines.append(f"| {study} | {eval_set} | {decoding} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['answer_accuracy'])} | "
                              f"{_fmt(r['unnecessary_params_per_correct'])} / {_fmt(r['unnecessary_ops_per_correct'])} | {errors} |")
+    forced = [(study, m["evaluate"]["teacher_forced"]) for study, m in found.items() if m["evaluate"].get("teacher_forced")]
+    if forced:
+        from physlm.evaluate_igsm import CHOICES, PARTS
+
+        lines += ["", "## iGSM: teacher-forced steps (physlm/evaluate_igsm.py)", "",
+                  "Next parameter: named greedily after the gold solution's first k sentences and `Define` (valid = necessary, "
+                  "not yet defined, predecessors defined). Parts: argmax right on every token, the gold solution in the context.", "",
+                  "| study | eval set | steps | next parameter valid (uniform pick) | unnecessary / redefined / not ready / unknown | "
+                  + " | ".join(PARTS) + " |", "|---|---|---|---|---|" + "---|" * len(PARTS)]
+        for study, sets in forced:
+            for eval_set, f in sets.items():
+                nxt = f["next_param"]
+                wrong = " / ".join(_fmt(nxt[c]) for c in CHOICES[1:])
+                parts = " | ".join(f"{_fmt(f['parts'][k]['accuracy'])} ({f['parts'][k]['n']})" for k in PARTS)
+                lines.append(f"| {study} | {eval_set} | {f['steps']} | {_fmt(nxt['valid'])} ({_fmt(f['valid_chance'])}) | {wrong} | {parts} |")
     probes = [(study, m["probe_rows"]) for study, m in found.items() if m["probe_rows"]]
     if probes:
         lines += ["", "## iGSM: V-probes (physlm/vprobe.py)", "",
@@ -337,7 +354,8 @@ def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
             for r in rows:
                 lines.append(f"| {study} | {r['property']} | {r['model']} | {_fmt(_float(r.get('accuracy')))} | {_fmt(_float(r.get('accuracy_pos')))} | "
                              f"{_fmt(_float(r.get('accuracy_neg')))} | {_fmt(_float(r.get('majority')))} |")
-    lines += ["", "Figures: `igsm_<study>.png` (accuracy by op per eval set and decoding), `vprobe_<study>.png`, "
+    lines += ["", "Figures: `igsm_<study>.png` (accuracy by op per eval set and decoding), `igsm_steps_<study>.png` "
+              "(teacher-forced steps), `vprobe_<study>.png`, "
               "`igsm_depth.png` (accuracy by depth at equal size, when a study matrix varies depth on one dataset).", ""]
     return "\n".join(lines)
 
@@ -359,6 +377,21 @@ def bio_markdown(found: dict[str, dict[str, Any]]) -> str:
                     per = ", ".join(f"{a} {_fmt(c['accuracy'])}" for a, c in r["by_attribute"].items())
                     lines.append(f"| {study} | {label} | {split} | {decoding} | {r['n']} | {_fmt(r['accuracy'])} | "
                                  f"{_fmt(r['first_token_accuracy'])} | {per} |")
+    forced = [(study, m["evaluate"]["teacher_forced"]) for study, m in found.items() if m["evaluate"].get("teacher_forced")]
+    if forced:
+        from physlm.evaluate_igsm import CHOICES, PARTS
+
+        lines += ["", "## iGSM: teacher-forced steps (physlm/evaluate_igsm.py)", "",
+                  "Next parameter: named greedily after the gold solution's first k sentences and `Define` (valid = necessary, "
+                  "not yet defined, predecessors defined). Parts: argmax right on every token, the gold solution in the context.", "",
+                  "| study | eval set | steps | next parameter valid (uniform pick) | unnecessary / redefined / not ready / unknown | "
+                  + " | ".join(PARTS) + " |", "|---|---|---|---|---|" + "---|" * len(PARTS)]
+        for study, sets in forced:
+            for eval_set, f in sets.items():
+                nxt = f["next_param"]
+                wrong = " / ".join(_fmt(nxt[c]) for c in CHOICES[1:])
+                parts = " | ".join(f"{_fmt(f['parts'][k]['accuracy'])} ({f['parts'][k]['n']})" for k in PARTS)
+                lines.append(f"| {study} | {eval_set} | {f['steps']} | {_fmt(nxt['valid'])} ({_fmt(f['valid_chance'])}) | {wrong} | {parts} |")
     probes = [(study, m["probe_rows"]) for study, m in found.items() if m["probe_rows"]]
     if probes:
         lines += ["", "## Biographies: P- and Q-probing (physlm/pqprobe.py)", "",

@@ -139,7 +139,7 @@ def value(problem: Problem, i: int, a: int) -> int:
 
 def can_next(problem: Problem, i: int, a: int) -> int:
     done = set(problem.order[:i])
-    return int(a not in done and all(b in done for b in problem.params[a].deps))
+    return int(a not in done and problem.ready(a, done))
 
 
 def nece_next(problem: Problem, i: int, a: int) -> int:

@@ -8,7 +8,9 @@ grammar's own samples (whole strings, and per NT subtree at each level after a c
 
 iGSM studies (physlm/evaluate_igsm.py): every eval set (test, opmax, ood, reask) solved greedily and by beam
 search, each solution judged whole; accuracy by op, answer-only accuracy, the judge's first-error reasons,
-and unnecessary parameters / operations per correct solution; a random-init control on the test set.
+and unnecessary parameters / operations per correct solution; a random-init control on the test set. Per
+eval set (and the control on test), the teacher-forced step checks (`teacher_forced`: is the next parameter
+the model names a valid one; are a step's lookup, operands, values and arithmetic right).
 
 Biography studies (physlm/evaluate_bio.py): the six questions of `evaluate.bio.people` P_train people (seen
 in QA training) and as many P_test people (out of distribution: only their biographies were seen) answered
@@ -81,7 +83,7 @@ def main(paths: Paths, cfg: EvaluateStage) -> None:
 
 
 def main_igsm(paths: Paths, cfg: EvaluateStage) -> None:
-    from physlm.evaluate_igsm import accuracy_rows, score, solve, summarize
+    from physlm.evaluate_igsm import accuracy_rows, score, solve, summarize, teacher_forced
     from physlm.generate import IGSM_EVAL_SETS, load_igsm_problems
     from physlm.text import TextVocab
 
@@ -89,10 +91,11 @@ def main_igsm(paths: Paths, cfg: EvaluateStage) -> None:
     device = pick_device()
     model = load_model(paths.model, device)
     vocab = TextVocab.load(paths.tokens / "tokenizer.json")
-    attempts, samples = [], {}
+    attempts, samples, forced = [], {}, {}
     with start_run(paths.study, "evaluate", cfg.model_dump(), device=str(device)) as run:
         for eval_set in IGSM_EVAL_SETS:
             problems = load_igsm_problems(paths.raw / f"{eval_set}.parquet", e.problems)
+            forced[eval_set] = teacher_forced(model, problems, vocab, batch_size=e.batch_size)
             for beams in e.beams:
                 decoding = "greedy" if beams == 1 else f"beam{beams}"
                 texts = solve(model, problems, vocab, beams=beams, batch_size=e.batch_size)
@@ -106,9 +109,13 @@ def main_igsm(paths: Paths, cfg: EvaluateStage) -> None:
             problems = load_igsm_problems(paths.raw / "test.parquet", e.problems)
             texts = solve(control, problems, vocab, beams=1, batch_size=e.batch_size)
             metrics["control"] = summarize(score(problems, texts, eval_set="test", decoding="greedy"))["test"]
+            forced["control"] = teacher_forced(control, problems, vocab, batch_size=e.batch_size)
+        metrics["teacher_forced"] = forced
         metrics["samples"] = samples
         metrics["accuracy_by_op"] = accuracy_rows({k: v for k, v in metrics.items() if k in IGSM_EVAL_SETS})
         run.log_metrics({f"{s}_{d}": found["accuracy"] for s in IGSM_EVAL_SETS for d, found in metrics[s].items()})
+        run.log_metrics({f"tf_{s}_next_param_valid": f["next_param"]["valid"] for s, f in forced.items() if f["steps"]}
+                        | {f"tf_{s}_{k}": c["accuracy"] for s, f in forced.items() for k, c in f["parts"].items() if c["n"]})
         write_json(paths.metrics / "evaluate.json", metrics)
     print(f"evaluate@{paths.study}: " + ", ".join(f"{s}/{d} {found['accuracy']:.3f}" for s in IGSM_EVAL_SETS
                                                   for d, found in metrics[s].items()))

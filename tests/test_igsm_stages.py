@@ -54,12 +54,20 @@ def test_igsm_study_runs_every_stage(tmp_path: Path) -> None:
         assert set(evaluate[eval_set]) == {"greedy", "beam2"}
         assert evaluate[eval_set]["greedy"]["n"] == 3
     assert evaluate["control"]["greedy"]["n"] == 3
+    forced = evaluate["teacher_forced"]
+    assert set(forced) == {"test", "opmax", "ood", "reask", "control"}
+    for found in forced.values():
+        assert found["problems"] == 3 and found["steps"] >= 3
+        assert sum(found["next_param"].values()) == pytest.approx(1.0)
+        assert sum(c["n"] for c in found["parts"].values()) >= 3
     probe = json.loads((repo / "metrics/igsm_demo/probe.json").read_text())
     assert {"nece_trained", "nece_control", "can_next_trained", "nece_majority"} <= set(probe)
     assert json.loads((repo / "metrics/igsm_demo/attention.json").read_text())["disabled"] is True
     reports = repo / "reports"
     assert (reports / "igsm_igsm_demo.png").is_file() and (reports / "vprobe_igsm_demo.png").is_file()
-    assert "## iGSM: full-solution accuracy" in (reports / "summary.md").read_text()
+    assert (reports / "igsm_steps_igsm_demo.png").is_file()
+    summary = (reports / "summary.md").read_text()
+    assert "## iGSM: full-solution accuracy" in summary and "## iGSM: teacher-forced steps" in summary
 
 
 def test_igsm_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:

@@ -31,3 +31,24 @@ def test_igsm_summary_sections() -> None:
     assert "| s | test | greedy | 10 | 0.500 |" in text and "| s | opmax | greedy | 10 | 0.250 |" in text
     assert "| s | nece | trained | 0.900 | 0.800 | 0.950 | 0.700 |" in text
     assert igsm_markdown({}) == ""
+
+
+def test_teacher_forced_table_and_figure(tmp_path: Path) -> None:
+    from physlm.evaluate_igsm import plot_teacher_forced
+
+    def forced(valid: float, lookup: float | None) -> dict:
+        rest = (1 - valid) / 4
+        return {"problems": 5, "steps": 12, "valid_chance": 0.2,
+                "next_param": {"valid": valid, "unnecessary": rest, "redefined": rest, "not_ready": rest, "unknown": rest},
+                "valid_by_op": {"1": {"n": 12, "accuracy": valid}},
+                "parts": {"lookup": {"n": 0 if lookup is None else 4, "accuracy": lookup}, "operands": {"n": 8, "accuracy": 0.5},
+                          "values": {"n": 8, "accuracy": 0.75}, "arithmetic": {"n": 3, "accuracy": 0.0}}}
+
+    s = study(4, 1, 0.5, 0.25)
+    s["evaluate"]["teacher_forced"] = {"test": forced(0.6, 0.5), "control": forced(0.0, None)}
+    text = igsm_markdown({"s": s})
+    assert "| s | test | greedy | 10 | 0.500 |" in text and "| s | teacher_forced |" not in text
+    assert "| s | test | 12 | 0.600 (0.200) | 0.100 / 0.100 / 0.100 / 0.100 | 0.500 (4) | 0.500 (8) | 0.750 (8) | 0.000 (3) |" in text
+    assert "| s | control | 12 | 0.000 (0.200) |" in text
+    plot_teacher_forced(s["evaluate"]["teacher_forced"], tmp_path / "steps.png")
+    assert (tmp_path / "steps.png").stat().st_size > 0

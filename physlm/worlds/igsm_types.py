@@ -55,6 +55,7 @@ All arithmetic is mod 23.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
@@ -110,3 +111,7 @@ class Problem:
     @property
     def num_instance(self) -> int:
         return len(self.sentences)
+
+    def ready(self, a: int, done: AbstractSet[int]) -> bool:
+        """Whether every predecessor of parameter `a` is among `done` (a may itself be in done)."""
+        return all(b in done for b in self.params[a].deps)
