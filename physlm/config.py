@@ -216,6 +216,7 @@ class IgsmProbeParams(Section):
     lr: float = Field(gt=0.0)
     weight_decay: float = Field(ge=0.0)
     control: bool = Field(description="also probe a randomly initialised model of the same shape")
+    workers: int = Field(ge=0, description="processes fitting probes side by side on a CPU (0 = all cores); the same rows")
 
 
 class DecodingParams(Section):

@@ -20,6 +20,7 @@ Biography studies: P-probing and Q-probing (SPEC 4.3, physlm/pqprobe.py) of the 
 task, position / offset) accuracy with its majority baseline, probe.json the flat summary.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def main_igsm(paths: Paths, cfg: ProbeStage) -> None:
     test = load_igsm_problems(paths.raw / "test.parquet", p.test_problems)
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
     settings = VProbeConfig(properties=tuple(p.properties), picks=p.picks, rank=p.rank, steps=p.steps, batch_size=p.batch_size,
-                            lr=p.lr, weight_decay=p.weight_decay)
+                            lr=p.lr, weight_decay=p.weight_decay, workers=p.workers or os.cpu_count() or 1)
     with start_run(paths.study, "probe", cfg.model_dump(), device=str(device)) as run:
         rows, summary = run_vprobes(models, train, test, vocab, settings, cfg.seed)
         run.log_metrics(summary)

@@ -365,10 +365,15 @@ def test_run_vprobes_and_plot(tmp_path) -> None:
         assert torch.equal(models["trained"].state_dict()[k], v)
     again, _ = run_vprobes(models, problems[:4], problems[4:], VOCAB, cfg, seed=0)
     assert json.dumps(again) == json.dumps(rows)  # NaN-aware equality
+    # fitted side by side in 2 spawned processes (1 thread each, like this test): the very same rows, in order
+    two, _ = run_vprobes(models, problems[:4], problems[4:], VOCAB, dataclasses.replace(cfg, workers=2), seed=0)
+    assert json.dumps(two) == json.dumps(rows)
     plot_vprobes(rows, tmp_path / "vprobe.png")
     assert (tmp_path / "vprobe.png").stat().st_size > 0
     with pytest.raises(ValueError, match="properties"):
         VProbeConfig(properties=("nece", "depth"))
+    with pytest.raises(ValueError, match="workers"):
+        VProbeConfig(workers=0)
 
 
 # ---------------------------------------------------------------------------------------------- real problems
