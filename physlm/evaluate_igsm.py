@@ -263,6 +263,13 @@ def plot_accuracy_by_op(rows: Sequence[dict], path, title: str = "") -> None:
     plt.close(fig)
 
 
+def forced_in_order(forced: dict) -> list[tuple[str, dict]]:
+    """The `teacher_forced` entries as (name, checks): test, opmax, ood, reask, then the control (a JSON
+    round trip sorts them by name)."""
+    rank = {name: i for i, name in enumerate(("test", "opmax", "ood", "reask", "control"))}
+    return sorted(forced.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+
+
 def plot_teacher_forced(forced: dict, path, title: str = "") -> None:
     """Bars per eval set (and the control): the next parameter's validity (its uniform-pick chance as a tick)
     and each part's teacher-forced accuracy."""
@@ -271,19 +278,21 @@ def plot_teacher_forced(forced: dict, path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = ["next parameter", *PARTS]
+    items = forced_in_order(forced)
+    labels = ["next parameter valid", *PARTS]
     fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / max(len(forced), 1)
-    for i, (name, f) in enumerate(forced.items()):
-        xs = np.arange(len(labels)) + (i - (len(forced) - 1) / 2) * width
+    width = 0.8 / max(len(items), 1)
+    for i, (name, f) in enumerate(items):
+        xs = np.arange(len(labels)) + (i - (len(items) - 1) / 2) * width
         values = [f["next_param"]["valid"], *(f["parts"][k]["accuracy"] for k in PARTS)]
-        ax.bar(xs, [100 * v if v is not None else 0.0 for v in values], width, label=name, color=f"C{i}")
+        ax.bar(xs, [100 * v if v is not None else 0.0 for v in values], width, label=f"{name} ({f['steps']} steps)", color=f"C{i}")
         if f["valid_chance"] is not None:
-            ax.plot([xs[0] - width / 2, xs[0] + width / 2], [100 * f["valid_chance"]] * 2, color="k", lw=1.5)
+            ax.plot([xs[0] - width / 2, xs[0] + width / 2], [100 * f["valid_chance"]] * 2, color="k", lw=1.5,
+                    label="uniform pick of a parameter" if i == 0 else None)
     ax.set_xticks(np.arange(len(labels)), labels)
     ax.set_ylabel("teacher-forced accuracy (%)")
     ax.set_ylim(0, 102)
-    ax.set_title(title or "iGSM teacher-forced steps (black tick: uniform pick of a parameter)")
+    ax.set_title(title or "iGSM teacher-forced steps")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

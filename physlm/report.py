@@ -333,7 +333,7 @@ def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
                              f"{_fmt(r['unnecessary_params_per_correct'])} / {_fmt(r['unnecessary_ops_per_correct'])} | {errors} |")
     forced = [(study, m["evaluate"]["teacher_forced"]) for study, m in found.items() if m["evaluate"].get("teacher_forced")]
     if forced:
-        from physlm.evaluate_igsm import CHOICES, PARTS
+        from physlm.evaluate_igsm import CHOICES, PARTS, forced_in_order
 
         lines += ["", "## iGSM: teacher-forced steps (physlm/evaluate_igsm.py)", "",
                   "Next parameter: named greedily after the gold solution's first k sentences and `Define` (valid = necessary, "
@@ -341,7 +341,7 @@ def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
                   "| study | eval set | steps | next parameter valid (uniform pick) | unnecessary / redefined / not ready / unknown | "
                   + " | ".join(PARTS) + " |", "|---|---|---|---|---|" + "---|" * len(PARTS)]
         for study, sets in forced:
-            for eval_set, f in sets.items():
+            for eval_set, f in forced_in_order(sets):
                 nxt = f["next_param"]
                 wrong = " / ".join(_fmt(nxt[c]) for c in CHOICES[1:])
                 parts = " | ".join(f"{_fmt(f['parts'][k]['accuracy'])} ({f['parts'][k]['n']})" for k in PARTS)
@@ -379,7 +379,7 @@ def bio_markdown(found: dict[str, dict[str, Any]]) -> str:
                                  f"{_fmt(r['first_token_accuracy'])} | {per} |")
     forced = [(study, m["evaluate"]["teacher_forced"]) for study, m in found.items() if m["evaluate"].get("teacher_forced")]
     if forced:
-        from physlm.evaluate_igsm import CHOICES, PARTS
+        from physlm.evaluate_igsm import CHOICES, PARTS, forced_in_order
 
         lines += ["", "## iGSM: teacher-forced steps (physlm/evaluate_igsm.py)", "",
                   "Next parameter: named greedily after the gold solution's first k sentences and `Define` (valid = necessary, "
@@ -387,7 +387,7 @@ def bio_markdown(found: dict[str, dict[str, Any]]) -> str:
                   "| study | eval set | steps | next parameter valid (uniform pick) | unnecessary / redefined / not ready / unknown | "
                   + " | ".join(PARTS) + " |", "|---|---|---|---|---|" + "---|" * len(PARTS)]
         for study, sets in forced:
-            for eval_set, f in sets.items():
+            for eval_set, f in forced_in_order(sets):
                 nxt = f["next_param"]
                 wrong = " / ".join(_fmt(nxt[c]) for c in CHOICES[1:])
                 parts = " | ".join(f"{_fmt(f['parts'][k]['accuracy'])} ({f['parts'][k]['n']})" for k in PARTS)

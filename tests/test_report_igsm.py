@@ -45,10 +45,11 @@ def test_teacher_forced_table_and_figure(tmp_path: Path) -> None:
                           "values": {"n": 8, "accuracy": 0.75}, "arithmetic": {"n": 3, "accuracy": 0.0}}}
 
     s = study(4, 1, 0.5, 0.25)
-    s["evaluate"]["teacher_forced"] = {"test": forced(0.6, 0.5), "control": forced(0.0, None)}
+    s["evaluate"]["teacher_forced"] = {"control": forced(0.0, None), "test": forced(0.6, 0.5)}  # as read back: sorted
     text = igsm_markdown({"s": s})
     assert "| s | test | greedy | 10 | 0.500 |" in text and "| s | teacher_forced |" not in text
     assert "| s | test | 12 | 0.600 (0.200) | 0.100 / 0.100 / 0.100 / 0.100 | 0.500 (4) | 0.500 (8) | 0.750 (8) | 0.000 (3) |" in text
     assert "| s | control | 12 | 0.000 (0.200) |" in text
+    assert text.index("| s | test | 12 |") < text.index("| s | control | 12 |")  # eval sets first, control last
     plot_teacher_forced(s["evaluate"]["teacher_forced"], tmp_path / "steps.png")
     assert (tmp_path / "steps.png").stat().st_size > 0
