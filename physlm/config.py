@@ -235,6 +235,7 @@ class DecodingParams(Section):
 class IgsmEvaluateParams(DecodingParams):
     problems: int = Field(gt=0, description="problems generated per eval set (at most the dataset's eval_problems)")
     control: bool = Field(description="also score a randomly initialised model (greedy, test set)")
+    workers: int = Field(ge=0, description="processes running the eval sets side by side on a CPU (0 = all cores)")
 
 
 class BioPoolParams(Section):

@@ -77,6 +77,17 @@ def solve(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab,
     return out
 
 
+def evaluate_set(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab, eval_set: str, beams: Sequence[int],
+                 batch_size: int) -> tuple[list[Attempt], dict]:
+    """One eval set: its problems solved with each beam count (1 = greedy) and judged, and the teacher-forced
+    checks; a job of `physlm.parallel.cpu_map` (the evaluate stage runs the sets side by side on a CPU)."""
+    attempts: list[Attempt] = []
+    for b in beams:
+        texts = solve(model, problems, vocab, beams=b, batch_size=batch_size)
+        attempts += score(problems, texts, eval_set=eval_set, decoding="greedy" if b == 1 else f"beam{b}")
+    return attempts, teacher_forced(model, problems, vocab, batch_size=batch_size)
+
+
 def score(problems: Sequence[Problem], generations: Sequence[str | None], *, eval_set: str, decoding: str) -> list[Attempt]:
     attempts = []
     for i, (problem, text) in enumerate(zip(problems, generations)):

@@ -58,10 +58,8 @@ from __future__ import annotations
 
 import copy
 import math
-import multiprocessing
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +71,7 @@ from tqdm import tqdm
 
 from physlm.errors import DataError
 from physlm.model import GPT
+from physlm.parallel import cpu_map
 from physlm.text import END, MID, PROB, SOL, START, TextVocab
 from physlm.worlds.igsm_types import MOD, Problem
 
@@ -610,10 +609,9 @@ def run_vprobes(
     """Fit and score one probe per (property, model) on the same examples; rows as `score` plus model,
     property, classes and train_loss, in (property, model) order; summary as `summarize`.
 
-    With `cfg.workers` > 1 and models on the CPU, the fits run in that many spawned processes, each with
-    cores // workers threads: a probe step is many small kernels that two threads speed up only ~1.4x, so
-    on 2 cores two single-threaded fits at once finish ~1.4x sooner. The examples and seeds are the same;
-    only float rounding may differ with the thread count."""
+    With `cfg.workers` > 1 and models on the CPU, the fits run side by side in that many spawned processes
+    (`physlm.parallel.cpu_map`). The examples and seeds are the same; only float rounding may differ with
+    the thread count (on the demo the rows came out identical)."""
     limit = min([m.cfg.context for m in models.values()] + ([cfg.max_tokens] if cfg.max_tokens else []))
     jobs = []
     for prop in cfg.properties:
@@ -626,21 +624,13 @@ def run_vprobes(
         jobs += [(name, model, prop, train, test, probe_seed) for name, model in models.items()]
     on_cpu = all(next(m.parameters()).device.type == "cpu" for m in models.values())
     workers = min(cfg.workers, len(jobs)) if on_cpu else 1
-    if workers == 1:
-        rows = [_probe_job(cfg, *job, desc=f"vprobe {job[2]}/{job[0]}") for job in jobs]
-    else:
-        threads = max(1, torch.get_num_threads() // workers)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=torch.set_num_threads,
-                                 initargs=(threads,)) as pool:
-            futures = [pool.submit(_probe_job, cfg, *job) for job in jobs]
-            for _ in tqdm(as_completed(futures), total=len(futures), desc=f"vprobe fits ({workers} processes)", leave=False):
-                pass
-            rows = [f.result() for f in futures]
+    bars = [f"vprobe {job[2]}/{job[0]}" if workers == 1 else None for job in jobs]  # one bar per fit in this process
+    rows = cpu_map(_probe_job, [(cfg, *job, bar) for job, bar in zip(jobs, bars)], workers, desc="vprobe fits")
     return rows, summarize(rows)
 
 
 def _probe_job(cfg: VProbeConfig, name: str, model: GPT, prop: str, train: Sequence[VExample], test: Sequence[VExample],
-               seed: int, desc: str | None = None) -> dict:
+               seed: int, desc: str | None) -> dict:
     """One (property, model) probe fitted and scored: its row of `run_vprobes` (desc None: no progress bar)."""
     fit = fit_vprobe(model, train, classes(prop), rank=cfg.rank, steps=cfg.steps, batch_size=cfg.batch_size,
                      lr=cfg.lr, weight_decay=cfg.weight_decay, seed=seed, desc=desc)

@@ -10,7 +10,8 @@ iGSM studies (physlm/evaluate_igsm.py): every eval set (test, opmax, ood, reask)
 search, each solution judged whole; accuracy by op, answer-only accuracy, the judge's first-error reasons,
 and unnecessary parameters / operations per correct solution; a random-init control on the test set. Per
 eval set (and the control on test), the teacher-forced step checks (`teacher_forced`: is the next parameter
-the model names a valid one; are a step's lookup, operands, values and arithmetic right).
+the model names a valid one; are a step's lookup, operands, values and arithmetic right). On a CPU the eval
+sets run side by side in `evaluate.igsm.workers` processes (physlm/parallel.py).
 
 Biography studies (physlm/evaluate_bio.py): the six questions of `evaluate.bio.people` P_train people (seen
 in QA training) and as many P_test people (out of distribution: only their biographies were seen) answered
@@ -83,33 +84,33 @@ def main(paths: Paths, cfg: EvaluateStage) -> None:
 
 
 def main_igsm(paths: Paths, cfg: EvaluateStage) -> None:
-    from physlm.evaluate_igsm import accuracy_rows, score, solve, summarize, teacher_forced
+    from physlm.evaluate_igsm import accuracy_rows, evaluate_set, summarize
     from physlm.generate import IGSM_EVAL_SETS, load_igsm_problems
+    from physlm.parallel import cpu_map, resolve_workers
     from physlm.text import TextVocab
 
     e = cfg.evaluate
     device = pick_device()
     model = load_model(paths.model, device)
     vocab = TextVocab.load(paths.tokens / "tokenizer.json")
-    attempts, samples, forced = [], {}, {}
+    sets = {s: load_igsm_problems(paths.raw / f"{s}.parquet", e.problems) for s in IGSM_EVAL_SETS}
+    jobs = [(model, sets[s], vocab, s, tuple(e.beams), e.batch_size) for s in IGSM_EVAL_SETS]
+    if e.control:  # greedy on the test set
+        jobs.append((random_model(model.cfg, cfg.seed + 1, device), sets["test"], vocab, "test", (1,), e.batch_size))
     with start_run(paths.study, "evaluate", cfg.model_dump(), device=str(device)) as run:
-        for eval_set in IGSM_EVAL_SETS:
-            problems = load_igsm_problems(paths.raw / f"{eval_set}.parquet", e.problems)
-            forced[eval_set] = teacher_forced(model, problems, vocab, batch_size=e.batch_size)
-            for beams in e.beams:
-                decoding = "greedy" if beams == 1 else f"beam{beams}"
-                texts = solve(model, problems, vocab, beams=beams, batch_size=e.batch_size)
-                found = score(problems, texts, eval_set=eval_set, decoding=decoding)
-                attempts += found
-                samples[f"{eval_set}/{decoding}"] = [{"problem": p.problem, "generation": a.generation, "correct": a.correct,
-                                                      "error": a.error} for p, a in list(zip(problems, found))[:2]]
+        done = cpu_map(evaluate_set, jobs, resolve_workers(e.workers) if device.type == "cpu" else 1, desc="iGSM eval sets")
+        attempts = [a for found, _ in done[: len(IGSM_EVAL_SETS)] for a in found]
+        forced = {s: f for s, (_, f) in zip(IGSM_EVAL_SETS, done)}
+        samples = {}
+        for s in IGSM_EVAL_SETS:
+            for a in [a for a in attempts if a.eval_set == s]:
+                shown = samples.setdefault(f"{s}/{a.decoding}", [])
+                if len(shown) < 2:
+                    shown.append({"problem": sets[s][a.index].problem, "generation": a.generation, "correct": a.correct, "error": a.error})
         metrics = summarize(attempts)
         if e.control:
-            control = random_model(model.cfg, cfg.seed + 1, device)
-            problems = load_igsm_problems(paths.raw / "test.parquet", e.problems)
-            texts = solve(control, problems, vocab, beams=1, batch_size=e.batch_size)
-            metrics["control"] = summarize(score(problems, texts, eval_set="test", decoding="greedy"))["test"]
-            forced["control"] = teacher_forced(control, problems, vocab, batch_size=e.batch_size)
+            found, forced["control"] = done[-1]
+            metrics["control"] = summarize(found)["test"]
         metrics["teacher_forced"] = forced
         metrics["samples"] = samples
         metrics["accuracy_by_op"] = accuracy_rows({k: v for k, v in metrics.items() if k in IGSM_EVAL_SETS})

@@ -20,7 +20,6 @@ Biography studies: P-probing and Q-probing (SPEC 4.3, physlm/pqprobe.py) of the 
 task, position / offset) accuracy with its majority baseline, probe.json the flat summary.
 """
 
-import os
 import shutil
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from physlm.device import pick_device
 from physlm.errors import ParamsError
 from physlm.io import read_parquet, write_csv, write_json
 from physlm.mlm import train_mlm
+from physlm.parallel import resolve_workers
 from physlm.probe import cfg_targets, hidden_states, probe_layers, probe_layers_multihead, summarize
 from physlm.train import TrainConfig
 from stages.train import load_windows
@@ -117,7 +117,7 @@ def main_igsm(paths: Paths, cfg: ProbeStage) -> None:
     test = load_igsm_problems(paths.raw / "test.parquet", p.test_problems)
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
     settings = VProbeConfig(properties=tuple(p.properties), picks=p.picks, rank=p.rank, steps=p.steps, batch_size=p.batch_size,
-                            lr=p.lr, weight_decay=p.weight_decay, workers=p.workers or os.cpu_count() or 1)
+                            lr=p.lr, weight_decay=p.weight_decay, workers=resolve_workers(p.workers))
     with start_run(paths.study, "probe", cfg.model_dump(), device=str(device)) as run:
         rows, summary = run_vprobes(models, train, test, vocab, settings, cfg.seed)
         run.log_metrics(summary)
