@@ -377,21 +377,6 @@ def bio_markdown(found: dict[str, dict[str, Any]]) -> str:
                     per = ", ".join(f"{a} {_fmt(c['accuracy'])}" for a, c in r["by_attribute"].items())
                     lines.append(f"| {study} | {label} | {split} | {decoding} | {r['n']} | {_fmt(r['accuracy'])} | "
                                  f"{_fmt(r['first_token_accuracy'])} | {per} |")
-    forced = [(study, m["evaluate"]["teacher_forced"]) for study, m in found.items() if m["evaluate"].get("teacher_forced")]
-    if forced:
-        from physlm.evaluate_igsm import CHOICES, PARTS, forced_in_order
-
-        lines += ["", "## iGSM: teacher-forced steps (physlm/evaluate_igsm.py)", "",
-                  "Next parameter: named greedily after the gold solution's first k sentences and `Define` (valid = necessary, "
-                  "not yet defined, predecessors defined). Parts: argmax right on every token, the gold solution in the context.", "",
-                  "| study | eval set | steps | next parameter valid (uniform pick) | unnecessary / redefined / not ready / unknown | "
-                  + " | ".join(PARTS) + " |", "|---|---|---|---|---|" + "---|" * len(PARTS)]
-        for study, sets in forced:
-            for eval_set, f in forced_in_order(sets):
-                nxt = f["next_param"]
-                wrong = " / ".join(_fmt(nxt[c]) for c in CHOICES[1:])
-                parts = " | ".join(f"{_fmt(f['parts'][k]['accuracy'])} ({f['parts'][k]['n']})" for k in PARTS)
-                lines.append(f"| {study} | {eval_set} | {f['steps']} | {_fmt(nxt['valid'])} ({_fmt(f['valid_chance'])}) | {wrong} | {parts} |")
     probes = [(study, m["probe_rows"]) for study, m in found.items() if m["probe_rows"]]
     if probes:
         lines += ["", "## Biographies: P- and Q-probing (physlm/pqprobe.py)", "",
