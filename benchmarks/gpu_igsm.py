@@ -7,7 +7,7 @@ answers it on one GPU, and measures what iGSM-med trains at there:
 - phase `demo`: the igsm_demo world (the dataset's generate settings, problems streamed fresh on the fly, or
   materialised with --no-stream), the igsm_demo study's model and recipe (Canon-AC, doc mask, lr), but
   --batch windows a step for as many steps as fit --train-s seconds (measured by a short calibration run
-  of the same shapes first); then the pipeline's evaluate stage and a long probe stage (nece, can_next,
+  of the same shapes first; --depth, --width, --heads resize the model); then the pipeline's evaluate stage and a long probe stage (nece, can_next,
   known by default; trained vs random-init control).
 - phase `med`: the igsm-med preset (`physlm.presets.igsm_paper`: GPT2-12-12, rotary, bf16, torch.compile,
   batch 512 x 768), problems streamed, as many steps as fit --med-train-s; tokens/s, MFU and the validation
@@ -142,6 +142,8 @@ def phase_demo(run: Runner, args: argparse.Namespace, record: dict) -> None:
     data["generate"].update(train_problems=args.problems, eval_problems=args.eval_problems)
     study = copy.deepcopy(repo["studies"]["igsm_demo"])
     study.update(data="gpu_demo", probe={}, evaluate={})
+    study["model"] = {**study.get("model", {}), **{k: v for k, v in (("depth", args.depth), ("width", args.width),
+                                                                     ("heads", args.heads)) if v}}
     study["train"].update(batch_size=args.batch, micro_batch_size=args.batch, stream=args.stream,
                           compile=args.compile, eval_every=10**9, checkpoint_every=10**9)
     params["datasets"] = {"gpu_demo": data}
@@ -220,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--problems", type=int, default=20_000, help="materialised training problems (the stream ignores them)")
     g.add_argument("--batch", type=int, default=256, help="windows of 256 tokens per update (CPU demo: 16)")
     g.add_argument("--train-s", type=float, default=180.0, help="seconds of training after calibration")
+    g.add_argument("--depth", type=int, default=0, help="blocks of the model (0: the demo's)")
+    g.add_argument("--width", type=int, default=0, help="residual width (0: the demo's)")
+    g.add_argument("--heads", type=int, default=0, help="attention heads (0: the demo's)")
     g.add_argument("--properties", type=lambda s: s.split(","), default=["nece", "can_next", "known"])
     g.add_argument("--probe-problems", type=int, default=4000)
     g.add_argument("--probe-test", type=int, default=500)

@@ -37,8 +37,9 @@ def test_unknown_phase_stops_before_any_stage(gpu_igsm, tmp_path: Path, capsys) 
 
 def test_smoke_run_of_both_phases(gpu_igsm, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    gpu_igsm.main(["--smoke", "--out", str(out), "--work", str(tmp_path / "work")])
+    gpu_igsm.main(["--smoke", "--depth", "2", "--out", str(out), "--work", str(tmp_path / "work")])
     demo = json.loads((out / "demo.json").read_text())
+    assert demo["settings"]["study"]["model"] == {"canon": "AC", "depth": 2}  # the demo's model, one size changed
     assert set(demo["stage_s"]) == {"generate", "tokenize", "train_calibration", "train", "evaluate", "probe"}
     assert demo["train"]["tokens_seen"] == demo["steps"] * 4 * 256  # smoke batch 4 of the demo's 256 tokens
     assert demo["settings"]["study"]["model"]["canon"] == "AC" and demo["settings"]["study"]["train"]["doc_mask"]
