@@ -5,10 +5,10 @@ better trained (on the 2-core CPU it stays at the random-init control; README "T
 answers it on one GPU, and measures what iGSM-med trains at there:
 
 - phase `demo`: the igsm_demo world (the dataset's generate settings, problems streamed fresh on the fly, or
-  materialised with --no-stream), the igsm_demo study's model and recipe (Canon-AC, doc mask, lr), but
-  --batch windows a step for as many steps as fit --train-s seconds (measured by a short calibration run
-  of the same shapes first; --depth, --width, --heads resize the model); then the pipeline's evaluate stage and a long probe stage (nece, can_next,
-  known by default; trained vs random-init control).
+  materialised with --no-stream), the igsm_demo study's model and recipe (Canon-AC, doc mask, lr; --depth,
+  --width, --heads resize the model), but --batch windows a step for as many steps as fit --train-s
+  seconds (measured by a short calibration run of the same shapes first); then the pipeline's evaluate
+  stage and a long probe stage (nece, can_next, known by default; trained vs random-init control).
 - phase `med`: the igsm-med preset (`physlm.presets.igsm_paper`: GPT2-12-12, rotary, bf16, torch.compile,
   batch 512 x 768), problems streamed, as many steps as fit --med-train-s; tokens/s, MFU and the validation
   loss, then greedy accuracy on --med-eval problems per eval set.
@@ -25,8 +25,9 @@ torch but not polars or pydantic; fetch their wheels here once (`bash benchmarks
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && \
     PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_igsm.py --phases demo --out $OUT
 
-(about 8 minutes with the defaults: timeout_s 600), then `--phases med` in a second call (about 6 minutes).
-On a CPU, `--smoke` runs both phases at toy sizes in about two minutes (tests/test_gpu_igsm.py).
+(estimated, not yet measured: about 8 minutes with the defaults, so timeout_s 600), then `--phases med` in a
+second call (about 6 minutes). On a CPU, `--smoke` runs both phases at toy sizes in about a minute and a
+half (tests/test_gpu_igsm.py).
 Record what it measured in benchmarks/RESULTS.md with the date, the machine, the commit and the command.
 """
 
@@ -125,8 +126,9 @@ def summary(run: Runner, study: str, record: dict, probed: bool) -> None:
     record["train"] = {k: train.get(k) for k in ("device", "params", "seconds", "tokens_per_s", "mfu", "data_wait",
                                                   "tokens_seen", "final_loss", "final_val_loss")}
     ev = run.metrics(study, "evaluate.json")
+    sets = [s for s in ("test", "opmax", "ood", "reask", "control") if s in ev]
     record["evaluate"] = {s: {d: {k: v for k, v in r.items() if k in ("accuracy", "answer_accuracy", "n")}
-                              for d, r in ev[s].items()} for s in ("test", "opmax", "ood", "reask", "control") if s in ev}
+                              for d, r in ev[s].items()} for s in sets}
     record["accuracy_by_op"] = ev.get("accuracy_by_op")
     tf = ev.get("teacher_forced", {}).get("test")
     if tf:
@@ -150,7 +152,8 @@ def phase_demo(run: Runner, args: argparse.Namespace, record: dict) -> None:
     params["probe"]["igsm"].update(properties=args.properties, train_problems=args.probe_problems,
                                    test_problems=args.probe_test, steps=args.probe_steps,
                                    batch_size=args.probe_batch, lr=args.probe_lr)
-    params["evaluate"]["igsm"].update(problems=args.eval_problems, batch_size=args.eval_batch, beams=args.eval_beams)
+    params["evaluate"]["igsm"].update(problems=args.eval_problems, batch_size=args.eval_batch,
+                                      beams=args.eval_beams)
     record.update(settings=vars(args) | {"dataset": data, "study": study})
     run.params(params)
     for stage in ("generate", "tokenize"):
@@ -178,7 +181,8 @@ def phase_med(run: Runner, args: argparse.Namespace, record: dict) -> None:
     (name,) = igsm_paper(params, level="med", fmts=("pq",), train_problems=args.med_problems)
     data_name = params["studies"][name]["data"]
     params["datasets"][data_name]["generate"]["eval_problems"] = args.med_eval
-    params["evaluate"]["igsm"].update(problems=args.med_eval, beams=[1], batch_size=args.eval_batch, control=False)
+    params["evaluate"]["igsm"].update(problems=args.med_eval, beams=[1], batch_size=args.eval_batch,
+                                      control=False)
     study = params["studies"][name]
     study["train"].update(stream=args.stream, eval_every=10**9, checkpoint_every=10**9, log_every=10,
                           batch_size=args.med_batch, micro_batch_size=args.med_micro, compile=args.compile)
@@ -208,7 +212,8 @@ def write(run: Runner, phase: str, record: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="where the phases' JSON and logs go ($OUT on the device)")
     p.add_argument("--work", type=Path, default=Path("/tmp/physlm_gpu"), help="scratch directory for the stages")
     p.add_argument("--phases", default="demo,med", help="comma-separated: demo, med")
@@ -219,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--calib-steps", type=int, default=40, help="updates of the calibration run")
     p.add_argument("--max-steps", type=int, default=200_000)
     g = p.add_argument_group("demo phase")
-    g.add_argument("--problems", type=int, default=20_000, help="materialised training problems (the stream ignores them)")
+    g.add_argument("--problems", type=int, default=20_000,
+                   help="materialised training problems (the stream ignores them)")
     g.add_argument("--batch", type=int, default=256, help="windows of 256 tokens per update (CPU demo: 16)")
     g.add_argument("--train-s", type=float, default=180.0, help="seconds of training after calibration")
     g.add_argument("--depth", type=int, default=0, help="blocks of the model (0: the demo's)")
@@ -236,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--eval-beams", type=lambda s: [int(b) for b in s.split(",")], default=[1, 4],
                    help="1 = greedy, k = beam search with k beams")
     g = p.add_argument_group("med phase")
-    g.add_argument("--med-problems", type=int, default=20_000, help="materialised training problems (the stream ignores them)")
+    g.add_argument("--med-problems", type=int, default=20_000,
+                   help="materialised training problems (the stream ignores them)")
     g.add_argument("--med-batch", type=int, default=512)
     g.add_argument("--med-micro", type=int, default=64)
     g.add_argument("--med-train-s", type=float, default=240.0)
@@ -263,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
             record["error"] = str(err)
         record["seconds"] = time.perf_counter() - start
         write(run, ph, record)
-        log(f"{ph} {'FAILED' if 'error' in record else 'done'} in {record['seconds']:.0f} s -> {run.out / (ph + '.json')}")
+        status = "FAILED" if "error" in record else "done"
+        log(f"{ph} {status} in {record['seconds']:.0f} s -> {run.out / (ph + '.json')}")
     if failed:
         raise SystemExit(f"error: phase {', '.join(failed)} failed (see {args.out})")
 

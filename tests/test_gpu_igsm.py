@@ -48,7 +48,8 @@ def test_smoke_run_of_both_phases(gpu_igsm, tmp_path: Path) -> None:
     assert 0 <= demo["teacher_forced_test"]["next_param"]["valid"] <= 1
     med = json.loads((out / "med.json").read_text())
     assert set(med["stage_s"]) == {"generate", "tokenize", "train_calibration", "train", "evaluate"}
-    assert med["settings"]["dataset"]["generate"]["max_op"] == 15 and med["settings"]["dataset"]["tokenize"]["context"] == 768
+    dataset = med["settings"]["dataset"]
+    assert dataset["generate"]["max_op"] == 15 and dataset["tokenize"]["context"] == 768
     assert med["train"]["tokens_seen"] == med["steps"] * 2 * 768
     assert set(med["evaluate"]) == {"test", "opmax", "ood", "reask"}
     for phase in ("demo", "med"):
