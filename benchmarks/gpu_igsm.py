@@ -92,10 +92,12 @@ def steps_for(seconds: float, tokens_per_s: float, tokens_per_step: int, lo: int
     return int(min(hi, max(lo, seconds * tokens_per_s / tokens_per_step)))
 
 
-def base_params() -> dict:
+def base_params() -> tuple[dict, dict]:
+    """This repo's params.yaml with no datasets or studies, and its datasets and studies as they are."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    repo = {"datasets": params["datasets"], "studies": params["studies"]}
     params["datasets"], params["studies"] = {}, {}
-    return params
+    return params, repo
 
 
 def calibrate(run: Runner, params: dict, data: str, study: dict, steps: int, record: dict) -> float:
@@ -139,7 +141,7 @@ def summary(run: Runner, study: str, record: dict, probed: bool) -> None:
 
 
 def phase_demo(run: Runner, args: argparse.Namespace, record: dict) -> None:
-    params, repo = base_params(), yaml.safe_load((REPO / "params.yaml").read_text())
+    params, repo = base_params()
     data = copy.deepcopy(repo["datasets"]["igsm_demo"])
     data["generate"].update(train_problems=args.problems, eval_problems=args.eval_problems)
     study = copy.deepcopy(repo["studies"]["igsm_demo"])
@@ -177,7 +179,7 @@ def phase_demo(run: Runner, args: argparse.Namespace, record: dict) -> None:
 def phase_med(run: Runner, args: argparse.Namespace, record: dict) -> None:
     from physlm.presets import igsm_paper  # needs ruamel only for its command line, not for this function
 
-    params = base_params()
+    params, _ = base_params()
     (name,) = igsm_paper(params, level="med", fmts=("pq",), train_problems=args.med_problems)
     data_name = params["studies"][name]["data"]
     params["datasets"][data_name]["generate"]["eval_problems"] = args.med_eval
