@@ -6,7 +6,7 @@ Rows, each timed with 1 worker (in-process) and with N `spawn` workers over shar
 - cfg generate: `physlm.generate.sample_split` on the cfg_demo grammar (params.yaml) and on the paper's
   cfg3f; N workers run it on disjoint index ranges (examples are seeded by index, so the frames concatenate
   to the 1-worker one);
-- igsm generate: `physlm.worlds.igsm.generate_frame` with the igsm_demo spec on 1 worker; N workers both as
+- igsm generate: `physlm.worlds.igsm.generator.generate_frame` with the igsm_demo spec on 1 worker; N workers both as
   shards of `generate_problem` on the warm pool and as `generate_frame(workers=N)` (its own pool, so its
   start-up is paid inside the timing); iGSM tokens/s counts words (white-space split of the training text);
 - cfg tokenize: `cfg_encode` of the generated sentences (N workers: per shard), then `pack_windows`
@@ -37,8 +37,8 @@ from physlm.config import IgsmGenerateParams, RandomGrammarParams
 from physlm.generate import igsm_spec, igsm_vocabulary, resolve_grammar, sample_split
 from physlm.text import encode_many, igsm_sequence
 from physlm.tokenize import Vocab, cfg_encode, pack_windows
-from physlm.worlds import cfg
-from physlm.worlds.igsm import generate_frame, generate_problem, load_world, problems_frame
+from physlm.worlds.cfg import grammar as cfg
+from physlm.worlds.igsm.generator import generate_frame, generate_problem, load_world, problems_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED, CONTEXT = 0, 256

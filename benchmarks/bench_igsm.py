@@ -1,4 +1,4 @@
-"""Throughput of the iGSM generator (physlm.worlds.igsm.generate_frame) for the med and hard presets.
+"""Throughput of the iGSM generator (physlm.worlds.igsm.generator.generate_frame) for the med and hard presets.
 
 Times whole frames (generation with every rejection, text, hash, the Parquet-ready frame) on one in-process
 worker and on all cores (spawned workers, start-up included), and prints a markdown section (machine,
@@ -17,7 +17,7 @@ import resource
 import time
 from pathlib import Path
 
-from physlm.worlds.igsm import HARD, MED, IgsmSpec, generate_frame, load_world
+from physlm.worlds.igsm.generator import HARD, MED, IgsmSpec, generate_frame, load_world
 
 
 def cpu_seconds() -> float:

@@ -1,4 +1,4 @@
-"""Benchmark of physlm.worlds.cfg.Judge against nltk's chart parsers (SPEC 1.3's membership test).
+"""Benchmark of physlm.worlds.cfg.grammar.Judge against nltk's chart parsers (SPEC 1.3's membership test).
 
 Times both on the same cfg3f and cfg3k strings, valid and single-token perturbed, checks that they agree,
 prints a markdown section (machine, command, table) ready to paste into benchmarks/RESULTS.md; --out also writes it to a file.
@@ -24,7 +24,7 @@ from nltk.grammar import CFG, Nonterminal, Production
 from nltk.parse.chart import BottomUpLeftCornerChartParser, ChartParser, LeftCornerChartParser
 from nltk.parse.earleychart import EarleyChartParser
 
-from physlm.worlds.cfg import Grammar, Judge, load_grammar, sample_sentences
+from physlm.worlds.cfg.grammar import Grammar, Judge, load_grammar, sample_sentences
 
 NLTK_PARSERS: dict[str, type[ChartParser]] = {
     "EarleyChartParser": EarleyChartParser,
@@ -129,7 +129,7 @@ def main() -> None:
         f"nltk {nltk.__version__}. Command: `python benchmarks/bench_judge.py --n {args.n}`.",
         "",
         "Same strings for both: sampled sentences and one single-token flip of each. nltk decides membership",
-        "from its chart (a complete root edge over the input); Judge is `physlm.worlds.cfg.Judge`",
+        "from its chart (a complete root edge over the input); Judge is `physlm.worlds.cfg.grammar.Judge`",
         "(timed string by string, alternating, so both see the same load). \"in language\" counts the strings",
         "nltk accepts; \"agree\" says whether Judge gave the same verdict on every string.",
         "",

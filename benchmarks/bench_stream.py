@@ -41,7 +41,7 @@ from physlm.presets import IGSM_LEVELS
 from physlm.stream import Producer, Stream, StreamSpec, stream_record
 from physlm.tokenize import cfg_vocab
 from physlm.train import TrainConfig, train
-from physlm.worlds.cfg import format_grammar
+from physlm.worlds.cfg.grammar import format_grammar
 
 ROOT = Path(__file__).resolve().parents[1]
 MICRO = 16  # windows per micro-batch, in the stream and in training

@@ -3,7 +3,7 @@
 iGSM (`generate_igsm`): train.parquet (op <= max_op, training templates) and one file per eval set —
 test.parquet (in-distribution, held-out templates), opmax.parquet (op = max_op), ood.parquet (the ood_ops),
 reask.parquet (test problems of op = max_op asked about another parameter); the columns are documented in
-physlm/worlds/igsm.py and the README. The rest of this docstring is the grammar world's.
+physlm/worlds/igsm/generator.py and the README. The rest of this docstring is the grammar world's.
 
 Grammar world columns (one row per sentence):
 - `index`      the example index; example i is sampled from its own RNG seeded by (seed, i)
@@ -13,11 +13,11 @@ Grammar world columns (one row per sentence):
 - `terminals`  (implicit grammars only, `generate.implicit`) the terminal string; `tokens` are then the
                vocabulary tokens 1..M the terminals emitted, each drawn from its terminal's bag (bags.json)
 - `perturbed`  True where the sentence was corrupted (`generate.perturb`, training split only): its
-               `tokens` are the corrupted ones (`physlm.robust.perturb_sentences`), its labels stay the clean
+               `tokens` are the corrupted ones (`physlm.worlds.cfg.robust.perturb_sentences`), its labels stay the clean
                sentence's (they no longer align with the tokens after `delete`/`insert`)
 Test sentences continue the index range after the training ones, so the two splits come from disjoint RNG
 streams, and are never perturbed. `grammar.txt` records the grammar (our text format,
-`physlm.worlds.cfg.format_grammar`); `bags.json` the bags of an implicit grammar. `load_language` reads
+`physlm.worlds.cfg.grammar.format_grammar`); `bags.json` the bags of an implicit grammar. `load_language` reads
 both back as a `Language`: the judge, exact next-token distributions and vocabulary of the dataset.
 
 Both worlds also write `stream.json` (`physlm.stream.stream_record`): what training needs to stream fresh
@@ -39,11 +39,11 @@ from tqdm import tqdm
 from physlm.config import BioGenerateParams, CfgGenerateParams, IgsmGenerateParams, PerturbParams, RandomGrammarParams
 from physlm.errors import DataError
 from physlm.io import read_json, read_parquet, write_json
-from physlm.worlds.corrupt import perturb_sentences
-from physlm.worlds import cfg
-from physlm.worlds.cfg_dist import next_token_distributions
+from physlm.worlds.cfg.corrupt import perturb_sentences
+from physlm.worlds.cfg import grammar as cfg
+from physlm.worlds.cfg.dist import next_token_distributions
 from physlm.stream import RECORD as STREAM_RECORD, stream_record
-from physlm.worlds.implicit import Bags, ImplicitJudge, bags_to_json, emit_sentences, load_bags, make_bags, save_bags
+from physlm.worlds.cfg.implicit import Bags, ImplicitJudge, bags_to_json, emit_sentences, load_bags, make_bags, save_bags
 
 IGSM_EVAL_SETS = ("test", "opmax", "ood", "reask")  # written as <eval set>.parquet beside train.parquet
 
@@ -181,11 +181,11 @@ def load_study_grammar(raw_dir: Path) -> cfg.Grammar:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# iGSM (Part 2.1): train.parquet and one Parquet file per eval set, columns in physlm/worlds/igsm.py
+# iGSM (Part 2.1): train.parquet and one Parquet file per eval set, columns in physlm/worlds/igsm/generator.py
 
 
 def igsm_spec(params: IgsmGenerateParams):
-    from physlm.worlds.igsm import IgsmSpec
+    from physlm.worlds.igsm.generator import IgsmSpec
 
     return IgsmSpec(max_op=params.max_op, max_edge=params.max_edge, fmt=params.fmt, split_rule=params.split_rule,
                     max_layers=params.max_layers, max_items=params.max_items, names=params.names)
@@ -193,7 +193,7 @@ def igsm_spec(params: IgsmGenerateParams):
 
 def generate_igsm(params: IgsmGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
     """Write train.parquet (op <= max_op, training templates) and test/opmax/ood/reask.parquet."""
-    from physlm.worlds.igsm import generate_frame
+    from physlm.worlds.igsm.generator import generate_frame
 
     spec = igsm_spec(params)
     workers = params.workers or os.cpu_count() or 1
@@ -219,7 +219,7 @@ def igsm_vocabulary(units: str = "names"):
     """The iGSM vocabulary (`physlm.text.igsm_vocab`), built from the world's item and category names (package
     data), so it is the same for every iGSM dataset with the same `units`."""
     from physlm.text import igsm_vocab
-    from physlm.worlds.igsm import load_world
+    from physlm.worlds.igsm.generator import load_world
 
     names = [name for c in load_world().categorizations for layer in c.layers
              for name in (layer.category, *(item for _, items in layer.subcategories for item in items))]
@@ -228,7 +228,7 @@ def igsm_vocabulary(units: str = "names"):
 
 def load_igsm_problems(path: Path, limit: int | None = None) -> list:
     """`Problem`s of an iGSM Parquet file (the first `limit` rows)."""
-    from physlm.worlds.igsm import FRAME_SCHEMA, problem_from_row
+    from physlm.worlds.igsm.generator import FRAME_SCHEMA, problem_from_row
 
     frame = read_parquet(path, list(FRAME_SCHEMA))
     if limit is not None:
@@ -236,12 +236,12 @@ def load_igsm_problems(path: Path, limit: int | None = None) -> list:
     return [problem_from_row(row) for row in frame.iter_rows(named=True)]
 
 
-# Biographies (Part 3.1): people.parquet, bios.parquet and qa.parquet, columns in physlm/worlds/bio.py; qa's
+# Biographies (Part 3.1): people.parquet, bios.parquet and qa.parquet, columns in physlm/worlds/bio/people.py; qa's
 # `split` is P_train (finetuned on) or P_test (evaluated out of distribution)
 
 
 def bio_spec(params: BioGenerateParams, seed: int):
-    from physlm.worlds.bio import CODE_ORDER, PAPER_ORDER, BioSpec, PoolSizes
+    from physlm.worlds.bio.people import CODE_ORDER, PAPER_ORDER, BioSpec, PoolSizes
 
     return BioSpec(people=params.people + params.celebrities, seed=seed, pools=PoolSizes(**params.pools.model_dump()),
                    pronouns=params.pronouns, order=PAPER_ORDER if params.order == "paper" else CODE_ORDER)
@@ -255,7 +255,7 @@ def generate_bio(params: BioGenerateParams, seed: int, out_dir: Path) -> dict[st
     P_train; the N others (the minority, `variant`) are all P_test."""
     import polars as pl
 
-    from physlm.worlds.bio import bior_frame, bios_frame, make_people, parse_variant, people_frame, qa_frame
+    from physlm.worlds.bio.people import bior_frame, bios_frame, make_people, parse_variant, people_frame, qa_frame
 
     spec = bio_spec(params, seed)
     people = make_people(spec)
@@ -274,10 +274,10 @@ def generate_bio(params: BioGenerateParams, seed: int, out_dir: Path) -> dict[st
 
 
 def bio_vocabulary(raw: Path, units: str):
-    """The bio vocabulary (`physlm.biotext.bio_vocab`) of the dataset's pools (raw/pools.json): template words,
+    """The bio vocabulary (`physlm.worlds.bio.text.bio_vocab`) of the dataset's pools (raw/pools.json): template words,
     dates, and the values of exactly those pools."""
-    from physlm.biotext import bio_vocab
-    from physlm.worlds.bio import PoolSizes, load_pools, load_templates
+    from physlm.worlds.bio.text import bio_vocab
+    from physlm.worlds.bio.people import PoolSizes, load_pools, load_templates
 
     try:
         sizes = PoolSizes(**read_json(raw / "pools.json"))

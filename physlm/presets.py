@@ -104,7 +104,7 @@ def _represent_float(representer: Any, value: float) -> Any:
 def part1_paper(params: Any, *, grammars: Sequence[str] = GRAMMARS, variants: Sequence[str] = VARIANTS,
                 variant_grammar: str = "cfg3f", train_sentences: int = 2_000_000) -> list[str]:
     """Rewrite a params mapping (ruamel CommentedMap or dict) in place; returns the new study names."""
-    from physlm.worlds.cfg import published_grammars
+    from physlm.worlds.cfg.grammar import published_grammars
 
     unknown = [g for g in (*grammars, variant_grammar) if g not in published_grammars()]
     if unknown:

@@ -28,7 +28,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from physlm.attention import plot_boundary, plot_distance  # noqa: E402
+from physlm.worlds.cfg.attention import plot_boundary, plot_distance  # noqa: E402
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def _attention_lines(found: dict[str, dict[str, Any]]) -> list[str]:
     rows = [(study, m["attention"]) for study, m in found.items() if m["attention"].get("layers")]
     if not rows:
         return []
-    lines = ["", "## Attention (physlm/attention.py)", "",
+    lines = ["", "## Attention (physlm/worlds/cfg/attention.py)", "",
              "| study | share explained by distance | NT-end -> previous same-level NT-end: lift (layer) | same for non-end queries |"
              " position-baseline lift, NT-end (layer) |", "|---|---|---|---|---|"]
     for study, a in rows:
@@ -140,7 +140,7 @@ def _robust_lines(found: dict[str, dict[str, Any]]) -> list[str]:
     rows = [(study, m["evaluate"]["robust"]) for study, m in found.items() if m["evaluate"].get("robust")]
     if not rows:
         return []
-    lines = ["", "## Corrupted prompts (physlm/robust.py)", "",
+    lines = ["", "## Corrupted prompts (physlm/worlds/cfg/robust.py)", "",
              "| study | prompts | temperature | clean prompt accuracy | corrupted prompt: repaired | follows corruption | clean breaks early |",
              "|---|---|---|---|---|---|---|"]
     for study, r in rows:
@@ -301,8 +301,8 @@ def write_report(studies: dict[str, Any], metrics_dir: Path, out_dir: Path) -> N
 
 
 def _igsm_figures(found: dict[str, dict[str, Any]], out_dir: Path) -> None:
-    from physlm.evaluate_igsm import plot_accuracy_by_op, plot_teacher_forced
-    from physlm.vprobe import plot_vprobes
+    from physlm.worlds.igsm.evaluate import plot_accuracy_by_op, plot_teacher_forced
+    from physlm.worlds.igsm.vprobe import plot_vprobes
 
     for study, m in found.items():
         if m["evaluate"].get("accuracy_by_op"):
@@ -320,7 +320,7 @@ def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
     """iGSM sections: accuracy per eval set and decoding, level-1 statistics, V-probes."""
     if not found:
         return ""
-    lines = ["", "## iGSM: full-solution accuracy (physlm/evaluate_igsm.py)", "",
+    lines = ["", "## iGSM: full-solution accuracy (physlm/worlds/igsm/evaluate.py)", "",
              "| study | eval set | decoding | problems | accuracy | answer only (chance 0.043) | unnecessary params / ops per correct | first errors |",
              "|---|---|---|---|---|---|---|---|"]
     for study, m in found.items():
@@ -333,9 +333,9 @@ def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
                              f"{_fmt(r['unnecessary_params_per_correct'])} / {_fmt(r['unnecessary_ops_per_correct'])} | {errors} |")
     forced = [(study, m["evaluate"]["teacher_forced"]) for study, m in found.items() if m["evaluate"].get("teacher_forced")]
     if forced:
-        from physlm.evaluate_igsm import CHOICES, PARTS, forced_in_order
+        from physlm.worlds.igsm.evaluate import CHOICES, PARTS, forced_in_order
 
-        lines += ["", "## iGSM: teacher-forced steps (physlm/evaluate_igsm.py)", "",
+        lines += ["", "## iGSM: teacher-forced steps (physlm/worlds/igsm/evaluate.py)", "",
                   "Next parameter: named greedily after the gold solution's first k sentences and `Define` (valid = necessary, "
                   "not yet defined, predecessors defined). Parts: argmax right on every token, the gold solution in the context.", "",
                   "| study | eval set | steps | next parameter valid (uniform pick) | unnecessary / redefined / not ready / unknown | "
@@ -348,7 +348,7 @@ def igsm_markdown(found: dict[str, dict[str, Any]]) -> str:
                 lines.append(f"| {study} | {eval_set} | {f['steps']} | {_fmt(nxt['valid'])} ({_fmt(f['valid_chance'])}) | {wrong} | {parts} |")
     probes = [(study, m["probe_rows"]) for study, m in found.items() if m["probe_rows"]]
     if probes:
-        lines += ["", "## iGSM: V-probes (physlm/vprobe.py)", "",
+        lines += ["", "## iGSM: V-probes (physlm/worlds/igsm/vprobe.py)", "",
                   "| study | property | model | accuracy | on positives | on negatives | majority baseline |", "|---|---|---|---|---|---|---|"]
         for study, rows in probes:
             for r in rows:
@@ -366,7 +366,7 @@ def bio_markdown(found: dict[str, dict[str, Any]]) -> str:
     found = {s: m for s, m in found.items() if m["evaluate"]}
     if not found:
         return ""
-    lines = ["", "## Biographies: QA exact-match accuracy (physlm/evaluate_bio.py)", "",
+    lines = ["", "## Biographies: QA exact-match accuracy (physlm/worlds/bio/evaluate.py)", "",
              "P_train: people whose questions were trained on; P_test: only their biographies were seen "
              "(knowledge extraction out of distribution).", "",
              "| study | model | split | decoding | questions | accuracy | first token | per attribute |", "|---|---|---|---|---|---|---|---|"]
@@ -379,7 +379,7 @@ def bio_markdown(found: dict[str, dict[str, Any]]) -> str:
                                  f"{_fmt(r['first_token_accuracy'])} | {per} |")
     probes = [(study, m["probe_rows"]) for study, m in found.items() if m["probe_rows"]]
     if probes:
-        lines += ["", "## Biographies: P- and Q-probing (physlm/pqprobe.py)", "",
+        lines += ["", "## Biographies: P- and Q-probing (physlm/worlds/bio/pqprobe.py)", "",
                   "Mean over the 11 tasks of the accuracy on held-out people: P at offset 0 (the token right before "
                   "the attribute) and -1 (before the attribute preceding it), Q on `<start> name <end>`.", "",
                   "| study | model | P offset -1 | P offset 0 | Q | majority (Q) |", "|---|---|---|---|---|---|"]
@@ -399,7 +399,7 @@ def bio_markdown(found: dict[str, dict[str, Any]]) -> str:
 
 
 def _bio_figures(found: dict[str, dict[str, Any]], out_dir: Path) -> None:
-    from physlm.evaluate_bio import plot_regimes
+    from physlm.worlds.bio.evaluate import plot_regimes
 
     summaries = {s: m["evaluate"] for s, m in found.items() if m["evaluate"].get("P_test")}
     if summaries:

@@ -171,7 +171,7 @@ class _IgsmSource:
     def __init__(self, spec: StreamSpec) -> None:
         from physlm.config import IgsmGenerateParams
         from physlm.generate import igsm_spec, igsm_vocabulary
-        from physlm.worlds.igsm import load_world
+        from physlm.worlds.igsm.generator import load_world
 
         self.spec, self.world = igsm_spec(IgsmGenerateParams.model_validate_json(spec.generate)), load_world()
         self.vocab = igsm_vocabulary(spec.units)
@@ -179,14 +179,14 @@ class _IgsmSource:
 
     def example(self, seed: int, j: int, k: int) -> Example:
         from physlm.text import igsm_sequence
-        from physlm.worlds.igsm import generate_problem
+        from physlm.worlds.igsm.generator import generate_problem
 
         problem = generate_problem(self.spec, seed, k, split="train", stream=f"stream{j}", world=self.world)
         ids = self.vocab.encode(igsm_sequence(problem.problem, problem.solution, problem.answer))
         return Example(k, np.asarray(ids, dtype=np.int64), problem)
 
     def frame(self, examples: list[Example]) -> pl.DataFrame:
-        from physlm.worlds.igsm import problems_frame
+        from physlm.worlds.igsm.generator import problems_frame
 
         return problems_frame([e.payload for e in examples], [e.k for e in examples], split="train")
 
@@ -197,8 +197,8 @@ class _CfgSource:
     def __init__(self, spec: StreamSpec) -> None:
         from physlm.config import CfgGenerateParams
         from physlm.tokenize import cfg_vocab
-        from physlm.worlds.cfg import parse_grammar
-        from physlm.worlds.implicit import bags_from_json
+        from physlm.worlds.cfg.grammar import parse_grammar
+        from physlm.worlds.cfg.implicit import bags_from_json
 
         self.perturb = CfgGenerateParams.model_validate_json(spec.generate).perturb
         self.grammar = parse_grammar(spec.grammar, "stream.json grammar")
@@ -206,9 +206,9 @@ class _CfgSource:
         self.vocab_size = cfg_vocab(len(self.grammar.terminals) if self.bags is None else self.bags.vocab_size).size
 
     def example(self, seed: int, j: int, k: int) -> Example:
-        from physlm.worlds.cfg import sample_sentence
-        from physlm.worlds.corrupt import perturb_sentence
-        from physlm.worlds.implicit import emit
+        from physlm.worlds.cfg.grammar import sample_sentence
+        from physlm.worlds.cfg.corrupt import perturb_sentence
+        from physlm.worlds.cfg.implicit import emit
 
         rng = random.Random(f"cfg-stream:{seed}:{j}:{k}")
         sentence = sample_sentence(self.grammar, rng)

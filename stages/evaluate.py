@@ -4,16 +4,16 @@ cut0 samples from <bos> alone; cut<prefix> continues held-out test-sentence pref
 the same shape gives the cut0 control. Also the KL to the grammar's exact next-token distribution along
 held-out sentences (trained and control), and the collision-based diversity of the cut0 samples against the
 grammar's own samples (whole strings, and per NT subtree at each level after a canonical parse), and (`evaluate.cfg.robust`) accuracy on corrupted prompts at several temperatures
-(physlm/robust.py).
+(physlm/worlds/cfg/robust.py).
 
-iGSM studies (physlm/evaluate_igsm.py): every eval set (test, opmax, ood, reask) solved greedily and by beam
+iGSM studies (physlm/worlds/igsm/evaluate.py): every eval set (test, opmax, ood, reask) solved greedily and by beam
 search, each solution judged whole; accuracy by op, answer-only accuracy, the judge's first-error reasons,
 and unnecessary parameters / operations per correct solution; a random-init control on the test set. Per
 eval set (and the control on test), the teacher-forced step checks (`teacher_forced`: is the next parameter
 the model names a valid one; are a step's lookup, operands, values and arithmetic right). On a CPU the eval
 sets run side by side in `evaluate.igsm.workers` processes (physlm/parallel.py).
 
-Biography studies (physlm/evaluate_bio.py): the six questions of `evaluate.bio.people` P_train people (seen
+Biography studies (physlm/worlds/bio/evaluate.py): the six questions of `evaluate.bio.people` P_train people (seen
 in QA training) and as many P_test people (out of distribution: only their biographies were seen) answered
 greedily and by beam search, exact match per attribute (evaluate.json; `rows` flat for plots). A
 finetuned study also scores its model before finetuning (`pretrained`), which has never seen a question.
@@ -25,11 +25,11 @@ from physlm.artifacts import load_model, random_model
 from physlm.cli import Paths, run_stage
 from physlm.config import EvaluateStage
 from physlm.device import pick_device
-from physlm.diversity import subtree_diversity_compare
-from physlm.evaluate import Scored, diversity, kl_to_grammar, sample_cut0, sample_prefix, score_samples
+from physlm.worlds.cfg.diversity import subtree_diversity_compare
+from physlm.worlds.cfg.evaluate import Scored, diversity, kl_to_grammar, sample_cut0, sample_prefix, score_samples
 from physlm.generate import load_language
 from physlm.io import read_parquet, write_json
-from physlm.robust import robust_eval
+from physlm.worlds.cfg.robust import robust_eval
 from physlm.tracking import start_run
 
 
@@ -84,7 +84,7 @@ def main(paths: Paths, cfg: EvaluateStage) -> None:
 
 
 def main_igsm(paths: Paths, cfg: EvaluateStage) -> None:
-    from physlm.evaluate_igsm import accuracy_rows, evaluate_set, summarize
+    from physlm.worlds.igsm.evaluate import accuracy_rows, evaluate_set, summarize
     from physlm.generate import IGSM_EVAL_SETS, load_igsm_problems
     from physlm.parallel import cpu_map, resolve_workers
     from physlm.text import TextVocab
@@ -125,7 +125,7 @@ def main_igsm(paths: Paths, cfg: EvaluateStage) -> None:
 def main_bio(paths: Paths, cfg: EvaluateStage) -> None:
     import polars as pl
 
-    from physlm.evaluate_bio import accuracy_rows, qa_accuracy
+    from physlm.worlds.bio.evaluate import accuracy_rows, qa_accuracy
     from physlm.text import TextVocab
 
     e = cfg.evaluate

@@ -8,13 +8,13 @@ here by masked LM on the study's windows (`probe.cfg.encoder.steps` > 0; physlm/
 Writes metrics/STUDY/probe.json (last-layer means and the gap to the control), metrics/STUDY/probe.csv
 (one row per model, layer, target, level), and, with `probe.cfg.attention_sentences` > 0,
 metrics/STUDY/attention.json (summary), attention_distance.csv (mass by distance per layer and head) and
-attention_boundary.csv (NT-end to NT-end statistics; physlm/attention.py).
+attention_boundary.csv (NT-end to NT-end statistics; physlm/worlds/cfg/attention.py).
 
-iGSM studies: the V-probes of SPEC 2.4 (physlm/vprobe.py) on the trained model and a random-init control:
+iGSM studies: the V-probes of SPEC 2.4 (physlm/worlds/igsm/vprobe.py) on the trained model and a random-init control:
 one probe per property, trained on problems of the training split and scored on held-out templates; the
 attention outputs are written empty (the attention analysis is the grammar world's).
 
-Biography studies: P-probing and Q-probing (SPEC 4.3, physlm/pqprobe.py) of the model before QA finetuning
+Biography studies: P-probing and Q-probing (SPEC 4.3, physlm/worlds/bio/pqprobe.py) of the model before QA finetuning
 (models/STUDY/pretrained when the study finetunes, else the model) and of a random-init control, fit on
 `probe.bio.people` P_train people and scored on as many P_test people; probe.csv holds every (model, probe,
 task, position / offset) accuracy with its majority baseline, probe.json the flat summary.
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from physlm.attention import analyze_attention, boundary_rows, cfg_inputs, distance_rows
-from physlm.attention import summarize as summarize_attention
+from physlm.worlds.cfg.attention import analyze_attention, boundary_rows, cfg_inputs, distance_rows
+from physlm.worlds.cfg.attention import summarize as summarize_attention
 from physlm.artifacts import load_model, random_model
 from physlm.cli import Paths, run_stage
 from physlm.config import ProbeStage
@@ -107,7 +107,7 @@ def _no_attention(paths: Paths, why: str = "probe.cfg.attention_sentences is 0")
 def main_igsm(paths: Paths, cfg: ProbeStage) -> None:
     from physlm.generate import load_igsm_problems
     from physlm.text import TextVocab
-    from physlm.vprobe import VProbeConfig, run_vprobes
+    from physlm.worlds.igsm.vprobe import VProbeConfig, run_vprobes
 
     p = cfg.probe
     device = pick_device()
@@ -131,9 +131,9 @@ def main_igsm(paths: Paths, cfg: ProbeStage) -> None:
 def main_bio(paths: Paths, cfg: ProbeStage) -> None:
     import polars as pl
 
-    from physlm import pqprobe
+    from physlm.worlds.bio import pqprobe
     from physlm.text import TextVocab
-    from physlm.worlds.bio import ATTRIBUTES
+    from physlm.worlds.bio.people import ATTRIBUTES
 
     p = cfg.probe
     device = pick_device()

@@ -34,7 +34,7 @@ def bio_split_texts(raw) -> dict[str, list[str]]:
     """The bio world's training texts: biographies (train), P_train QA (qa), P_test QA (test), each list in
     a fixed shuffled order (seed 0): the tables list a person's entries and questions together, and packed
     side by side in one window they could be copied in context instead of recalled."""
-    from physlm.biotext import bio_texts, qa_text
+    from physlm.worlds.bio.text import bio_texts, qa_text
 
     qa = read_parquet(raw / "qa.parquet", ["question", "answer", "split"])
     texts = {"train": bio_texts(read_parquet(raw / "bios.parquet", ["text"]))}

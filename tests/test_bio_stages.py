@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 import yaml
 
-from physlm import pqprobe
-from physlm.biotext import bio_vocab
-from physlm.worlds import bio
+from physlm.worlds.bio import pqprobe
+from physlm.worlds.bio.text import bio_vocab
+from physlm.worlds.bio import people as bio
 from stages.train import mixed_windows
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests of physlm.worlds.cfg: the published grammars against SPEC 1.1's statistics, the text format and its
+"""Tests of physlm.worlds.cfg.grammar: the published grammars against SPEC 1.1's statistics, the text format and its
 errors, the random-grammar knobs, the sampler's labels (checked by rebuilding the tree), and the Judge
 against the enumerated language of tiny grammars."""
 
@@ -14,7 +14,7 @@ from importlib import resources
 
 import pytest
 
-from physlm.worlds.cfg import (
+from physlm.worlds.cfg.grammar import (
     Grammar,
     GrammarError,
     Judge,
@@ -52,7 +52,7 @@ def all_rules(g: Grammar) -> list[tuple[int, ...]]:
 
 
 def test_world_does_not_import_torch() -> None:
-    code = "import sys, physlm.worlds.cfg; sys.exit('torch' in sys.modules)"
+    code = "import sys, physlm.worlds.cfg.grammar; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -94,7 +94,7 @@ def test_cfg3f_root_rules() -> None:
 def test_format_round_trip(name: str) -> None:
     g = load_grammar(name)
     text = format_grammar(g)
-    assert text == resources.files("physlm.grammars").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    assert text == resources.files("physlm.worlds.cfg").joinpath("grammars", f"{name}.txt").read_text(encoding="utf-8")
     assert parse_grammar(text, name) == g
     assert hash(parse_grammar(text, name)) == hash(g)
 
@@ -396,7 +396,7 @@ def test_sample_split_does_not_depend_on_workers(monkeypatch: pytest.MonkeyPatch
     """The grammar world's generation in chunks on spawned processes gives the same frame as in-process."""
     from physlm import generate
     from physlm.config import PerturbParams
-    from physlm.worlds.implicit import make_bags
+    from physlm.worlds.cfg.implicit import make_bags
 
     grammar = random_grammar(seed=3, symbols_per_level=[1, 3, 3, 4], rules_per_symbol=(2, 2), rule_length=(2, 3))
     monkeypatch.setattr(generate, "CHUNK", 70)  # chunks are formed in this process: 4 chunks of <= 70

@@ -1,4 +1,4 @@
-"""Tests of physlm.worlds.cfg_dist: the next-token distributions against the string distribution enumerated
+"""Tests of physlm.worlds.cfg.dist: the next-token distributions against the string distribution enumerated
 from every derivation of small (also ambiguous) grammars, exactly and in float; consistency with ``Judge``
 on published grammars; invalid prefixes; and the SPEC's smoothed KL."""
 
@@ -14,8 +14,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from physlm.worlds.cfg import Grammar, Judge, layered_ids, load_grammar, random_grammar, sample_sentences
-from physlm.worlds.cfg_dist import kl_per_position, mean_kl, next_token_distributions
+from physlm.worlds.cfg.grammar import Grammar, Judge, layered_ids, load_grammar, random_grammar, sample_sentences
+from physlm.worlds.cfg.dist import kl_per_position, mean_kl, next_token_distributions
 
 Language = dict[tuple[int, ...], Fraction]
 
@@ -160,5 +160,5 @@ def test_kl_zero_for_truth_and_positive_otherwise() -> None:
 
 
 def test_module_does_not_import_torch() -> None:
-    code = "import sys, physlm.worlds.cfg_dist; sys.exit('torch' in sys.modules)"
+    code = "import sys, physlm.worlds.cfg.dist; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

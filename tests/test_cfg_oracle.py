@@ -1,4 +1,4 @@
-"""Oracle test of physlm.worlds.cfg.Judge against nltk's chart parser.
+"""Oracle test of physlm.worlds.cfg.grammar.Judge against nltk's chart parser.
 
 nltk's Earley chart parser (the fastest of nltk's chart parsers on these grammars, see
 benchmarks/bench_judge.py) decides membership by looking for a complete root edge over the whole input;
@@ -15,7 +15,7 @@ import pytest
 from nltk.grammar import CFG, Nonterminal, Production
 from nltk.parse.earleychart import EarleyChartParser
 
-from physlm.worlds.cfg import Grammar, Judge, load_grammar, sample_sentences
+from physlm.worlds.cfg.grammar import Grammar, Judge, load_grammar, sample_sentences
 
 
 class NltkOracle:

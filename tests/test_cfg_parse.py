@@ -1,5 +1,5 @@
-"""Tests of physlm.worlds.cfg_parse (one canonical parse of a cfg3 string) and of
-physlm.diversity.subtree_diversity_compare (per-NT subtree diversity of parsed strings).
+"""Tests of physlm.worlds.cfg.parse (one canonical parse of a cfg3 string) and of
+physlm.worlds.cfg.diversity.subtree_diversity_compare (per-NT subtree diversity of parsed strings).
 
 The parser is checked against ``Judge`` for membership (sampled strings, single-token flips, truncations,
 deletions, splices, random strings, bad inputs); every returned labelling is checked to be a valid derivation
@@ -20,12 +20,12 @@ from collections import Counter
 
 import pytest
 
-from physlm.diversity import (
+from physlm.worlds.cfg.diversity import (
     collision_entropy,
     subtree_diversity_compare,
     subtree_samples,
 )
-from physlm.worlds.cfg import (
+from physlm.worlds.cfg.grammar import (
     Grammar,
     Judge,
     Sentence,
@@ -33,7 +33,7 @@ from physlm.worlds.cfg import (
     random_grammar,
     sample_sentences,
 )
-from physlm.worlds.cfg_parse import Parser, parse, parse_many
+from physlm.worlds.cfg.parse import Parser, parse, parse_many
 
 # ----------------------------------------------------------------------------------------- helpers
 

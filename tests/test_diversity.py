@@ -1,4 +1,4 @@
-"""Tests of physlm.diversity (SPEC 1.3 diversity): the collision estimators on distributions of known collision
+"""Tests of physlm.worlds.cfg.diversity (SPEC 1.3 diversity): the collision estimators on distributions of known collision
 probability and entropy, exact unbiasedness by enumeration, standard-error calibration, the zero-collision
 bound; subtree extraction on hand-built and sampled cfg3b sentences, checked by concatenation and by an
 independent memoized derivability test; per-NT diversity against the exact subtree distributions."""
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from physlm.diversity import (
+from physlm.worlds.cfg.diversity import (
     Estimate,
     _variance,
     chao_shen_entropy,
@@ -23,7 +23,7 @@ from physlm.diversity import (
     subtree_samples,
     subtree_spans,
 )
-from physlm.worlds.cfg import Grammar, Sentence, load_grammar, random_grammar, sample_sentences
+from physlm.worlds.cfg.grammar import Grammar, Sentence, load_grammar, random_grammar, sample_sentences
 
 # ------------------------------------------------------------------------------ known distributions
 

@@ -1,4 +1,4 @@
-"""physlm.evaluate_bio: a tiny GPT that memorised 8 QAs scores 1.0 (greedy and beam), a random one 0; how an
+"""physlm.worlds.bio.evaluate: a tiny GPT that memorised 8 QAs scores 1.0 (greedy and beam), a random one 0; how an
 answer is read back; exact-match edge cases; the summary, its rows and the plots."""
 
 from pathlib import Path
@@ -7,13 +7,13 @@ import polars as pl
 import pytest
 import torch
 
-from physlm.biotext import bio_vocab, qa_text
-from physlm.evaluate_bio import (
+from physlm.worlds.bio.text import bio_vocab, qa_text
+from physlm.worlds.bio.evaluate import (
     accuracy_rows, answer_qa, exact_match, plot_qa, plot_regimes, qa_accuracy, read_answer,
 )
 from physlm.model import GPT, GPTConfig
 from physlm.tokenize import Vocab
-from physlm.worlds import bio
+from physlm.worlds.bio import people as bio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""The teacher-forced step checks of physlm/evaluate_igsm.py: how a gold solution is cut into scored parts
+"""The teacher-forced step checks of physlm/worlds/igsm/evaluate.py: how a gold solution is cut into scored parts
 (against counts derived from the problems' parameters, not from the cutting), which next parameters count
 as valid (a hand-built graph), and the scoring itself with models whose answers are known in advance."""
 
@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-import physlm.evaluate_igsm as E
+import physlm.worlds.igsm.evaluate as E
 from physlm.errors import DataError
-from physlm.evaluate_igsm import CHOICES, PARTS, forced_problem, next_choice, solution_pieces, teacher_forced
+from physlm.worlds.igsm.evaluate import CHOICES, PARTS, forced_problem, next_choice, solution_pieces, teacher_forced
 from physlm.generate import igsm_vocabulary
-from physlm.worlds.igsm import MED, IgsmSpec, generate_problem, load_world
-from physlm.worlds.igsm_types import Param, Problem
+from physlm.worlds.igsm.generator import MED, IgsmSpec, generate_problem, load_world
+from physlm.worlds.igsm.types import Param, Problem
 
 WORLD = load_world()
 VOCAB = igsm_vocabulary()

@@ -1,4 +1,4 @@
-"""Tests of physlm.worlds.igsm (SPEC 2.1): every generated problem is checked against facts recomputed here
+"""Tests of physlm.worlds.igsm.generator (SPEC 2.1): every generated problem is checked against facts recomputed here
 independently (values from the Param facts, the structure graph from the names and the world, necessary =
 query + ancestors, a small reader of the solution text that replays every step), plus exact renderings of
 hand-built parameters, the hash split, determinism across calls and worker counts, Parquet round trips,
@@ -18,8 +18,8 @@ import pytest
 
 from physlm.errors import DataError
 from physlm.text import igsm_vocab
-from physlm.worlds import igsm
-from physlm.worlds.igsm import (
+from physlm.worlds.igsm import generator as igsm
+from physlm.worlds.igsm.generator import (
     EVAL_SETS,
     HARD,
     MED,
@@ -41,7 +41,7 @@ from physlm.worlds.igsm import (
     template_text,
     world_from_dict,
 )
-from physlm.worlds.igsm_types import MOD, Param, Problem
+from physlm.worlds.igsm.types import MOD, Param, Problem
 
 WORLD = load_world()
 

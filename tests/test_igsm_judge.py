@@ -21,9 +21,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from physlm.worlds.igsm_judge import REASONS, Verdict, judge
-from physlm.worlds.igsm_oracle import MOD, Node, Reading, Taxonomy, read_problem
-from physlm.worlds.igsm_types import Param, Problem
+from physlm.worlds.igsm.judge import REASONS, Verdict, judge
+from physlm.worlds.igsm.oracle import MOD, Node, Reading, Taxonomy, read_problem
+from physlm.worlds.igsm.types import Param, Problem
 
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -357,7 +357,7 @@ TAXONOMY = Taxonomy.load()
 def generated() -> list[tuple[Problem, Reading]]:
     """2,000 iGSM-med problems (a quarter qp), 300 iGSM-hard ones (a third at the OOD ops 28..32) and 100 med
     `reask` problems (another query: unnecessary parameters become necessary, ops up to 52)."""
-    from physlm.worlds.igsm import IgsmSpec, eval_problem, generate_problem, load_world
+    from physlm.worlds.igsm.generator import IgsmSpec, eval_problem, generate_problem, load_world
 
     world = load_world()
     med, hard = IgsmSpec(max_op=15, max_edge=20), IgsmSpec(max_op=21, max_edge=28)
@@ -463,7 +463,7 @@ def _generations(tmp_path, *, with_answers: bool = True):
     import polars as pl
 
     from physlm.text import ANS
-    from physlm.worlds.igsm import MED, generate_problem, problems_frame
+    from physlm.worlds.igsm.generator import MED, generate_problem, problems_frame
 
     problems = [generate_problem(MED, 5, i) for i in range(4)]
     first = split_solution(problems[1].solution)
@@ -483,7 +483,7 @@ def _generations(tmp_path, *, with_answers: bool = True):
 def test_cli_judges_a_parquet_file(tmp_path, capsys, with_answers: bool) -> None:
     import polars as pl
 
-    from physlm.worlds.igsm_judge import main
+    from physlm.worlds.igsm.judge import main
 
     path, problems = _generations(tmp_path, with_answers=with_answers)
     out = tmp_path / "verdicts.parquet"
@@ -511,7 +511,7 @@ def test_cli_bad_files_fail_in_one_line(tmp_path) -> None:
         else:
             frame.write_parquet(target)
         out = tmp_path / f"{name}.verdicts.parquet"
-        run = subprocess.run([sys.executable, "-m", "physlm.worlds.igsm_judge", str(target), "--out", str(out)],
+        run = subprocess.run([sys.executable, "-m", "physlm.worlds.igsm.judge", str(target), "--out", str(out)],
                              capture_output=True, text=True)
         assert run.returncode == 1 and run.stdout == "", (name, run)
         assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, (name, run.stderr)

@@ -1,5 +1,5 @@
-"""Tests of the iGSM world knowledge `physlm/data/igsm_names.json` (SPEC 2.1, contract in
-`physlm.worlds.igsm_types`): the schema and the four category chains in order, 5 sub-categories of 18-22
+"""Tests of the iGSM world knowledge `physlm/worlds/igsm/names.json` (SPEC 2.1, contract in
+`physlm.worlds.igsm.types`): the schema and the four category chains in order, 5 sub-categories of 18-22
 items per category, 1,450-1,700 items in all, and every item name's form: 1-3 Title-Case words of ASCII
 letters and hyphens, no template word, no single letter, unique across the file and never a category name.
 The name checker is also run on bad names, so it is shown able to fail."""
@@ -45,7 +45,7 @@ def name_problems(name: object) -> list[str]:
 
 @pytest.fixture(scope="module")
 def world() -> dict:
-    return json.loads(files("physlm.data").joinpath("igsm_names.json").read_text(encoding="utf-8"))
+    return json.loads(files("physlm.worlds.igsm").joinpath("names.json").read_text(encoding="utf-8"))
 
 
 def all_items(world: dict) -> list[str]:

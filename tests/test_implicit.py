@@ -1,4 +1,4 @@
-"""Tests of physlm.worlds.implicit (SPEC 1.5, implicit CFGs): bags and their validation, emission, storage,
+"""Tests of physlm.worlds.cfg.implicit (SPEC 1.5, implicit CFGs): bags and their validation, emission, storage,
 the membership judge against nltk's Earley parser on the grammar extended with preterminal rules
 ``t -> token``, and the next-token distribution against the token language enumerated from every derivation
 and every emission of tiny grammars."""
@@ -19,9 +19,9 @@ from nltk.grammar import CFG, Nonterminal, Production
 from nltk.parse.earleychart import EarleyChartParser
 
 from physlm.errors import DataError
-from physlm.worlds.cfg import Grammar, Judge, layered_ids, load_grammar, random_grammar, sample_sentences
-from physlm.worlds.cfg_dist import next_token_distributions
-from physlm.worlds.implicit import (
+from physlm.worlds.cfg.grammar import Grammar, Judge, layered_ids, load_grammar, random_grammar, sample_sentences
+from physlm.worlds.cfg.dist import next_token_distributions
+from physlm.worlds.cfg.implicit import (
     Bags,
     BagsError,
     ImplicitJudge,
@@ -385,5 +385,5 @@ def test_distribution_rejects_bad_tokens_and_bags() -> None:
 
 
 def test_module_does_not_import_torch() -> None:
-    code = "import sys, physlm.worlds.implicit; sys.exit('torch' in sys.modules)"
+    code = "import sys, physlm.worlds.cfg.implicit; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

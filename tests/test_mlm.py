@@ -15,7 +15,7 @@ from physlm.mlm import N_SPECIAL, encoder_config, mask_batch, mask_id, train_mlm
 from physlm.model import GPT, GPTConfig
 from physlm.tokenize import Vocab, cfg_encode, pack_windows
 from physlm.train import TrainConfig, train
-from physlm.worlds.cfg import random_grammar, sample_sentences
+from physlm.worlds.cfg.grammar import random_grammar, sample_sentences
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from physlm.artifacts import random_model
-from physlm.evaluate_igsm import evaluate_set
+from physlm.worlds.igsm.evaluate import evaluate_set
 from physlm.generate import igsm_vocabulary
 from physlm.model import GPTConfig
 from physlm.parallel import cpu_map, resolve_workers
-from physlm.worlds.igsm import IgsmSpec, generate_problem
+from physlm.worlds.igsm.generator import IgsmSpec, generate_problem
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""P- and Q-probes (physlm.pqprobe) on a tiny GPT and synthetic sequences whose labels are tokens at known
+"""P- and Q-probes (physlm.worlds.bio.pqprobe) on a tiny GPT and synthetic sequences whose labels are tokens at known
 places: the probe starts as the model and trains only the update and heads (the caller's model untouched);
 states come from the asked layer at the asked positions; a P-probe decodes a label token at the positions
 after it and, before it, never beats the majority baseline (exact: test examples come in groups that share
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from physlm.model import GPT, GPTConfig
-from physlm.pqprobe import (
+from physlm.worlds.bio.pqprobe import (
     TASKS,
     Biography,
     Inputs,
@@ -32,8 +32,8 @@ from physlm.pqprobe import (
     score_task,
     summary,
 )
-from physlm.vprobe import LowRankEmbedding
-from physlm.worlds.bio import ATTRIBUTES
+from physlm.worlds.igsm.vprobe import LowRankEmbedding
+from physlm.worlds.bio.people import ATTRIBUTES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -34,7 +34,7 @@ def test_igsm_summary_sections() -> None:
 
 
 def test_teacher_forced_table_and_figure(tmp_path: Path) -> None:
-    from physlm.evaluate_igsm import plot_teacher_forced
+    from physlm.worlds.igsm.evaluate import plot_teacher_forced
 
     def forced(valid: float, lookup: float | None) -> dict:
         rest = (1 - valid) / 4

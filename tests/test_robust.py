@@ -1,4 +1,4 @@
-"""Corruption statistics, perturbed training data, and robust-eval scoring (physlm.robust).
+"""Corruption statistics, perturbed training data, and robust-eval scoring (physlm.worlds.cfg.robust).
 
 The scoring is checked with stand-in models built on the grammar's exact next-token distribution: a
 grammar oracle must score `clean` == 1, and an oracle that knows the intended head of each corrupted prompt
@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from physlm.model import GPT, GPTConfig
-from physlm.robust import KINDS, breaks_early, corrupt, corrupt_prefixes, perturb_sentences, robust_eval
-from physlm.worlds.cfg import Judge, parse_grammar, sample_sentences
-from physlm.worlds.cfg_dist import next_token_distributions
+from physlm.worlds.cfg.robust import KINDS, breaks_early, corrupt, corrupt_prefixes, perturb_sentences, robust_eval
+from physlm.worlds.cfg.grammar import Judge, parse_grammar, sample_sentences
+from physlm.worlds.cfg.dist import next_token_distributions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

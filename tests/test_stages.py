@@ -112,7 +112,7 @@ def test_implicit_and_perturbed_dataset(tmp_path: Path) -> None:
     the vocabulary, a clean test split, and every clean token string emitted from its terminals."""
     import polars as pl
 
-    from physlm.worlds.implicit import load_bags
+    from physlm.worlds.cfg.implicit import load_bags
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["datasets"]["cfg_demo"]["generate"].update(

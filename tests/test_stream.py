@@ -25,9 +25,9 @@ from physlm.stream import Producer, Stream, StreamSpec, stream_record
 from physlm.text import PROB, SOL, igsm_sequence, parse_generation
 from physlm.tokenize import cfg_vocab
 from physlm.train import TrainConfig, stream_rows, train
-from physlm.worlds.cfg import Judge, format_grammar
-from physlm.worlds.igsm import allowed_buckets
-from physlm.worlds.igsm_judge import judge
+from physlm.worlds.cfg.grammar import Judge, format_grammar
+from physlm.worlds.igsm.generator import allowed_buckets
+from physlm.worlds.igsm.judge import judge
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,4 +1,4 @@
-"""V-probes (physlm.vprobe): labels of a hand-built iGSM problem against values derived by hand, the prompt
+"""V-probes (physlm.worlds.igsm.vprobe): labels of a hand-built iGSM problem against values derived by hand, the prompt
 layout per property, the low-rank embedding update (starts at zero, trains only U, V and the head, leaves
 the caller's model alone), that the shared-prefix (trunk) computation gives the full-sequence states and
 gradients on generated problems, causality and padding invariance, how examples are cut into trunks and
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from physlm.model import GPT, POSITIONS, GPTConfig
 from physlm.text import igsm_vocab
-from physlm.vprobe import (
+from physlm.worlds.igsm.vprobe import (
     PROPERTIES,
     UNKNOWN,
     LowRankEmbedding,
@@ -52,7 +52,7 @@ from physlm.vprobe import (
     trunks,
     value,
 )
-from physlm.worlds.igsm_types import Param, Problem
+from physlm.worlds.igsm.types import Param, Problem
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -380,7 +380,7 @@ def test_run_vprobes_and_plot(tmp_path) -> None:
 
 
 def _world_vocab(units: str = "names"):
-    from physlm.worlds.igsm import load_world
+    from physlm.worlds.igsm.generator import load_world
 
     world = load_world()
     return igsm_vocab((n for c in world.categorizations for layer in c.layers
@@ -388,7 +388,7 @@ def _world_vocab(units: str = "names"):
 
 
 def _real_problems(n: int, split: str) -> list[Problem]:
-    from physlm.worlds.igsm import IgsmSpec, generate_problem
+    from physlm.worlds.igsm.generator import IgsmSpec, generate_problem
 
     return [generate_problem(IgsmSpec(max_op=4, max_edge=12, fmt=("pq", "qp")[i % 2]), 0, i, split=split) for i in range(n)]
 
@@ -429,7 +429,7 @@ DEMO = {"max_op": 4, "max_edge": 8, "max_layers": 3, "max_items": 3}  # the igsm
 
 
 def _demo_examples(vocab, prop: str, n: int) -> list[VExample]:
-    from physlm.worlds.igsm import IgsmSpec, generate_problem
+    from physlm.worlds.igsm.generator import IgsmSpec, generate_problem
 
     problems = [generate_problem(IgsmSpec(**DEMO, fmt=("pq", "qp")[i % 2]), 0, i) for i in range(n)]
     return probe_examples(problems, vocab, prop, picks=10, seed=0, max_tokens=256)

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from physlm.errors import DataError, PhyslmError
-from physlm.worlds.cfg import Grammar, Judge
-from physlm.worlds.cfg_dist import next_token_distributions
+from physlm.worlds.cfg.grammar import Grammar, Judge
+from physlm.worlds.cfg.dist import next_token_distributions
 
 __all__ = [
     "BagsError",

@@ -1,8 +1,8 @@
-"""An independent reader of iGSM problems (Part 2.1, SPEC 2.1): the test oracle of `physlm.worlds.igsm`.
+"""An independent reader of iGSM problems (Part 2.1, SPEC 2.1): the test oracle of `physlm.worlds.igsm.generator`.
 
 It sees only what a person solving the problem would see: the problem TEXT and the world knowledge (the
 categorization JSON, read here with `json`), never the generator's data structures, and it shares no code
-with the generator. From the text it rebuilds everything the contract (`physlm.worlds.igsm_types`) says a
+with the generator. From the text it rebuilds everything the contract (`physlm.worlds.igsm.types`) says a
 problem implies:
 
 1. each sentence is parsed into (parameter `a's b`, RNG constant, add/mul, referenced parameters,
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 MOD = 23
-DEFAULT_NAMES = Path(__file__).resolve().parents[1] / "data" / "igsm_names.json"
+DEFAULT_NAMES = Path(__file__).resolve().parent / "names.json"
 
 Combine = Literal["const", "copy", "sum", "diff", "sumprod"]
 

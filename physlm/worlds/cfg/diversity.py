@@ -15,7 +15,7 @@ protocol is UNVERIFIED in the SPEC; this module provides the estimators.
 * ``subtree_spans`` / ``subtree_samples`` / ``subtree_diversity`` - the terminal strings yielded by the
   level-l subtrees of labelled sentences (``Sentence.ancestors`` / ``boundaries``), grouped per NT symbol.
   Model-generated strings carry no labels: `subtree_diversity_compare` parses them (and, for equal
-  treatment, the grammar's own samples) with the canonical parse of `physlm.worlds.cfg_parse` (the cfg3
+  treatment, the grammar's own samples) with the canonical parse of `physlm.worlds.cfg.parse` (the cfg3
   grammars are ambiguous: the statistics describe that parse) and compares the two per NT level and symbol.
 * ``compare`` - model and reference estimates side by side.
 
@@ -36,7 +36,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
-from physlm.worlds.cfg import Grammar, Sentence
+from physlm.worlds.cfg.grammar import Grammar, Sentence
 
 __all__ = [
     "Estimate",
@@ -279,7 +279,7 @@ def subtree_diversity_compare(model_strings: Sequence[Sequence[int] | None], ref
                               g: Grammar, levels: Sequence[int] | None = None) -> dict:
     """Per-NT-level subtree diversity of model-generated strings against the grammar's own samples.
 
-    Both lists are parsed with ``physlm.worlds.cfg_parse.parse`` (the grammar ``g``'s canonical parse; the
+    Both lists are parsed with ``physlm.worlds.cfg.parse.parse`` (the grammar ``g``'s canonical parse; the
     reference strings are re-parsed too rather than using the sampler's labels, so that both sides go through
     the same tie-breaking on ambiguous strings). Model strings that do not parse (and None entries) are skipped
     and counted in ``unparsable``; a reference string that does not parse is an error (ValueError).
@@ -300,7 +300,7 @@ def subtree_diversity_compare(model_strings: Sequence[Sequence[int] | None], ref
     Top-level keys ``parsed`` / ``unparsable`` / ``reference`` count the model strings parsed, the model
     strings skipped and the reference strings. Values are plain ints, floats, bools and str keys (JSON-ready).
     """
-    from physlm.worlds.cfg_parse import parse_many
+    from physlm.worlds.cfg.parse import parse_many
 
     model_list = list(model_strings)
     model_parsed = [s for s in parse_many(g, [m for m in model_list if m is not None]) if s is not None]

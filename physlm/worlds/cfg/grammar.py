@@ -1,7 +1,7 @@
 """The cfg3 world of "Physics of Language Models" Part 1: layered context-free grammars.
 
 Reproduces SPEC section 1.1: the nine published rule tables (cfg3b/i/h/g/f/e1/e2 and Part 4.1's cfg3j/k,
-carried as package data in ``physlm.grammars``), the random-grammar builder with the official knobs, top-down
+carried as package data in ``physlm/worlds/cfg/grammars/``), the random-grammar builder with the official knobs, top-down
 sampling with uniform rule choice and per-token parse-tree labels (NT ancestor and NT boundary per level),
 and an exact membership judge.
 
@@ -155,7 +155,7 @@ def published_grammars() -> tuple[str, ...]:
 def load_grammar(name_or_path: str) -> Grammar:
     """A published grammar by name (``"cfg3f"``) or a grammar file by path."""
     if name_or_path in PUBLISHED:
-        text = resources.files("physlm.grammars").joinpath(f"{name_or_path}.txt").read_text(encoding="utf-8")
+        text = resources.files("physlm.worlds.cfg").joinpath("grammars", f"{name_or_path}.txt").read_text(encoding="utf-8")
         return parse_grammar(text, name_or_path)
     path = Path(name_or_path)
     if path.suffix == ".txt" or path.exists():
@@ -453,7 +453,7 @@ class Judge:
     def accepts_any(self, options: Sequence[Iterable[int]]) -> bool:
         """True iff the root derives some string whose i-th terminal is one of ``options[i]``.
 
-        This is the judge of an implicit grammar (``physlm.worlds.implicit``), where a position's token could
+        This is the judge of an implicit grammar (``physlm.worlds.cfg.implicit``), where a position's token could
         have been emitted by several terminals. Ids in ``options`` that are not terminals are ignored, so a
         position with no terminal among its options makes the answer False.
         """

@@ -21,12 +21,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from physlm.evaluate import finished
+from physlm.worlds.cfg.evaluate import finished
 from physlm.sampling import generate
 from physlm.tokenize import Vocab, cfg_encode
-from physlm.worlds.cfg import Grammar, Judge
-from physlm.worlds.corrupt import KINDS, corrupt, corrupt_prefixes, perturb_sentences
-from physlm.worlds.cfg_dist import next_token_distributions
+from physlm.worlds.cfg.grammar import Grammar, Judge
+from physlm.worlds.cfg.corrupt import KINDS, corrupt, corrupt_prefixes, perturb_sentences
+from physlm.worlds.cfg.dist import next_token_distributions
 
 __all__ = ["KINDS", "corrupt", "perturb_sentences", "corrupt_prefixes", "breaks_early", "robust_eval"]
 

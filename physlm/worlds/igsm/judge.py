@@ -1,7 +1,7 @@
 """The iGSM full-solution checker (Part 2.1, SPEC 2.3): a solution counts only if every step is right.
 
 `judge(problem, solution, answer)` reads a solution written in the contract's format
-(`Define {name} as {v}; {steps}so {v} = ... .`, see `physlm.worlds.igsm_types`) sentence by sentence and
+(`Define {name} as {v}; {steps}so {v} = ... .`, see `physlm.worlds.igsm.types`) sentence by sentence and
 accepts ANY valid order of the sentences. For each sentence, in this order, it checks:
 
 - `parse`            the sentence has the format (whitespace runs count as one space);
@@ -29,9 +29,9 @@ For the level-1 reasoning statistics the verdict counts the parameters defined (
 not necessary, and their operations. `tests/test_igsm_judge.py` checks every error code on a hand-solved
 problem and, on thousands of generated problems, that the judge accepts the generator's solution and other
 valid orders, and rejects mutated solutions exactly when a second decision, made from the independent
-oracle's reading of the problem text (`physlm.worlds.igsm_oracle`), rejects them.
+oracle's reading of the problem text (`physlm.worlds.igsm.oracle`), rejects them.
 
-Command line: `python -m physlm.worlds.igsm_judge GENERATIONS.parquet [--out verdicts.parquet]`.
+Command line: `python -m physlm.worlds.igsm.judge GENERATIONS.parquet [--out verdicts.parquet]`.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ import polars as pl
 from physlm.errors import PhyslmError
 from physlm.io import atomic_path, read_parquet
 from physlm.text import parse_generation
-from physlm.worlds.igsm import FRAME_SCHEMA, problem_from_row
-from physlm.worlds.igsm_types import MOD, Param, Problem
+from physlm.worlds.igsm.generator import FRAME_SCHEMA, problem_from_row
+from physlm.worlds.igsm.types import MOD, Param, Problem
 
 Reason = Literal["parse", "unknown_param", "redefined", "undefined_letter", "wrong_deps", "arithmetic",
                  "wrong_value", "wrong_formula", "missing_necessary", "wrong_answer"]
@@ -415,7 +415,7 @@ def summary(verdicts: Sequence[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m physlm.worlds.igsm_judge",
+    parser = argparse.ArgumentParser(prog="python -m physlm.worlds.igsm.judge",
                                      description="Judge generated iGSM solutions (SPEC 2.3) and print a summary.")
     parser.add_argument("generations", type=Path, help="Parquet: the iGSM dataset columns plus `generation` "
                         "(and optionally `generated_answer`)")

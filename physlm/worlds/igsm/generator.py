@@ -1,5 +1,5 @@
 """The iGSM problem generator of "Physics of Language Models" Part 2.1 (SPEC 2.1), writing the text format of
-`physlm.worlds.igsm_types`.
+`physlm.worlds.igsm.types`.
 
 One problem, step by step (SPEC 2.1; `generate_problem`):
 1. Hyper-parameters (`sample_hyper`, the released code's `gen_param_light`): op target s = min(t0, t1),
@@ -53,7 +53,7 @@ without filtering on it; all eval sets (`EVAL_SETS`) are test-bucket problems, e
 Oracles: `tests/test_igsm.py` recomputes every value from the Param facts, checks op == s == number of `;`,
 dependencies before use in the order, necessary == query + ancestors, the exact text of each sentence type,
 the bucket rule, determinism and worker-count independence, and the Parquet round trip; the independent
-text-reading evaluator (`physlm.worlds.igsm_oracle`) and the judge check generated problems from their text.
+text-reading evaluator (`physlm.worlds.igsm.oracle`) and the judge check generated problems from their text.
 
 This module never imports torch.
 """
@@ -78,7 +78,7 @@ import polars as pl
 from tqdm import tqdm
 
 from physlm.errors import DataError
-from physlm.worlds.igsm_types import MOD, Param, Problem
+from physlm.worlds.igsm.types import MOD, Param, Problem
 
 __all__ = [
     "World", "Layer", "Categorization", "load_world", "world_from_dict",
@@ -118,7 +118,7 @@ class World:
 
 
 def _default_world_path() -> Path:
-    return Path(str(resources.files("physlm") / "data" / "igsm_names.json"))
+    return Path(str(resources.files("physlm.worlds.igsm") / "names.json"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -135,7 +135,7 @@ def _load_world_cached(path: str) -> World:
 
 
 def load_world(path: str | Path | None = None) -> World:
-    """The world in `path` (default: the package's `physlm/data/igsm_names.json`), read once per process."""
+    """The world in `path` (default: the package's `physlm/worlds/igsm/names.json`), read once per process."""
     return _load_world_cached(str(Path(path) if path is not None else _default_world_path()))
 
 

@@ -3,11 +3,11 @@
 Grammar world (SPEC 1.3): `cut0` samples whole sentences from `<bos>` alone; `cut<k>` (k = the `prefix`
 param, 50 in the paper) continues the first k tokens of held-out test sentences. Sampling is at the given
 temperature (1 in the paper) until `<eos>`; a sample counts as correct only if the full string is in the
-language, decided by the exact membership DP (`physlm.worlds.cfg.Judge`). No partial credit.
+language, decided by the exact membership DP (`physlm.worlds.cfg.grammar.Judge`). No partial credit.
 
-Also: the KL between the grammar's exact next-token distribution (`physlm.worlds.cfg_dist`) and the model's
+Also: the KL between the grammar's exact next-token distribution (`physlm.worlds.cfg.dist`) and the model's
 along held-out sentences (SPEC 1.3), and the collision-based diversity of correct samples against the
-grammar's own samples (`physlm.diversity`). `tests/test_evaluate.py` checks the column alignment of the two
+grammar's own samples (`physlm.worlds.cfg.diversity`). `tests/test_evaluate.py` checks the column alignment of the two
 distributions and that an exact model scores zero KL.
 """
 
@@ -98,8 +98,8 @@ def kl_to_grammar(model: torch.nn.Module, grammar, sentences: Sequence[Sequence[
                   bags=None) -> dict[str, float]:
     """SPEC 1.3's KL between the grammar's exact next-symbol distribution and the model's, along held-out
     sentences: mean over positions per sentence, then mean (and max) over sentences. With `bags`
-    (`physlm.worlds.implicit.Bags`) the grammar is implicit and the symbols are the bags' tokens."""
-    from physlm.worlds.cfg_dist import kl_per_position, next_token_distributions
+    (`physlm.worlds.cfg.implicit.Bags`) the grammar is implicit and the symbols are the bags' tokens."""
+    from physlm.worlds.cfg.dist import kl_per_position, next_token_distributions
 
     emissions, vocab = (None, len(grammar.terminals)) if bags is None else (bags.bags, bags.vocab_size)
     kls = [float(kl_per_position(next_token_distributions(grammar, s, emissions=emissions), p).mean())
@@ -109,7 +109,7 @@ def kl_to_grammar(model: torch.nn.Module, grammar, sentences: Sequence[Sequence[
 
 def diversity(samples: Sequence[list[int] | None], reference: Sequence[Sequence[int]]) -> dict:
     """Collision-based diversity of the correct generated strings against as many grammar samples."""
-    from physlm.diversity import compare
+    from physlm.worlds.cfg.diversity import compare
 
     good = [tuple(s) for s in samples if s is not None]
     ref = [tuple(s) for s in reference[: max(len(good), 2)]]

@@ -2,7 +2,7 @@
 the level-1 reasoning statistics.
 
 The model sees `<bos> [PROB] problem [SOL]` and writes `solution [ANS] answer <eos>`; a generation counts as
-correct only if the judge (`physlm.worlds.igsm_judge`) accepts the whole solution — any valid order, every
+correct only if the judge (`physlm.worlds.igsm.judge`) accepts the whole solution — any valid order, every
 step's arithmetic right mod 23, every necessary parameter present, the answer right — not just the final
 number (the answer alone is also reported, against the 1/23 of a guess). For correct solutions the judge
 counts the unnecessary parameters and operations (level-0 reasoners compute everything computable; the
@@ -17,7 +17,7 @@ context, separate recipes far more reliably and say which skill is missing:
   one), else `unnecessary` (ready, not needed), `redefined`, `not_ready` or `unknown` (no parameter of the
   problem). `valid_chance` is what a uniform pick among the problem's parameters scores;
 - with the whole gold solution in the context (one forward pass), the argmax at each token of a step
-  `v = <operands> = <values> = <result>` (`physlm.worlds.igsm_types`): `lookup` (a constant sentence's
+  `v = <operands> = <values> = <result>` (`physlm.worlds.igsm.types`): `lookup` (a constant sentence's
   number, read from the problem text), `operands` (which letters / constant a step combines, and how),
   `values` (the numbers written for the operands, or a copy's value: recalled from earlier steps) and
   `arithmetic` (an operation's result mod 23). A part counts when all its tokens are right. Letters of new
@@ -38,8 +38,8 @@ from physlm.errors import DataError
 from physlm.sampling import beam_search, generate
 from physlm.text import TextVocab, igsm_prompt, parse_generation
 from physlm.tokenize import Vocab
-from physlm.worlds.igsm_judge import judge
-from physlm.worlds.igsm_types import MOD, Problem
+from physlm.worlds.igsm.judge import judge
+from physlm.worlds.igsm.types import MOD, Problem
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Corrupting terminal strings (Part 1 robustness, SPEC 1.5): the pure, torch-free half of `physlm.robust`.
+"""Corrupting terminal strings (Part 1 robustness, SPEC 1.5): the pure, torch-free half of `physlm.worlds.cfg.robust`.
 
 `corrupt` edits one string (replace / delete / insert / swap at a per-token rate); `perturb_sentences`
 builds training data where a fraction of sentences is perturbed; `corrupt_prefixes` makes the corrupted

@@ -73,7 +73,7 @@ from physlm.errors import DataError
 from physlm.model import GPT
 from physlm.parallel import cpu_map
 from physlm.text import END, MID, PROB, SOL, START, TextVocab
-from physlm.worlds.igsm_types import MOD, Problem
+from physlm.worlds.igsm.types import MOD, Problem
 
 PROPERTIES = ("nece", "dep", "known", "value", "can_next", "nece_next")
 SOLUTION_PROPERTIES = ("known", "value", "can_next", "nece_next")  # probed inside the solution

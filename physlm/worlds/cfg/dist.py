@@ -17,7 +17,7 @@ Method (all rows of a sentence in one pass, no recursion or empty rules to worry
   level is P(prefix w[:s] v) for every s and v at once; P(w[:s] is the whole string) is the root applied
   to the start vector. Normalising each row gives the distribution.
 
-Implicit grammars (SPEC 1.5, ``physlm.worlds.implicit``): each terminal t emits a token drawn uniformly from
+Implicit grammars (SPEC 1.5, ``physlm.worlds.cfg.implicit``): each terminal t emits a token drawn uniformly from
 its bag. The only change is at the terminal level: the band of terminal t at position i holds the
 *evidence* P(token w_i | terminal t) = [w_i in bag_t] / |bag_t| instead of the indicator [w_i = t], so every
 table sums over the terminal strings that could have emitted the tokens. The forward pass then gives
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from physlm.worlds.cfg import Grammar
+from physlm.worlds.cfg.grammar import Grammar
 
 __all__ = ["next_token_distributions", "kl_per_position", "mean_kl"]
 
@@ -214,7 +214,7 @@ def next_token_distributions(g: Grammar, tokens: Sequence[int], exact: bool = Fa
     ``emissions`` makes the grammar implicit (SPEC 1.5): ``emissions[t - 1]`` is the bag of vocabulary tokens
     1..M that terminal t emits, uniformly; ``tokens`` are then vocabulary tokens and the result has shape
     [len(tokens) + 1, M + 1] (column v: token v), where M is the largest token in a bag. The public entry
-    point with validated bags is ``physlm.worlds.implicit.next_token_distributions_implicit``.
+    point with validated bags is ``physlm.worlds.cfg.implicit.next_token_distributions_implicit``.
     """
     tokens = [int(t) for t in tokens]
     ring = _EXACT if exact else _LOG

@@ -1,8 +1,8 @@
-"""One canonical parse tree of a terminal string of a layered grammar (``physlm.worlds.cfg``).
+"""One canonical parse tree of a terminal string of a layered grammar (``physlm.worlds.cfg.grammar``).
 
 ``parse(g, tokens)`` returns the string as a labelled ``Sentence`` - the same fields the sampler fills in
 (``ancestors`` / ``boundaries`` per NT level 1..D-1) - or None when the root does not derive it. It is what
-per-subtree statistics of model-generated strings need (``physlm.diversity.subtree_diversity_compare``):
+per-subtree statistics of model-generated strings need (``physlm.worlds.cfg.diversity.subtree_diversity_compare``):
 generated strings carry no labels.
 
 Algorithm (a memoised top-down span parser; layered grammars have no recursion, so it always terminates):
@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
-from physlm.worlds.cfg import Grammar, Sentence, _concat
+from physlm.worlds.cfg.grammar import Grammar, Sentence, _concat
 
 __all__ = ["Parser", "parse", "parse_many"]
 

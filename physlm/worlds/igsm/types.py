@@ -1,8 +1,8 @@
 """The iGSM world's data model and text format (Part 2.1, SPEC 2.1): the contract shared by the generator
-(`physlm.worlds.igsm`), the solution judge (`physlm.worlds.igsm_judge`), the independent text-reading
-evaluator (`physlm.worlds.igsm_oracle`), tokenization and the V-probes. No torch.
+(`physlm.worlds.igsm.generator`), the solution judge (`physlm.worlds.igsm.judge`), the independent text-reading
+evaluator (`physlm.worlds.igsm.oracle`), tokenization and the V-probes. No torch.
 
-World knowledge (`physlm/data/igsm_names.json`, loaded by `load_world`): 4 categorizations, each a chain of
+World knowledge (`physlm/worlds/igsm/names.json`, loaded by `load_world`): 4 categorizations, each a chain of
 4 category layers (e.g. District -> Supermarket -> Product -> Ingredient); each category has 5
 sub-categories of about 20 item names. Names are letters, spaces and hyphens only, unique across the file,
 and no name is also a category name.

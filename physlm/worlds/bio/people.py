@@ -7,7 +7,7 @@ and an employer (263); the work city is the employer's headquarters (36 of the 2
 13.7% trivial baseline), and a pronoun set (paper: he/she/they at random; ``pronouns="parity"`` gives the
 released code's he for even ids, she for odd ids). The pools, the bioS templates (46/49/49/52/47/48 per
 attribute as in the paper), the 6 QA templates and the bioR phrase banks are package data in
-``physlm/data/bio/*.json``, written by us; ``PoolSizes`` takes the first k values of each pool.
+``physlm/worlds/bio/data/*.json``, written by us; ``PoolSizes`` takes the first k values of each pool.
 
 bioS: one sentence per attribute, the full name in the first sentence and the pronoun afterwards.
 ``Variant`` (``parse_variant("multi5+permute+fullname")``) selects: ``entries`` M (multiM: templates
@@ -221,7 +221,7 @@ class Templates:
 
 
 def _data(name: str) -> Any:
-    return json.loads(resources.files("physlm").joinpath("data", "bio", name).read_text(encoding="utf-8"))
+    return json.loads(resources.files("physlm.worlds.bio").joinpath("data", name).read_text(encoding="utf-8"))
 
 
 def _take(values: Sequence[Any], size: int, what: str) -> tuple[Any, ...]:
