@@ -33,12 +33,20 @@ import numpy as np
 import polars as pl
 import yaml
 
-from physlm.config import IgsmGenerateParams, RandomGrammarParams
-from physlm.generate import igsm_spec, igsm_vocabulary, resolve_grammar, sample_split
-from physlm.text import encode_many, igsm_sequence
-from physlm.tokenize import Vocab, cfg_encode, pack_windows
+from physlm.worlds.igsm.params import IgsmGenerateParams
+from physlm.worlds.cfg.params import RandomGrammarParams
+from physlm.worlds.igsm.generate import igsm_spec
+from physlm.worlds.igsm.tokenize import vocabulary
+from physlm.worlds.cfg.language import resolve_grammar
+from physlm.worlds.cfg.generate import sample_split
+from physlm.text import encode_many
+from physlm.worlds.igsm.text import igsm_sequence
+from physlm.tokenize import Vocab, pack_windows
+from physlm.worlds.cfg.tokenize import cfg_encode
 from physlm.worlds.cfg import grammar as cfg
-from physlm.worlds.igsm.generator import generate_frame, generate_problem, load_world, problems_frame
+from physlm.worlds.igsm.frames import generate_frame, problems_frame
+from physlm.worlds.igsm.problems import generate_problem
+from physlm.worlds.igsm.knowledge import load_knowledge
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED, CONTEXT = 0, 256
@@ -83,7 +91,7 @@ def _cfg_encode(tokens: pl.Series) -> np.ndarray:
 
 @functools.cache
 def _igsm_vocab():  # once per process, as the tokenize stage builds it once
-    return igsm_vocabulary()
+    return vocabulary()
 
 
 def _igsm_encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +120,9 @@ def _igsm_spec():
 
 def _igsm_shard(task: tuple[int, int]) -> pl.DataFrame:
     lo, n = task
-    spec, world = _igsm_spec(), load_world()
+    spec, world = _igsm_spec(), load_knowledge()
     indices = range(lo, lo + n)
-    return problems_frame([generate_problem(spec, SEED, i, world=world) for i in indices], indices, split="train")
+    return problems_frame([generate_problem(spec, SEED, i, knowledge=world) for i in indices], indices, split="train")
 
 
 def bench_igsm_generate(pool, workers: int, count: int) -> pl.DataFrame:

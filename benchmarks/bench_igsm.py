@@ -17,7 +17,9 @@ import resource
 import time
 from pathlib import Path
 
-from physlm.worlds.igsm.generator import HARD, MED, IgsmSpec, generate_frame, load_world
+from physlm.worlds.igsm.graph import HARD, MED, IgsmSpec
+from physlm.worlds.igsm.frames import generate_frame
+from physlm.worlds.igsm.knowledge import load_knowledge
 
 
 def cpu_seconds() -> float:
@@ -37,7 +39,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=4000, help="problems per measurement")
     parser.add_argument("--out", type=Path, default=None, help="also write the section to this file")
     args = parser.parse_args()
-    load_world()
+    load_knowledge()
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
     rows = ["| preset | workers | problems | mean op | wall s | problems/s | CPU s | problems per CPU-second |",

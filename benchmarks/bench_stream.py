@@ -32,14 +32,16 @@ import numpy as np
 import torch
 import yaml
 
-from physlm.config import CfgGenerateParams, IgsmGenerateParams
+from physlm.worlds.cfg.params import CfgGenerateParams
+from physlm.worlds.igsm.params import IgsmGenerateParams
 from physlm.device import PEAK_BF16_TFLOPS
-from physlm.generate import igsm_vocabulary, resolve_grammar
+from physlm.worlds.igsm.tokenize import vocabulary
+from physlm.worlds.cfg.language import resolve_grammar
 from physlm.io import write_json
 from physlm.model import GPT, GPTConfig
-from physlm.presets import IGSM_LEVELS
+from physlm.worlds.igsm.presets import IGSM_LEVELS
 from physlm.stream import Producer, Stream, StreamSpec, stream_record
-from physlm.tokenize import cfg_vocab
+from physlm.worlds.cfg.tokenize import cfg_vocab
 from physlm.train import TrainConfig, train
 from physlm.worlds.cfg.grammar import format_grammar
 
@@ -52,10 +54,10 @@ def spec(tmp: Path, name: str, world: str, generate, context: int, pack: str, un
     tokens = tmp / name
     tokens.mkdir()
     if world == "igsm":
-        record, vocab_size = stream_record("igsm", 0, generate), igsm_vocabulary(units).size
+        record, vocab_size = stream_record("igsm", 0, generate), vocabulary(units).size
     else:
         grammar = resolve_grammar(generate.grammar)
-        record, vocab_size = stream_record("cfg", 0, generate, format_grammar(grammar)), cfg_vocab(len(grammar.terminals)).size
+        record, vocab_size = stream_record("cfg", 0, generate, grammar=format_grammar(grammar), bags=""), cfg_vocab(len(grammar.terminals)).size
     write_json(tokens / "stream.json", record)
     write_json(tokens / "meta.json", {"world": world, "context": context, "pack": pack, "vocab_size": vocab_size,
                                       "bos_id": 0, "eos_id": 1, "units": units})

@@ -9,7 +9,7 @@ answers it on one GPU, and measures what iGSM-med trains at there:
   --width, --heads resize the model), but --batch windows a step for as many steps as fit --train-s
   seconds (measured by a short calibration run of the same shapes first); then the pipeline's evaluate
   stage and a long probe stage (nece, can_next, known by default; trained vs random-init control).
-- phase `med`: the igsm-med preset (`physlm.presets.igsm_paper`: GPT2-12-12, rotary, bf16, torch.compile,
+- phase `med`: the igsm-med preset (`physlm.worlds.igsm.presets.igsm_paper`: GPT2-12-12, rotary, bf16, torch.compile,
   batch 512 x 768), problems streamed, as many steps as fit --med-train-s; tokens/s, MFU and the validation
   loss, then greedy accuracy on --med-eval problems per eval set.
 
@@ -177,7 +177,7 @@ def phase_demo(run: Runner, args: argparse.Namespace, record: dict) -> None:
 
 
 def phase_med(run: Runner, args: argparse.Namespace, record: dict) -> None:
-    from physlm.presets import igsm_paper  # needs ruamel only for its command line, not for this function
+    from physlm.worlds.igsm.presets import igsm_paper  # needs ruamel only for its command line, not for this function
 
     params, _ = base_params()
     (name,) = igsm_paper(params, level="med", fmts=("pq",), train_problems=args.med_problems)

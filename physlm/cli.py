@@ -1,48 +1,14 @@
-"""What every stage script shares: its paths, argument handling, and one-line errors."""
+"""What every stage script shares: argument handling, validated params, and one-line errors."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from physlm.config import SCOPE, SINGULAR, data_name, load_stage
 from physlm.errors import PhyslmError
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Where a stage reads and writes (relative to the repo root, as dvc.yaml declares them): a dataset's
-    data under data/DATASET, a study's model, checkpoints and metrics under models|checkpoints|metrics/STUDY."""
-
-    study: str  # the study (or, for generate/tokenize, the dataset) the stage runs for
-    data: str = ""  # the dataset; defaults to `study`
-
-    @property
-    def dataset(self) -> str:
-        return self.data or self.study
-
-    @property
-    def raw(self) -> Path:
-        return Path("data") / self.dataset / "raw"
-
-    @property
-    def tokens(self) -> Path:
-        return Path("data") / self.dataset / "tokens"
-
-    @property
-    def model(self) -> Path:
-        return Path("models") / self.study
-
-    @property
-    def checkpoints(self) -> Path:
-        return Path("checkpoints") / self.study
-
-    @property
-    def metrics(self) -> Path:
-        return Path("metrics") / self.study
+from physlm.io import Paths
 
 
 def run_stage(stage: str, main: Callable[[Paths, Any], None], argv: list[str] | None = None) -> None:

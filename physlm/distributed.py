@@ -4,7 +4,7 @@
 process group (nccl on CUDA, gloo on CPU) and this rank's device. The training loop (`physlm.train`) then
 shards the model with FSDP2 (`fully_shard`, parallel="fsdp") or replicates it with DDP (parallel="ddp", the
 default), skips the gradient reduction on all but the last micro-step, averages the logged loss over ranks,
-and lets only rank 0 log and write. A world of one process uses none of this: no process group, no wrapper,
+and lets only rank 0 log and write. One process uses none of this: no process group, no wrapper,
 so single-process training is exactly what it was before (tests/test_train.py pins its losses).
 
 The launcher, `python -m physlm.distributed NPROC MODULE ARGS...`, runs `python -m MODULE ARGS` in this
@@ -43,7 +43,9 @@ _NO_BUFFER_SYNC = {("forward_sync_buffers" if "forward_sync_buffers" in _DDP_OPT
 
 
 @dataclass(frozen=True)
-class World:
+class Ranks:
+    """The processes of a (torchrun) job: which one this is, and how many there are."""
+
     rank: int = 0  # this process, 0 .. size-1; rank 0 logs and writes
     size: int = 1  # processes in the job (torchrun's WORLD_SIZE)
 
@@ -52,21 +54,21 @@ class World:
         return self.rank == 0
 
 
-def current() -> World:
-    """This process's place in the initialised process group, or a world of one."""
+def current() -> Ranks:
+    """This process's place in the initialised process group, or one process."""
     if not dist.is_initialized():
-        return World()
-    return World(dist.get_rank(), dist.get_world_size())
+        return Ranks()
+    return Ranks(dist.get_rank(), dist.get_world_size())
 
 
 @contextlib.contextmanager
-def setup(device: str | torch.device | None = None) -> Iterator[tuple[World, torch.device]]:
-    """The world and this rank's device for the duration. Under torchrun with WORLD_SIZE > 1: cuda:LOCAL_RANK
-    (when the device is CUDA) and a process group, destroyed after; otherwise a world of one on
+def setup(device: str | torch.device | None = None) -> Iterator[tuple[Ranks, torch.device]]:
+    """The ranks and this rank's device for the duration. Under torchrun with WORLD_SIZE > 1: cuda:LOCAL_RANK
+    (when the device is CUDA) and a process group, destroyed after; otherwise one process on
     `pick_device(device)`."""
     dev = pick_device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        yield World(), dev
+        yield Ranks(), dev
         return
     if dev.type == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -78,9 +80,9 @@ def setup(device: str | torch.device | None = None) -> Iterator[tuple[World, tor
         dist.destroy_process_group()
 
 
-def shard(model: nn.Module, parallel: str, world: World) -> nn.Module:
+def shard(model: nn.Module, parallel: str, ranks: Ranks) -> nn.Module:
     """FSDP2: each block, then the root, sharded over the ranks in place (before the optimizer is made)."""
-    if world.size == 1 or parallel != "fsdp":
+    if ranks.size == 1 or parallel != "fsdp":
         return model
     from torch.distributed.fsdp import fully_shard  # costs ~1.5 s to import: only when sharding
 
@@ -89,9 +91,9 @@ def shard(model: nn.Module, parallel: str, world: World) -> nn.Module:
     return fully_shard(model)
 
 
-def replicate(module: nn.Module, parallel: str, world: World, device: torch.device) -> nn.Module:
+def replicate(module: nn.Module, parallel: str, ranks: Ranks, device: torch.device) -> nn.Module:
     """DDP around the (possibly compiled) model; buffers (rotary tables) are constants, never broadcast."""
-    if world.size == 1 or parallel != "ddp":
+    if ranks.size == 1 or parallel != "ddp":
         return module
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids, **_NO_BUFFER_SYNC)
@@ -106,13 +108,13 @@ def gradient_sync(forward: nn.Module, model: nn.Module, enabled: bool) -> Contex
     return contextlib.nullcontext()
 
 
-def mean_over_ranks(value: torch.Tensor, world: World) -> torch.Tensor:
-    """The mean of a scalar over all ranks (itself in a world of one)."""
-    if world.size == 1:
+def mean_over_ranks(value: torch.Tensor, ranks: Ranks) -> torch.Tensor:
+    """The mean of a scalar over all ranks (itself in one process)."""
+    if ranks.size == 1:
         return value
     total = value.clone()
     dist.all_reduce(total)
-    return total / world.size
+    return total / ranks.size
 
 
 def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -139,7 +141,7 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_st
     set_optimizer_state_dict(model, optimizer, optim_state, options=options)
 
 
-def gather_model(model: nn.Module, world: World) -> nn.Module:
+def gather_model(model: nn.Module, ranks: Ranks) -> nn.Module:
     """The trained model whole: itself unless FSDP-sharded; a sharded one is gathered (every rank must call)
     into a plain GPT on rank 0, on the same device; the other ranks keep their shards."""
     if not _sharded(model):
@@ -147,7 +149,7 @@ def gather_model(model: nn.Module, world: World) -> nn.Module:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    if not world.main:
+    if not ranks.main:
         return model
     whole = GPT(model.cfg)
     whole.load_state_dict(state)

@@ -1,4 +1,4 @@
-"""Atomic outputs and checked inputs.
+"""Where stages read and write (`Paths`), atomic outputs and checked inputs.
 
 Every stage output is written under a temporary name in the same directory and moved into place only when
 complete (DVC's cache may hard-link outputs, so nothing is ever edited in place, and a failed stage leaves
@@ -8,6 +8,7 @@ wrongly shaped file into one `DataError` line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -15,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,45 @@ import polars as pl
 from physlm.errors import DataError
 
 
+@dataclass(frozen=True)
+class Paths:
+    """Where a stage reads and writes (relative to the repo root, as dvc.yaml declares them): a dataset's
+    data under data/DATASET, a study's model, checkpoints and metrics under models|checkpoints|metrics/STUDY."""
+
+    study: str  # the study (or, for generate/tokenize, the dataset) the stage runs for
+    data: str = ""  # the dataset; defaults to `study`
+
+    @property
+    def dataset(self) -> str:
+        return self.data or self.study
+
+    @property
+    def raw(self) -> Path:
+        return Path("data") / self.dataset / "raw"
+
+    @property
+    def tokens(self) -> Path:
+        return Path("data") / self.dataset / "tokens"
+
+    @property
+    def model(self) -> Path:
+        return Path("models") / self.study
+
+    @property
+    def checkpoints(self) -> Path:
+        return Path("checkpoints") / self.study
+
+    @property
+    def metrics(self) -> Path:
+        return Path("metrics") / self.study
+
+
 @contextmanager
 def atomic_path(final: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling of `final`; on success it replaces `final`, on error it is removed."""
+    """Yield a temporary sibling of `final`; on success it replaces `final`, on error it is removed, with any
+    parent directory made for it (a failed stage leaves no trace)."""
     final = Path(final)
+    made = [p for p in (final.parent, *final.parent.parents) if not p.exists()]
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     target = tmp if is_dir else tmp / final.name
@@ -37,8 +74,12 @@ def atomic_path(final: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
         elif final.exists() or final.is_symlink():
             final.unlink()
         os.replace(target, final)
+        made = []
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        for parent in made:  # deepest first
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -82,3 +123,11 @@ def read_json(path: str | Path) -> Any:
         raise DataError(f"{path}: file not found (run the stage that produces it)") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err})") from None
+
+
+def number(value: object) -> float:
+    """A value (a CSV cell comes back as a string, "nan" included) as a float; NaN when it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -4,7 +4,7 @@ projections of every block (rank 8-16) and of the input embedding (rank 128), al
 `apply_lora` returns a deep copy of the model (the original is left untouched) with every original parameter
 frozen. Each block's fused `qkv` Linear (rows 0..width are q, width..2width k, 2width..3width v) becomes a
 `LoraQKV`: q += (alpha / rank_qv) * B_q A_q x and v += (alpha / rank_qv) * B_v A_v x, k unchanged; the token
-embedding becomes a `LoraEmbedding`: wte[t] += (alpha / rank_emb) * A[t] B. A is random, B is zero, so the
+embedding becomes a `LowRankEmbedding`: wte[t] += (alpha / rank_emb) * A[t] B. A is random, B is zero, so the
 wrapped model starts exactly where the original is; only the A and B matrices train. The wrappers act token by
 token, so `model(idx, targets)`, the KV cache and left padding (`pad=`) work as in the plain model.
 `merge_lora` folds the updates into a plain GPT (the same logits up to float rounding), which the normal
@@ -22,11 +22,12 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from physlm.model import CONTENT_FREE, GPT
 
-__all__ = ["LoraConfig", "LoraQKV", "LoraEmbedding", "apply_lora", "merge_lora", "trainable_parameters"]
+__all__ = ["LoraConfig", "LoraQKV", "LowRankEmbedding", "apply_lora", "merge_lora", "trainable_parameters"]
 
 
 @dataclass(frozen=True)
@@ -70,24 +71,41 @@ class LoraQKV(nn.Module):
         return self.scale * torch.cat((dq, torch.zeros_like(dq), dv), dim=0)
 
 
-class LoraEmbedding(nn.Module):
-    """A frozen token embedding plus a low-rank update: row t gains scale * A[t] @ B."""
+class LowRankEmbedding(nn.Module):
+    """A frozen token embedding plus a trainable low-rank update: row t of the table gains scale * A[t] @ B,
+    A [vocab, rank], B [rank, width]. One factor starts at zero, so the wrapped embedding starts exactly as the
+    original. The one low-rank embedding update of physlm: LoRA's (`lora`) and the probes' (`probe`,
+    `physlm.probing.frozen_with_update`)."""
 
-    def __init__(self, base: nn.Embedding, rank: int, alpha: float, gen: torch.Generator):
+    def __init__(self, base: nn.Embedding, a: Tensor, b: Tensor, scale: float = 1.0):
         super().__init__()
-        self.base, self.scale = base, alpha / rank
-        self.a = nn.Parameter(torch.randn(base.num_embeddings, rank, generator=gen))
-        self.b = nn.Parameter(torch.zeros(rank, base.embedding_dim))
+        self.base, self.scale = base.requires_grad_(False), scale
+        self.a, self.b = nn.Parameter(a), nn.Parameter(b)
+
+    @classmethod
+    def lora(cls, base: nn.Embedding, rank: int, alpha: float, gen: torch.Generator) -> LowRankEmbedding:
+        """LoRA's: A ~ N(0, 1) drawn on the CPU from `gen`, B = 0, scale alpha / rank (move it to the base's
+        device after)."""
+        return cls(base, torch.randn(base.num_embeddings, rank, generator=gen), torch.zeros(rank, base.embedding_dim),
+                   alpha / rank)
+
+    @classmethod
+    def probe(cls, base: nn.Embedding, rank: int, gen: torch.Generator) -> LowRankEmbedding:
+        """The probes' (SPEC 2.4, 4.3): A = 0, B ~ N(0, 1/rank) from `gen`, scale 1, on the base's device."""
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}
+        b = (torch.randn(rank, base.embedding_dim, generator=gen) / math.sqrt(rank)).to(**like)
+        return cls(base, torch.zeros(base.num_embeddings, rank, **like), b)
 
     @property
     def weight(self) -> Tensor:
-        """The frozen table, so code that reads `wte.weight` (sizes, FLOPs) keeps working."""
+        """The frozen table, so code that reads `wte.weight` (sizes, FLOPs, the device) keeps working."""
         return self.base.weight
 
     def forward(self, idx: Tensor) -> Tensor:
-        return self.base(idx) + self.scale * (self.a[idx] @ self.b)
+        return self.base(idx) + self.scale * (F.embedding(idx, self.a) @ self.b)
 
     def delta(self) -> Tensor:
+        """The update of the table [vocab, width]."""
         return self.scale * (self.a @ self.b)
 
 
@@ -102,7 +120,7 @@ def apply_lora(model: GPT, cfg: LoraConfig, seed: int = 0) -> GPT:
     for block in out.blocks:
         block.attn.qkv = _placed(LoraQKV(block.attn.qkv, cfg.rank_qv, cfg.alpha, gen), like)
     if cfg.rank_emb:
-        out.wte = _placed(LoraEmbedding(out.wte, cfg.rank_emb, cfg.alpha, gen), like)
+        out.wte = _placed(LowRankEmbedding.lora(out.wte, cfg.rank_emb, cfg.alpha, gen), like)
     return out
 
 
@@ -120,7 +138,7 @@ def merge_lora(model: GPT) -> GPT:
     for block in out.blocks:
         if isinstance(block.attn.qkv, LoraQKV):
             block.attn.qkv = _merged(block.attn.qkv.base, block.attn.qkv.delta())
-    if isinstance(out.wte, LoraEmbedding):
+    if isinstance(out.wte, LowRankEmbedding):
         out.wte = _merged(out.wte.base, out.wte.delta())
     return out.requires_grad_(True)
 

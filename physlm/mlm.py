@@ -2,7 +2,7 @@
 
 The encoder is the GPT body with full bidirectional attention (`GPTConfig.causal = False`, pos "rot" or
 "abs"), the same depth/width/heads, and one more token id: the mask token, id = the decoder's vocab_size
-(`encoder_config`). It trains through `physlm.train.train(..., objective="mlm")` on the same windows as the
+(`encoder_config`). It trains through `physlm.train.train_mlm` (`train(..., objective="mlm")`) on the same windows as the
 decoder: the inputs are a window's first `context` tokens with BERT's masking applied (`mask_batch`), the
 targets the original ids at the selected positions and -1 (ignored) elsewhere.
 
@@ -20,15 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from physlm.model import GPTConfig
-
-if TYPE_CHECKING:
-    from physlm.train import TrainConfig, TrainResult
 
 MASK_RATE = 0.15
 N_SPECIAL = 2  # ids 0 (<bos>) and 1 (<eos>): never masked, never a random replacement
@@ -73,23 +68,3 @@ def mask_batch(
     inputs[randomised] = random_ids[randomised]
     targets = np.where(selected, tokens, -1)
     return inputs, targets
-
-
-def train_mlm(
-    model_cfg: GPTConfig,
-    train_cfg: TrainConfig,
-    train_windows: np.ndarray,
-    val_windows: np.ndarray | None,
-    ckpt_dir: Path,
-    *,
-    mask_rate: float = MASK_RATE,
-    **kw: Any,
-) -> TrainResult:
-    """Train the encoder control of decoder config `model_cfg` by masked LM on the decoder's windows
-    [N, context+1] (only the first `context` tokens of each are used), with `physlm.train.train`'s loop,
-    schedule, checkpoints and resume; kw go to `train` (on_log, stop_after, device, progress).
-    The result's model is the encoder; val_loss is the MLM loss on a fixed masking of the val windows."""
-    from physlm.train import train
-
-    return train(encoder_config(model_cfg), train_cfg, train_windows, val_windows, ckpt_dir,
-                 objective="mlm", mask_rate=mask_rate, **kw)

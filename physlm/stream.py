@@ -1,22 +1,21 @@
-"""Training windows streamed from the world generator, as the papers train on fresh samples (issue 6, item 5).
+"""Training windows streamed from the world generator, as the papers train on fresh samples.
 
 Window j (j = 0, 1, 2, ...) is a pure function of the dataset's seed, its generate section and its
-tokenization, and of j alone: example k of window j (k = 0, 1, ...) is drawn from its own RNG seeded by
-(seed, "stream", j, k) — iGSM: `generate_problem(..., split="train", stream=f"stream{j}")`, so only
-training-split templates (the materialized train split's template-hash rule) and an RNG stream disjoint from
-the materialized splits'; grammars: `random.Random(f"cfg-stream:{seed}:{j}:{k}")` drives sampling, then the
-perturbation and the implicit emission the dataset asks for. Text examples longer than `context - 1` tokens
-are dropped (as tokenize's `drop_long`). The examples are packed by `physlm.tokenize.pack_windows` with the
-dataset's `tokenize.pack` until one window of `context + 1` tokens is full: with `sentences` the window starts
-at the first example's `<bos>`; with `stream`, whose materialized windows start anywhere, it starts at a
-uniform position of the first example's `<bos> s <eos>` (drawn from `random.Random(f"stream-cut:{seed}:{j}")`),
-and the rest of the last example is dropped. Windows are independent, so any number of worker processes
-gives the same windows.
+tokenization, and of j alone: example k of window j (k = 0, 1, ...) comes from the world's stream step
+(`physlm/worlds/<world>/stream.py`, `source(spec).example(seed, j, k)`), each from its own RNG seeded by
+(seed, j, k) and disjoint from the materialized splits' streams (the worlds' modules say how). Examples
+longer than `context - 1` tokens are dropped where the world drops them at tokenize (`drops_long`). The
+examples are packed by `physlm.tokenize.pack_windows` with the dataset's `tokenize.pack` until one window of
+`context + 1` tokens is full: with `sentences` the window starts at the first example's `<bos>`; with
+`stream`, whose materialized windows start anywhere, it starts at a uniform position of the first example's
+`<bos> s <eos>` (drawn from `random.Random(f"stream-cut:{seed}:{j}")`), and the rest of the last example is
+dropped. Windows are independent, so any number of worker processes gives the same windows.
 
-Files: the generate stage writes `raw/stream.json` (`stream_record`: world, seed, generate section, the
-grammar text and bags of a grammar dataset); tokenize copies it to `tokens/stream.json` and writes
-`tokens/stream_sample.parquet` (`sample_frame`: the examples of the first `generate.stream_sample` windows,
-with their window, k and cut), so the train stage builds the stream from `data/<ds>/tokens` alone.
+Files: the generate stage of a world that streams writes `raw/stream.json` (`stream_record`: world, seed,
+generate section, and what else its source reads, e.g. a grammar's text); tokenize copies it to
+`tokens/stream.json` and writes `tokens/stream_sample.parquet` (`sample_frame`: the examples of the first
+`generate.stream_sample` windows, with their window, k and cut), so the train stage builds the stream from
+`data/<ds>/tokens` alone.
 
 `Stream` is what `physlm.train.train` takes instead of a window array: `open(rows)` returns a `Producer`
 making each micro-batch's windows on a pool of spawned processes, a bounded number ahead, handed out in order.
@@ -24,7 +23,8 @@ making each micro-batch's windows on a pool of spawned processes, a bounded numb
 Tests (tests/test_stream.py): 1 and 2 workers give equal windows; window j is a pure function of (seed, j);
 streamed iGSM problems are training-split problems whose decoded text the judge accepts; streamed grammar
 sentences pass the membership check; the sample equals the first windows; train() resumes exactly on the
-stream; the train stage end to end; bio + stream is a one-line error. Speed: benchmarks/bench_stream.py.
+stream; the train stage end to end; streaming a world without a stream step is a one-line error. Speed:
+benchmarks/bench_stream.py.
 """
 
 from __future__ import annotations
@@ -40,25 +40,26 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
 
+from physlm import worlds
 from physlm.errors import DataError
 from physlm.io import read_json
 from physlm.tokenize import pack_windows
 
-STREAMABLE = ("cfg", "igsm")  # a biography population is fixed knowledge, not a stream
 RECORD = "stream.json"
 SAMPLE = "stream_sample.parquet"
+COUNTS = ("windows", "tokens", "dropped_too_long")  # meta.json's counts: not part of the tokenization
 MAX_DROPPED = 10_000  # over-long examples one window may skip before the stream gives up
 
 
-def stream_record(world: str, seed: int, generate: Any, grammar_text: str = "", bags_json: str = "") -> dict:
-    """raw/stream.json's content: what a stream of this dataset needs beyond its tokenization."""
-    return {"world": world, "seed": seed, "generate": generate.model_dump(mode="json"), "grammar": grammar_text,
-            "bags": bags_json}
+def stream_record(world: str, seed: int, generate: Any, **extra: Any) -> dict:
+    """raw/stream.json's content: what a stream of this dataset needs beyond its tokenization: the world, the
+    seed, the generate section and whatever else the world's source reads (`extra`, e.g. a grammar's text)."""
+    return {"world": world, "seed": seed, "generate": generate.model_dump(mode="json"), **extra}
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,8 @@ class StreamSpec:
     world: str
     seed: int
     generate: str  # the dataset's generate section, JSON
-    grammar: str  # grammar datasets: grammar.txt's text
-    bags: str  # implicit grammars: bags.json's text
-    units: str  # iGSM vocabulary units
+    extra: str  # the rest of stream.json (what the world wrote beside its generate section), JSON
+    tokens: str  # tokens/meta.json without its counts (the tokenization: units, pack, context, ...), JSON
     context: int
     pack: str
     bos_id: int
@@ -101,11 +101,15 @@ class StreamSpec:
             raise DataError(f"{path}: file not found; streaming needs a cfg or igsm dataset generated and"
                             " tokenized by this version (rerun its generate and tokenize stages)")
         record, meta = read_json(path), read_json(Path(tokens) / "meta.json")
-        if record["world"] not in STREAMABLE or record["world"] != meta["world"]:
-            raise DataError(f"{path}: world {record['world']!r} cannot stream (streamable: {', '.join(STREAMABLE)})")
+        world = worlds.get(record["world"])
+        if not world.takes_part("stream") or record["world"] != meta["world"]:
+            raise DataError(f"{path}: world {record['world']!r} of tokens/meta.json's {meta['world']!r} cannot stream")
+        extra = {k: v for k, v in record.items() if k not in ("world", "seed", "generate")}
+        tokenization = {k: v for k, v in meta.items() if k not in COUNTS}
         spec = cls(world=record["world"], seed=record["seed"], generate=json.dumps(record["generate"], sort_keys=True),
-                   grammar=record["grammar"], bags=record["bags"], units=meta.get("units", ""), context=meta["context"],
-                   pack=meta["pack"], bos_id=meta["bos_id"], eos_id=meta["eos_id"], vocab_size=meta["vocab_size"])
+                   extra=json.dumps(extra, sort_keys=True), tokens=json.dumps(tokenization, sort_keys=True),
+                   context=meta["context"], pack=meta["pack"], bos_id=meta["bos_id"], eos_id=meta["eos_id"],
+                   vocab_size=meta["vocab_size"])
         if _source(spec).vocab_size != spec.vocab_size:
             raise DataError(f"{path}: the stream's vocabulary differs from tokens/meta.json's vocab_size {spec.vocab_size}")
         return spec
@@ -144,6 +148,14 @@ class StreamSpec:
         row = pack_windows(flat, offsets, self.context + cut, self.bos_id, self.eos_id, pack="stream")[0]
         return Packed(row[cut:], examples, cut)
 
+    def record(self) -> dict[str, Any]:
+        """stream.json's keys beside world, seed and generate (what the world's source reads)."""
+        return json.loads(self.extra)
+
+    def tokenization(self) -> dict[str, Any]:
+        """tokens/meta.json without its counts (a text world reads its `units` there)."""
+        return json.loads(self.tokens)
+
     def window(self, j: int) -> np.ndarray:
         return self.packed(j).window
 
@@ -165,74 +177,20 @@ class StreamSpec:
         return pl.concat(frames)
 
 
-class _IgsmSource:
-    drops_long = True
+class ExampleSource(Protocol):
+    """What a world's stream step makes for a spec (`source(spec)`): its examples, one RNG each."""
 
-    def __init__(self, spec: StreamSpec) -> None:
-        from physlm.config import IgsmGenerateParams
-        from physlm.generate import igsm_spec, igsm_vocabulary
-        from physlm.worlds.igsm.generator import load_world
+    vocab_size: int  # must equal the tokenized dataset's (tokens/meta.json)
+    drops_long: bool  # skip examples longer than context - 1 tokens (as tokenize's drop_long)
 
-        self.spec, self.world = igsm_spec(IgsmGenerateParams.model_validate_json(spec.generate)), load_world()
-        self.vocab = igsm_vocabulary(spec.units)
-        self.vocab_size = self.vocab.size
-
-    def example(self, seed: int, j: int, k: int) -> Example:
-        from physlm.text import igsm_sequence
-        from physlm.worlds.igsm.generator import generate_problem
-
-        problem = generate_problem(self.spec, seed, k, split="train", stream=f"stream{j}", world=self.world)
-        ids = self.vocab.encode(igsm_sequence(problem.problem, problem.solution, problem.answer))
-        return Example(k, np.asarray(ids, dtype=np.int64), problem)
-
-    def frame(self, examples: list[Example]) -> pl.DataFrame:
-        from physlm.worlds.igsm.generator import problems_frame
-
-        return problems_frame([e.payload for e in examples], [e.k for e in examples], split="train")
-
-
-class _CfgSource:
-    drops_long = False
-
-    def __init__(self, spec: StreamSpec) -> None:
-        from physlm.config import CfgGenerateParams
-        from physlm.tokenize import cfg_vocab
-        from physlm.worlds.cfg.grammar import parse_grammar
-        from physlm.worlds.cfg.implicit import bags_from_json
-
-        self.perturb = CfgGenerateParams.model_validate_json(spec.generate).perturb
-        self.grammar = parse_grammar(spec.grammar, "stream.json grammar")
-        self.bags = bags_from_json(spec.bags, "stream.json bags") if spec.bags else None
-        self.vocab_size = cfg_vocab(len(self.grammar.terminals) if self.bags is None else self.bags.vocab_size).size
-
-    def example(self, seed: int, j: int, k: int) -> Example:
-        from physlm.worlds.cfg.grammar import sample_sentence
-        from physlm.worlds.cfg.corrupt import perturb_sentence
-        from physlm.worlds.cfg.implicit import emit
-
-        rng = random.Random(f"cfg-stream:{seed}:{j}:{k}")
-        sentence = sample_sentence(self.grammar, rng)
-        terminals, hit = sentence.tokens, False
-        if self.perturb is not None:  # the materialized train split's rule (physlm.generate), on this RNG
-            p = self.perturb
-            terminals, hit = perturb_sentence(terminals, rng, fraction=p.fraction, rate=p.rate,
-                                              num_terminals=len(self.grammar.terminals), kind=p.kind)
-        tokens = emit(self.bags, terminals, rng) if self.bags is not None else None
-        ids = np.asarray(terminals if tokens is None else tokens, dtype=np.int64) + 1  # physlm.tokenize.cfg_encode
-        return Example(k, ids, (sentence, terminals, tokens, hit))
-
-    def frame(self, examples: list[Example]) -> pl.DataFrame:
-        from physlm.generate import cfg_frame
-
-        sentences, terminals, tokens, hits = zip(*(e.payload for e in examples))
-        frame = cfg_frame(list(sentences), 0, list(terminals), None if self.bags is None else list(tokens), list(hits))
-        return frame.with_columns(index=pl.Series([e.k for e in examples], dtype=pl.Int64))
+    def example(self, seed: int, j: int, k: int) -> Example: ...  # example k of window j, a pure function of (seed, j, k)
+    def frame(self, examples: list[Example]) -> pl.DataFrame: ...  # their rows in the world's Parquet columns
 
 
 @functools.lru_cache(maxsize=4)
-def _source(spec: StreamSpec) -> _IgsmSource | _CfgSource:
-    """The world's example maker for a spec, built once per process (vocabulary, grammar, iGSM world)."""
-    return _IgsmSource(spec) if spec.world == "igsm" else _CfgSource(spec)
+def _source(spec: StreamSpec) -> ExampleSource:
+    """The world's example maker for a spec, built once per process (vocabulary, grammar, knowledge)."""
+    return worlds.get(spec.world).step("stream").source(spec)
 
 
 # ---------------------------------------------------------------------------------------------------------

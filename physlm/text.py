@@ -1,4 +1,4 @@
-"""Word-level tokenization of the text worlds (iGSM; later the biographies).
+"""Word-level tokenization of the text worlds (iGSM, the biographies): the shared machinery.
 
 The papers use GPT-2's BPE; nothing can be downloaded here, and the worlds' vocabularies are closed (item
 names, template words, numbers, letters), so each text world gets a word-level vocabulary built from its
@@ -9,10 +9,8 @@ are tokens of their own, so "Penguin Beach's Giraffe equals 6." is
 `tokenizers` WordLevel model (saved as tokenizer.json; tests/test_text.py checks the two encode alike);
 `encode` is a plain-Python equivalent used on the hot path. `decode` joins tokens with single spaces except
 before the split marks, which is exactly how the worlds write their text, so decode(encode(t)) == t.
-
-iGSM sequences (SPEC 2.1's `[222] problem [223] solution [224] answer [EOS]` with our own markers):
-`<bos> [PROB] problem [SOL] solution [ANS] answer <eos>`; the V-probes append `[START] A [END]` or
-`[START] A [MID] B [END]` to a truncated problem, and Part 2.2's retry data writes `[BACK]`.
+Each text world builds its own vocabulary and texts (`physlm/worlds/igsm/text.py`,
+`physlm/worlds/bio/text.py`).
 """
 
 from __future__ import annotations
@@ -24,17 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from physlm.errors import DataError
-from physlm.tokenize import BOS, EOS, Vocab
+from physlm.tokenize import Vocab
 
 ATTACHED = ("'s", ".", ";", ",", "?", ":")  # written without a space before them
 _SPLIT = re.compile(r"'s\b|[.;,?:]|(?:[^\s.;,?:']|'(?!s\b))+")
 
-PROB, SOL, ANS, START, MID, END, BACK = "[PROB]", "[SOL]", "[ANS]", "[START]", "[MID]", "[END]", "[BACK]"
-IGSM_MARKERS = (PROB, SOL, ANS, START, MID, END, BACK)
-IGSM_SYMBOLS = ("=", "+", "-", "*")
-IGSM_WORDS = ("The", "number", "of", "each", "equals", "more", "than", "times", "as", "much", "the", "sum",
-              "difference", "and", "How", "many", "does", "have", "Define", "so", "BACK")
-LETTERS = tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def split_words(text: str) -> list[str]:
@@ -123,36 +115,6 @@ class TextVocab(Vocab):
     @classmethod
     def load(cls, path) -> TextVocab:
         return cls(Vocab.load(path).symbols)
-
-
-def igsm_vocab(names: Iterable[str], units: str = "names") -> TextVocab:
-    """The iGSM vocabulary: specials, markers, punctuation and operators, numbers 0..22, the 52 solution
-    letters, the template words, then (sorted) every item and category name as one token (`units="names"`)
-    or every word of them (`units="words"`, closer to the papers' BPE, where a name is several tokens)."""
-    if units not in ("names", "words"):
-        raise ValueError(f"units must be 'names' or 'words', got {units!r}")
-    fixed = [BOS, EOS, *IGSM_MARKERS, *ATTACHED, *IGSM_SYMBOLS, *(str(n) for n in range(23)), *LETTERS, *IGSM_WORDS]
-    pieces = set(names) if units == "names" else {w for name in names for w in split_words(name)}
-    return TextVocab(tuple(fixed + sorted(pieces - set(fixed))))
-
-
-def igsm_sequence(problem: str, solution: str, answer: int) -> str:
-    """One training example's text (without <bos>/<eos>, which packing adds)."""
-    return f"{PROB} {problem} {SOL} {solution} {ANS} {answer}"
-
-
-def igsm_prompt(problem: str) -> str:
-    """The evaluation prompt (after <bos>): the problem, then the solution marker."""
-    return f"{PROB} {problem} {SOL}"
-
-
-def parse_generation(text: str) -> tuple[str, int | None]:
-    """(solution, answer) of a generated continuation `solution [ANS] answer`; answer None if absent or not
-    a number 0..22."""
-    solution, marker, rest = text.partition(ANS)
-    answer = rest.strip()
-    ok = marker and answer.isdigit() and int(answer) < 23
-    return solution.strip(), int(answer) if ok else None
 
 
 def encode_many(vocab: TextVocab, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,6 @@ Windows are stored as a uint16 `.npy` array that loads memory-mapped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,25 +63,6 @@ class Vocab:
         except Exception as err:
             raise DataError(f"{path}: not a readable tokenizer.json ({err})") from None
         return cls(tuple(sorted(vocab, key=vocab.__getitem__)))
-
-
-def cfg_vocab(num_terminals: int) -> Vocab:
-    """Grammar vocabulary: terminal t (1..V) has id t + 1, so encoding is an offset (see `cfg_encode`)."""
-    return Vocab((BOS, EOS, *(str(t) for t in range(1, num_terminals + 1))))
-
-
-def cfg_encode(terminals: np.ndarray) -> np.ndarray:
-    return np.asarray(terminals, dtype=np.int64) + 1
-
-
-def cfg_decode(ids: Sequence[int]) -> list[int] | None:
-    """Terminal ids of a generated continuation (trailing <eos> removed); None if a special token is inside."""
-    ids = list(ids)
-    if ids and ids[-1] == Vocab.eos_id:
-        ids = ids[:-1]
-    if any(i < 2 for i in ids):
-        return None
-    return [i - 1 for i in ids]
 
 
 def pack_windows(flat: np.ndarray, offsets: np.ndarray, context: int, bos_id: int, eos_id: int,
@@ -132,3 +112,13 @@ def _stream(flat: np.ndarray, offsets: np.ndarray, bos_id: int, eos_id: int) -> 
     body[starts + lengths + 1] = False
     stream[body] = flat
     return stream, starts
+
+
+def drop_long(flat: np.ndarray, offsets: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Examples of at most `limit` tokens (SPEC 2.2: over-long problems are dropped); returns the count dropped."""
+    lengths = np.diff(offsets)
+    keep = lengths <= limit
+    if keep.all():
+        return flat, offsets, 0
+    mask = np.repeat(keep, lengths)
+    return flat[mask], np.concatenate([[0], np.cumsum(lengths[keep])]), int((~keep).sum())

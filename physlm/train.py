@@ -44,7 +44,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -53,9 +53,10 @@ from tqdm import tqdm
 
 from physlm import distributed
 from physlm.device import Peak, autocast, deterministic, peak_flops, pick_device, synchronize
-from physlm.distributed import PARALLEL, World
+from physlm.distributed import PARALLEL, Ranks
 from physlm.errors import DataError
-from physlm.mlm import MASK_RATE, mask_batch
+from physlm.lora import LoraConfig
+from physlm.mlm import MASK_RATE, encoder_config, mask_batch
 from physlm.model import GPT, GPTConfig
 
 DECAYS = ("cosine", "linear", "constant")
@@ -131,6 +132,34 @@ def _check(ok: bool, field: str, why: str) -> None:
         raise ValueError(f"TrainConfig.{field}: {why}")
 
 
+@dataclass(frozen=True)
+class Finetune:
+    """A second phase after training (the biography world's QA finetuning): its windows, its loop settings,
+    and LoRA adapters (merged into plain weights when it ends) or None for a full finetune."""
+
+    windows: np.ndarray
+    config: TrainConfig
+    lora: LoraConfig | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the train stage runs: training on `train` windows (None: the stream), then `finetune` if any. A
+    world without a train step gets the plain plan: its tokenized train split, no second phase."""
+
+    train: np.ndarray | None
+    finetune: Finetune | None = None
+
+
+def load_windows(tokens: Path, split: str) -> np.ndarray:
+    """A tokenized split, `<tokens>/<split>.npy`, memory-mapped; DataError if unreadable."""
+    path = Path(tokens) / f"{split}.npy"
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable token shard ({err})") from None
+
+
 @dataclass
 class TrainResult:
     model: GPT  # trained model, on the training device (whole on rank 0; other ranks' may be sharded)
@@ -187,10 +216,10 @@ def train(
     is copied, and only its parameters with requires_grad train. `stop_after=k` returns after update k without writing an
     extra checkpoint, as an interruption would; a rerun resumes from the last periodic checkpoint.
     objective="mlm" (with mask_rate) trains an encoder (causal=False) whose last token id is the mask by
-    masked LM instead (module docstring; `physlm.mlm.train_mlm`)."""
+    masked LM instead (module docstring; `train_mlm`)."""
     started = time.perf_counter()
-    world = distributed.current()
-    accumulation = accumulation_steps(cfg, world.size)
+    ranks = distributed.current()
+    accumulation = accumulation_steps(cfg, ranks.size)
     masking = _masking(objective, mask_rate, model_cfg)
     token_limit = model_cfg.vocab_size if masking is None else model_cfg.vocab_size - 1  # the mask id is no data
     if isinstance(train_windows, np.ndarray):
@@ -206,7 +235,7 @@ def train(
             raise ValueError(f"init model config {init.cfg} differs from model_cfg {model_cfg}")
         model = GPT(model_cfg).to(dev) if init is None else copy.deepcopy(init).to(dev)
         flops_per_token = model.flops_per_token()
-        model = distributed.shard(model, cfg.parallel, world)
+        model = distributed.shard(model, cfg.parallel, ranks)
         optimizer = make_optimizer(model, cfg, dev)
         val_batches = _val_batches(val_windows, cfg, dev, masking) if val_windows is not None else []
         ckpt = Path(ckpt_dir) / CHECKPOINT
@@ -218,15 +247,15 @@ def train(
             meta["init"] = _state_fingerprint(init)
         start, history = _resume(ckpt, meta, model, optimizer)
         compiled = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
-        fwd = distributed.replicate(compiled, cfg.parallel, world, dev)
+        fwd = distributed.replicate(compiled, cfg.parallel, ranks, dev)
         last = min(cfg.steps, stop_after if stop_after is not None else cfg.steps)
         tokens_per_step = cfg.batch_size * (_width(train_windows) - 1)
-        meter = _Meter(dev, tokens_per_step, flops_per_token, peak_flops(dev), world)
-        keys = functools.partial(_keys, start, last, accumulation, world.rank)
+        meter = _Meter(dev, tokens_per_step, flops_per_token, peak_flops(dev), ranks)
+        keys = functools.partial(_keys, start, last, accumulation, ranks.rank)
         make, streamed = _batch_maker(train_windows, cfg, masking, dev.type == "cuda", keys())
         loader = Prefetcher(make, keys(), dev)
         bar = tqdm(total=cfg.steps, initial=start, desc="train", mininterval=1.0,
-                   disable=not progress or not world.main)
+                   disable=not progress or not ranks.main)
 
         try:
             for step in range(start, last):
@@ -253,24 +282,24 @@ def train(
                 meter.steps += 1
                 evaluating = done % cfg.eval_every == 0 or done == cfg.steps
                 if done % cfg.log_every == 0 or evaluating:  # every rank: the loss mean and evaluation are collective
-                    row = {"step": done, "loss": distributed.mean_over_ranks(step_loss, world).item(), "lr": lr}
+                    row = {"step": done, "loss": distributed.mean_over_ranks(step_loss, ranks).item(), "lr": lr}
                     row |= meter.read(loader)
                     if evaluating and val_batches:
                         row["val_loss"] = evaluate(model, val_batches, dev, cfg.segment_start)
-                    if world.main:
+                    if ranks.main:
                         history.append(row)
                         bar.set_postfix(loss=f"{row['loss']:.4f}")
                         if on_log is not None:
                             on_log(row)
                     meter.restart(loader)
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                    _save(ckpt, model, optimizer, done, history, meta, world)
+                    _save(ckpt, model, optimizer, done, history, meta, ranks)
         finally:
             loader.close()
             if streamed is not None:
                 streamed.close()
             bar.close()
-        model = distributed.gather_model(model, world)
+        model = distributed.gather_model(model, ranks)
 
     val_rows = [row["val_loss"] for row in history if "val_loss" in row]
     return TrainResult(
@@ -282,6 +311,24 @@ def train(
         seconds=time.perf_counter() - started,
         resumed_from=start or None,
     )
+
+
+def train_mlm(
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    train_windows: np.ndarray,
+    val_windows: np.ndarray | None,
+    ckpt_dir: Path,
+    *,
+    mask_rate: float = MASK_RATE,
+    **kw: Any,
+) -> TrainResult:
+    """Train the encoder control of decoder config `model_cfg` by masked LM on the decoder's windows
+    [N, context+1] (only the first `context` tokens of each are used), with `physlm.train.train`'s loop,
+    schedule, checkpoints and resume; kw go to `train` (on_log, stop_after, device, progress).
+    The result's model is the encoder; val_loss is the MLM loss on a fixed masking of the val windows."""
+    return train(encoder_config(model_cfg), train_cfg, train_windows, val_windows, ckpt_dir,
+                 objective="mlm", mask_rate=mask_rate, **kw)
 
 
 def make_optimizer(model: GPT, cfg: TrainConfig, dev: torch.device) -> torch.optim.AdamW:
@@ -443,7 +490,7 @@ class _Meter:
     tokens_per_step: int  # global: every rank's micro-batches
     flops_per_token: int
     peak: Peak | None  # None on CPU: no MFU
-    world: World
+    ranks: Ranks
     steps: int = 0
     began: float = dataclasses.field(default_factory=time.perf_counter)
 
@@ -453,7 +500,7 @@ class _Meter:
         rate = self.steps * self.tokens_per_step / seconds
         row = {"tokens_per_s": rate, "data_wait": loader.waited / seconds}
         if self.peak is not None:
-            row["mfu"] = rate * self.flops_per_token / (self.peak.tflops * 1e12 * self.world.size)
+            row["mfu"] = rate * self.flops_per_token / (self.peak.tflops * 1e12 * self.ranks.size)
         return row
 
     def restart(self, loader: Prefetcher) -> None:
@@ -502,11 +549,11 @@ def _state_fingerprint(model: nn.Module) -> str:
 
 
 def _save(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, history: list[dict], meta: dict,
-          world: World) -> None:
+          ranks: Ranks) -> None:
     """Write the checkpoint atomically (a temporary file moved into place), from rank 0. Every rank calls it:
     gathering a sharded model's state is collective."""
     model_state, optim_state = distributed.full_state(model, optimizer)
-    if not world.main:
+    if not ranks.main:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {

@@ -1,17 +1,15 @@
-"""generate@DATASET: sample the dataset's world into data/DATASET/raw/ (Parquet, see physlm/generate.py)."""
+"""generate@DATASET: sample the dataset's world into data/DATASET/raw/ (its generate step,
+physlm/worlds/<world>/generate.py; the Parquet columns are in the world's package docstring)."""
 
-from physlm.cli import Paths, run_stage
-from physlm.config import GenerateStage
-from physlm.generate import generate_bio, generate_cfg, generate_igsm, resolve_bags, resolve_grammar
-from physlm.io import atomic_path
+from physlm import worlds
+from physlm.cli import run_stage
+from physlm.io import Paths, atomic_path
 
 
-def main(paths: Paths, cfg: GenerateStage) -> None:
-    if cfg.world == "cfg":
-        resolve_bags(cfg.generate, resolve_grammar(cfg.generate.grammar))  # fail on bad params before anything is written
-    write = {"cfg": generate_cfg, "igsm": generate_igsm, "bio": generate_bio}[cfg.world]
+def main(paths: Paths, cfg) -> None:
+    step = worlds.get(cfg.world).step("generate")
     with atomic_path(paths.raw, is_dir=True) as tmp:
-        counts = write(cfg.generate, cfg.seed, tmp)
+        counts = step.generate(cfg.generate, cfg.seed, tmp)
     print(f"generate@{paths.study}: {counts} -> {paths.raw}")
 
 

@@ -1,16 +1,15 @@
-"""train@STUDY: train the GPT on data/STUDY/tokens; write models/STUDY, metrics/STUDY/{train.json,loss.csv}.
+"""train@STUDY: train the GPT on data/<dataset>/tokens; write models/STUDY, metrics/STUDY/{train.json,loss.csv}.
 
-Biography studies (SPEC 4.2) run a regime: training on the biographies (train.npy), or mixed training
-(`train.mix`: that share of the windows are P_train QA windows, qa.npy, repeated as needed; every window is
-all-BIO or all-QA), then optionally QA finetuning on qa.npy (`train.finetune`: full, or LoRA on q/v plus an
-embedding update, merged into plain weights when done). The validation loss is on the P_test QA (test.npy).
-A finetuned study also writes the model before finetuning to models/STUDY/pretrained (what the probes read),
-and its loss.csv continues the step count through finetuning (column `phase`).
+The plan comes from the world's train step where it has one (physlm/worlds/<world>/train.py; the biography
+world's regimes: mixed training, QA finetuning), else it is the plain one: the tokenized train split, no second
+phase. A plan with a finetune phase trains again from the first phase's model (LoRA adapters merged into plain
+weights when done), writes the model before finetuning to models/STUDY/pretrained, and its loss.csv continues
+the step count through finetuning (column `phase`). The validation loss is always on tokens/test.npy.
 
-With `train.stream` (grammar and iGSM datasets), the training windows are generated on the fly from the
-dataset's world and seed (physlm/stream.py; tokens/stream.json says how) on `train.stream_workers` processes
-instead of read from tokens/train.npy; validation stays on tokens/test.npy. train.json records `stream` and,
-as always, `data_wait`: the share of time the loop waited for data (about 0 when the stream keeps up).
+With `train.stream` (a world that streams), the training windows are generated on the fly from the dataset's
+world and seed (physlm/stream.py; tokens/stream.json says how) on `train.stream_workers` processes instead of
+read from tokens/train.npy. train.json records `stream` and, as always, `data_wait`: the share of time the
+loop waited for data (about 0 when the stream keeps up).
 
 Resumes from checkpoints/STUDY/ when an earlier run of the same config was interrupted; the checkpoint is
 removed once the model is safely written. Runs as one process (`python -m stages.train STUDY`) or one per
@@ -25,63 +24,44 @@ from typing import ContextManager
 
 import numpy as np
 
-from physlm import distributed, lora
+from physlm import distributed, lora, worlds
 from physlm.artifacts import save_model
-from physlm.cli import Paths, run_stage
-from physlm.config import TrainStage
+from physlm.cli import run_stage
 from physlm.device import Peak, peak_flops
-from physlm.distributed import World
-from physlm.errors import DataError
-from physlm.io import atomic_path, read_json, write_csv, write_json
+from physlm.distributed import Ranks
+from physlm.io import Paths, atomic_path, read_json, write_csv, write_json
 from physlm.model import GPTConfig
 from physlm.stream import Stream, StreamSpec, all_cores
 from physlm.tracking import NullRun, Run, start_run
-from physlm.train import TrainConfig, TrainResult, train
+from physlm.train import Plan, TrainConfig, TrainResult, load_windows, train
+
+LOOP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}  # the `train` keys the loop itself reads
 
 
-def load_windows(paths: Paths, split: str) -> np.ndarray:
-    path = paths.tokens / f"{split}.npy"
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable token shard ({err})") from None
-
-
-def configs(paths: Paths, cfg: TrainStage) -> tuple[GPTConfig, TrainConfig]:
+def configs(paths: Paths, cfg) -> tuple[GPTConfig, TrainConfig]:
     meta = read_json(paths.tokens / "meta.json")
     model_cfg = GPTConfig(vocab_size=meta["vocab_size"], context=meta["context"], **cfg.model.model_dump())
     segment_start = meta["bos_id"] if cfg.train.doc_mask else None
-    return model_cfg, TrainConfig(**cfg.train.model_dump(exclude={"mix", "finetune", "stream", "stream_workers", "doc_mask"}),
-                                  seed=cfg.seed, segment_start=segment_start)
+    loop = {k: v for k, v in cfg.train.model_dump().items() if k in LOOP_KEYS}
+    return model_cfg, TrainConfig(**loop, seed=cfg.seed, segment_start=segment_start)
 
 
-def mixed_windows(bios: np.ndarray, qa: np.ndarray, mix: float, seed: int) -> np.ndarray:
-    """The biography windows plus round(mix / (1 - mix) * len(bios)) QA windows (so that `mix` of all windows
-    are QA), the QA windows repeated in passes, each pass a fresh seeded permutation."""
-    count = round(mix / (1 - mix) * len(bios))
-    passes = -(-count // len(qa))
-    rng = np.random.default_rng([seed, 3141])
-    order = np.concatenate([rng.permutation(len(qa)) for _ in range(passes)])[:count]
-    return np.concatenate([np.asarray(bios), np.asarray(qa)[order]])
+def make_plan(paths: Paths, cfg, train_cfg: TrainConfig, streamed: bool) -> Plan:
+    """The world's plan (its train step), or the plain one."""
+    world = worlds.get(cfg.world)
+    if world.takes_part("train"):
+        return world.step("train").plan(paths.tokens, cfg.train, train_cfg, cfg.seed)
+    return Plan(None if streamed else load_windows(paths.tokens, "train"))
 
 
-def finetune_config(base: TrainConfig, ft) -> TrainConfig:
-    """The QA finetuning run (SPEC 4.2): no warmup, cosine to 10%, its own steps, lr, decay and batch."""
-    return dataclasses.replace(base, steps=ft.steps, lr=ft.lr, weight_decay=ft.weight_decay, batch_size=ft.batch_size,
-                               micro_batch_size=base.micro_batch_size if ft.batch_size % base.micro_batch_size == 0 else ft.batch_size,
-                               warmup_steps=0, decay="cosine", min_lr_ratio=0.1, eval_every=max(1, ft.steps // 4),
-                               checkpoint_every=max(1, ft.steps // 4), log_every=max(1, min(base.log_every, ft.steps // 20)))
-
-
-def tracking(paths: Paths, cfg: TrainStage, device: str, world: World) -> ContextManager[Run]:
+def tracking(paths: Paths, cfg, device: str, ranks: Ranks) -> ContextManager[Run]:
     """The MLflow run on rank 0; a no-op run on the others."""
-    if not world.main:
+    if not ranks.main:
         return contextlib.nullcontext(NullRun())
     return start_run(paths.study, "train", cfg.model_dump(), device=device)
 
 
-def summary(result: TrainResult, cfg: TrainStage, paths: Paths, device: str, world_size: int,
-            peak: Peak | None) -> dict:
+def summary(result: TrainResult, cfg, paths: Paths, device: str, world_size: int, peak: Peak | None) -> dict:
     """train.json: final losses, throughput and data_wait (medians over the log rows), MFU on CUDA, and what ran
     where and on which data (`stream`: generated on the fly)."""
 
@@ -109,33 +89,28 @@ def summary(result: TrainResult, cfg: TrainStage, paths: Paths, device: str, wor
     }
 
 
-def main(paths: Paths, cfg: TrainStage) -> None:
+def main(paths: Paths, cfg) -> None:
     model_cfg, train_cfg = configs(paths, cfg)
     spec = StreamSpec.load(paths.tokens) if cfg.train.stream else None
-    train_windows = load_windows(paths, "train") if spec is None else None
-    val_windows = load_windows(paths, "test")
-    mix, ft = getattr(cfg.train, "mix", 0.0), getattr(cfg.train, "finetune", None)
-    if mix or ft:
-        qa_windows = load_windows(paths, "qa")
-    if mix:
-        train_windows = mixed_windows(train_windows, qa_windows, mix, cfg.seed)
-    with distributed.setup() as (world, device):
-        if spec is not None:  # fresh windows from the world generator, made by this process's workers
-            train_windows = Stream(spec, cfg.train.stream_workers or all_cores(world.size))
-        with tracking(paths, cfg, str(device), world) as run:
+    plan = make_plan(paths, cfg, train_cfg, spec is not None)
+    val_windows = load_windows(paths.tokens, "test")
+    ft = plan.finetune
+    with distributed.setup() as (ranks, device):
+        # fresh windows from the world generator, made by this process's workers
+        train_windows = plan.train if spec is None else Stream(spec, cfg.train.stream_workers or all_cores(ranks.size))
+        with tracking(paths, cfg, str(device), ranks) as run:
             result = train(model_cfg, train_cfg, train_windows, val_windows, paths.checkpoints,
                            on_log=lambda row: run.log_metrics(row, step=row["step"]), device=device)
             final, history, tuned = result.model, [r | {"phase": "train"} for r in result.history], None
             if ft is not None:
-                ft_cfg = finetune_config(train_cfg, ft)
-                start = lora.apply_lora(result.model, lora.LoraConfig(**ft.lora.model_dump()), seed=cfg.seed) if ft.lora else result.model
-                tuned = train(model_cfg, ft_cfg, qa_windows, val_windows, paths.checkpoints / "finetune", init=start,
+                start = lora.apply_lora(result.model, ft.lora, seed=cfg.seed) if ft.lora else result.model
+                tuned = train(model_cfg, ft.config, ft.windows, val_windows, paths.checkpoints / "finetune", init=start,
                               on_log=lambda row: run.log_metrics(row, step=train_cfg.steps + row["step"]), device=device)
                 final = lora.merge_lora(tuned.model) if ft.lora else tuned.model
                 history += [r | {"step": train_cfg.steps + r["step"], "phase": "finetune"} for r in tuned.history]
-            if not world.main:
+            if not ranks.main:
                 return
-            metrics = summary(result, cfg, paths, str(device), world.size, peak_flops(device))
+            metrics = summary(result, cfg, paths, str(device), ranks.size, peak_flops(device))
             if tuned is not None:
                 metrics["finetune"] = {"final_loss": tuned.final_loss, "final_val_loss": tuned.final_val_loss,
                                        "seconds": tuned.seconds, "tokens_seen": tuned.tokens_seen,

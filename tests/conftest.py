@@ -21,6 +21,24 @@ TINY = {
 }
 
 
+def cpu_vendor() -> str:
+    """The CPU's vendor string (GenuineIntel, AuthenticAMD, ...): float results of the same code differ in the last
+    bits between vendors (BLAS picks other kernels), so bit-for-bit golden values are recorded per vendor."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("vendor_id")), "unknown")
+
+
+def golden(per_vendor: dict):
+    """This machine's golden values; the test skips on a vendor none were recorded on."""
+    vendor = cpu_vendor()
+    if vendor not in per_vendor:
+        pytest.skip(f"no golden values recorded on a {vendor} CPU (recorded: {', '.join(per_vendor)})")
+    return per_vendor[vendor]
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """Tiny models run fastest on one thread, and it avoids oversubscribing a busy CI core."""

@@ -9,9 +9,22 @@ import numpy as np
 import pytest
 import torch
 
-from physlm.worlds.cfg.attention import (KINDS, analyze_attention, analyze_maps, attention_maps, boundary_rows, boundary_stats,
-                              by_distance, cfg_inputs, distance_profile, distance_rows, distance_share, plot_boundary,
-                              plot_distance, previous_end, summarize)
+from physlm.worlds.cfg.attention import (
+    KINDS,
+    analyze_attention,
+    analyze_maps,
+    attention_maps,
+    boundary_rows,
+    boundary_stats,
+    by_distance,
+    cfg_inputs,
+    distance_profile,
+    distance_rows,
+    distance_share,
+    previous_end,
+    summarize,
+)
+from physlm.worlds.cfg.report import plot_boundary, plot_distance
 from physlm.io import write_csv
 from physlm.model import GPT, GPTConfig
 from physlm.worlds.cfg import grammar as cfg

@@ -24,6 +24,7 @@ import polars as pl
 import pytest
 
 from physlm.errors import DataError
+from physlm.worlds.bio import biographies
 from physlm.worlds.bio import people as bio
 from physlm.worlds.bio.people import BioSpec, PoolSizes, Variant, parse_variant
 
@@ -174,11 +175,11 @@ def people() -> list[bio.Person]:
 
 @pytest.fixture(scope="module")
 def persons(people) -> dict[int, dict]:
-    return {row["id"]: row for row in bio.people_frame(people).iter_rows(named=True)}
+    return {row["id"]: row for row in biographies.people_frame(people).iter_rows(named=True)}
 
 
 def frame(people, name: str, spec: BioSpec = SPEC) -> pl.DataFrame:
-    return bio.bios_frame(people, spec, parse_variant(name))
+    return biographies.bios_frame(people, spec, parse_variant(name))
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -283,7 +284,7 @@ def test_name_rejection_fills_a_tiny_name_space() -> None:
 
 
 def test_people_frame_columns(people) -> None:
-    assert bio.people_frame(people[:3]).columns == [
+    assert biographies.people_frame(people[:3]).columns == [
         "id", "first", "middle", "last", "full_name", "birth_year", "birth_month", "birth_day", "birth_date",
         "birth_city", "university", "major", "employer", "work_city", "pronoun"]
 
@@ -376,7 +377,7 @@ def test_variant_names_parse_and_round_trip() -> None:
 
 
 def test_bior_states_every_attribute_once_in_varied_wording(people, persons) -> None:
-    bior = bio.bior_frame(people, SPEC, parse_variant("multi2"))
+    bior = biographies.bior_frame(people, SPEC, parse_variant("multi2"))
     assert Counter(bior["person"]) == {i: 2 for i in range(N)}
     per_sentence: Counter = Counter()
     template_sentences = skeletons = 0
@@ -408,7 +409,7 @@ def test_bior_states_every_attribute_once_in_varied_wording(people, persons) -> 
 
 
 def test_bior_fullname_and_order_coverage(people, persons) -> None:
-    bior = bio.bior_frame(people, SPEC, parse_variant("fullname"))
+    bior = biographies.bior_frame(people, SPEC, parse_variant("fullname"))
     for row in bior.iter_rows(named=True):
         person = persons[row["person"]]
         sentences = re.split(r"(?<=\.) ", row["text"])
@@ -417,7 +418,7 @@ def test_bior_fullname_and_order_coverage(people, persons) -> None:
         check_spans(row, person)
     assert Counter(o[0] for o in bior["order"]).keys() == set(ATTRS)
     with pytest.raises(ValueError, match="bioR supports only multiM and fullname"):
-        bio.bior_frame(people[:2], SPEC, parse_variant("single+permute"))
+        biographies.bior_frame(people[:2], SPEC, parse_variant("single+permute"))
 
 
 def twins(people: list[bio.Person]) -> list[bio.Person]:
@@ -427,10 +428,10 @@ def twins(people: list[bio.Person]) -> list[bio.Person]:
 
 def test_birth_city_equal_to_work_city_appears_twice_with_distinct_spans(people) -> None:
     born_at_work = twins(people[:50])
-    rows = {r["id"]: r for r in bio.people_frame(born_at_work).iter_rows(named=True)}
+    rows = {r["id"]: r for r in biographies.people_frame(born_at_work).iter_rows(named=True)}
     for row in frame(born_at_work, "multi2+permute").iter_rows(named=True):
         parse_bios(row, rows[row["person"]], fullname=False)  # each city span sits in its own sentence
-    for row in bio.bior_frame(born_at_work, SPEC, parse_variant("multi2")).iter_rows(named=True):
+    for row in biographies.bior_frame(born_at_work, SPEC, parse_variant("multi2")).iter_rows(named=True):
         scan(row["text"], rows[row["person"]], fullname_count=1)
         check_spans(row, rows[row["person"]])
         assert row["birth_city_start"] != row["work_city_start"]
@@ -440,7 +441,7 @@ def test_birth_city_equal_to_work_city_appears_twice_with_distinct_spans(people)
 
 
 def test_qa_answers_match_people_and_split_in_halves(people, persons) -> None:
-    qa = bio.qa_frame(people)
+    qa = biographies.qa_frame(people)
     assert qa.columns == ["person", "attribute", "question", "answer", "value", "split"]
     assert Counter(qa["person"]) == {i: 6 for i in range(N)}
     for row in qa.iter_rows(named=True):
@@ -456,11 +457,12 @@ def test_qa_answers_match_people_and_split_in_halves(people, persons) -> None:
 
 DIGEST = """
 import hashlib, io, sys
+from physlm.worlds.bio import biographies
 from physlm.worlds.bio import people as bio
 spec = bio.BioSpec(people=300, seed=int(sys.argv[1]))
 people = bio.make_people(spec)
-frames = [bio.people_frame(people), bio.bios_frame(people, spec, bio.parse_variant("multi2+permute")),
-          bio.bior_frame(people, spec, bio.parse_variant("multi2")), bio.qa_frame(people)]
+frames = [biographies.people_frame(people), biographies.bios_frame(people, spec, bio.parse_variant("multi2+permute")),
+          biographies.bior_frame(people, spec, bio.parse_variant("multi2")), biographies.qa_frame(people)]
 digest = hashlib.sha256()
 for frame in frames:
     buffer = io.BytesIO()
@@ -492,9 +494,9 @@ def write(path: Path, frame: pl.DataFrame) -> Path:
 
 def test_import_accepts_good_bios_and_finds_their_spans(people, tmp_path) -> None:
     people = people[:200] + twins(people[200:220])
-    generated = bio.bior_frame(people, SPEC, parse_variant("multi2"))
+    generated = biographies.bior_frame(people, SPEC, parse_variant("multi2"))
     path = write(tmp_path / "good.parquet", generated.select("person", "text"))
-    imported = bio.import_bios(path, people)
+    imported = biographies.import_bios(path, people)
     assert imported.select("person", "entry", "text").equals(generated.select("person", "entry", "text"))
     shared = 0
     for got, want in zip(imported.iter_rows(named=True), generated.iter_rows(named=True)):
@@ -509,17 +511,17 @@ def test_import_accepts_good_bios_and_finds_their_spans(people, tmp_path) -> Non
 
 
 def test_import_rejects_missing_attributes_and_unknown_people(people, tmp_path) -> None:
-    good = bio.bior_frame(people[:10], SPEC, parse_variant("single")).select("person", "text")
+    good = biographies.bior_frame(people[:10], SPEC, parse_variant("single")).select("person", "text")
     texts = good["text"].to_list()
     texts[3] = texts[3].replace(people[3].major, "Basket Weaving")
     with pytest.raises(DataError, match=r"row 3 \(person 3\): the text lacks the major"):
-        bio.import_bios(write(tmp_path / "bad.parquet", good.with_columns(text=pl.Series(texts))), people)
+        biographies.import_bios(write(tmp_path / "bad.parquet", good.with_columns(text=pl.Series(texts))), people)
     stranger = good.with_columns(person=pl.Series(list(range(9)) + [10**6]))
     with pytest.raises(DataError, match=r"row 9: person 1000000 is not in the people table"):
-        bio.import_bios(write(tmp_path / "stranger.parquet", stranger), people)
+        biographies.import_bios(write(tmp_path / "stranger.parquet", stranger), people)
     with pytest.raises(DataError, match="missing column"):
-        bio.import_bios(write(tmp_path / "cols.parquet", good.rename({"person": "id"})), people)
+        biographies.import_bios(write(tmp_path / "cols.parquet", good.rename({"person": "id"})), people)
     nameless = good.with_columns(text=pl.Series([t.replace(people[i].full_name, "Someone")
                                                  for i, t in enumerate(good["text"])]))
     with pytest.raises(DataError, match="row 0 .*lacks the full_name"):
-        bio.import_bios(write(tmp_path / "nameless.parquet", nameless), people)
+        biographies.import_bios(write(tmp_path / "nameless.parquet", nameless), people)

@@ -18,8 +18,9 @@ import yaml
 
 from physlm.worlds.bio import pqprobe
 from physlm.worlds.bio.text import bio_vocab
+from physlm.worlds.bio import biographies
 from physlm.worlds.bio import people as bio
-from stages.train import mixed_windows
+from physlm.worlds.bio.train import mixed_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 POOLS = {"first_names": 20, "middle_names": 20, "last_names": 20, "cities": 10, "universities": 10, "majors": 10, "employers": 10}
@@ -130,8 +131,8 @@ def test_mixed_windows_hold_the_qa_share_and_every_qa_window() -> None:
 def test_probe_inputs_read_right_before_each_value() -> None:
     spec = bio.BioSpec(people=12, seed=3, pools=bio.PoolSizes(**POOLS))
     people = bio.make_people(spec)
-    table = bio.people_frame(people)
-    bios = bio.bios_frame(people, spec, bio.parse_variant("single+permute"))
+    table = biographies.people_frame(people)
+    bios = biographies.bios_frame(people, spec, bio.parse_variant("single+permute"))
     vocab = bio_vocab(bio.load_pools(bio.PoolSizes(**POOLS)), bio.load_templates(), "words")
     data = pqprobe.bio_inputs(table, bios, vocab, [0, 5, 7])
     assert set(data.tasks) == set(pqprobe.TASKS)

@@ -13,6 +13,7 @@ from physlm.worlds.bio.text import (
 from physlm.errors import DataError
 from physlm.text import TextVocab
 from physlm.tokenize import BOS, EOS
+from physlm.worlds.bio import biographies
 from physlm.worlds.bio import people as bio
 
 POOLS, TEMPLATES = bio.load_pools(), bio.load_templates()
@@ -28,8 +29,8 @@ def vocab(request: pytest.FixtureRequest) -> TextVocab:
 
 @pytest.fixture(scope="module")
 def frames() -> list:
-    bios = [bio.bios_frame(PEOPLE, SPEC, bio.parse_variant(v)) for v in VARIANTS]
-    bior = [bio.bior_frame(PEOPLE, SPEC, bio.parse_variant(v)) for v in ("multi2", "single+fullname")]
+    bios = [biographies.bios_frame(PEOPLE, SPEC, bio.parse_variant(v)) for v in VARIANTS]
+    bior = [biographies.bior_frame(PEOPLE, SPEC, bio.parse_variant(v)) for v in ("multi2", "single+fullname")]
     return bios + bior
 
 
@@ -89,7 +90,7 @@ def test_misaligned_span_is_an_error(vocab: TextVocab) -> None:
 
 def test_qa_prompt_is_a_prefix_and_the_answer_follows_it(vocab: TextVocab) -> None:
     assert all(answer.startswith(ANSWER + " {V}") for _, answer in TEMPLATES.qa.values())
-    qa = bio.qa_frame(PEOPLE)
+    qa = biographies.qa_frame(PEOPLE)
     for question, answer, value in qa.select("question", "answer", "value").iter_rows():
         prompt = vocab.encode(qa_prompt(question))
         assert vocab.encode(qa_text(question, answer)) == prompt + vocab.encode(value) + [vocab.id(".")]
@@ -115,14 +116,14 @@ def test_every_template_with_every_value(vocab: TextVocab) -> None:
                    *("{S} " + t for pair, bank in TEMPLATES.pairs.items() if a in pair for t in bank)]
         texts, spans = [], []
         for k in range(max(3 * len(phrases), len(values))):
-            done = bio.render(phrases[k % len(phrases)], named, others | {a: values[k % len(values)]})
+            done = biographies.render(phrases[k % len(phrases)], named, others | {a: values[k % len(values)]})
             texts.append(done.text[:1].upper() + done.text[1:])
             spans.append(done.spans)
         check_answers_intact(vocab, texts, spans)
 
 
 def test_hf_tokenizer_encodes_alike_and_round_trips(vocab: TextVocab, frames: list, tmp_path: Path) -> None:
-    qa = bio.qa_frame(PEOPLE[:50])
+    qa = biographies.qa_frame(PEOPLE[:50])
     texts = bio_texts(frames[0].head(50)) + bio_texts(frames[-1].head(50))
     texts += [qa_text(q, a) for q, a in qa.select("question", "answer").iter_rows()]
     tok = vocab.tokenizer()

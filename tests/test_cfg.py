@@ -394,8 +394,8 @@ def test_judge_matches_enumerated_language(knobs: dict, seed: int) -> None:
 
 def test_sample_split_does_not_depend_on_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The grammar world's generation in chunks on spawned processes gives the same frame as in-process."""
-    from physlm import generate
-    from physlm.config import PerturbParams
+    from physlm.worlds.cfg import generate
+    from physlm.worlds.cfg.params import PerturbParams
     from physlm.worlds.cfg.implicit import make_bags
 
     grammar = random_grammar(seed=3, symbols_per_level=[1, 3, 3, 4], rules_per_symbol=(2, 2), rule_length=(2, 3))

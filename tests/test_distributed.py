@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
 
-from physlm.distributed import World, current, main
+from physlm.distributed import Ranks, current, main
 from physlm.model import GPTConfig
 from physlm.stream import Stream, StreamSpec
 from physlm.train import TrainConfig, TrainResult, train
@@ -168,7 +168,7 @@ def test_only_rank_zero_writes_and_logs(ranks: list[dict]) -> None:
 
 
 def test_a_single_process_is_a_world_of_one() -> None:
-    assert current() == World(0, 1) and World().main
+    assert current() == Ranks(0, 1) and Ranks().main
 
 
 def test_launcher_runs_one_process_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

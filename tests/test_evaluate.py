@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from physlm.worlds.cfg.evaluate import diversity, kl_to_grammar, model_next_token, score_samples
+from physlm.worlds.cfg.generation import diversity, kl_to_grammar, model_next_token, score_samples
 from physlm.worlds.cfg.grammar import Judge, load_grammar, sample_sentences
 from physlm.worlds.cfg.dist import next_token_distributions
 

@@ -8,18 +8,18 @@ import pytest
 import torch
 
 from physlm.worlds.bio.text import bio_vocab, qa_text
-from physlm.worlds.bio.evaluate import (
-    accuracy_rows, answer_qa, exact_match, plot_qa, plot_regimes, qa_accuracy, read_answer,
-)
+from physlm.worlds.bio.evaluate import accuracy_rows, answer_qa, exact_match, qa_accuracy, read_answer
+from physlm.worlds.bio.report import plot_qa, plot_regimes
 from physlm.model import GPT, GPTConfig
 from physlm.tokenize import Vocab
+from physlm.worlds.bio import biographies
 from physlm.worlds.bio import people as bio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZES = bio.PoolSizes(first_names=6, middle_names=6, last_names=6, cities=6, universities=6, majors=6, employers=6)
 PEOPLE = bio.make_people(bio.BioSpec(people=8, seed=2, pools=SIZES))
-QA = bio.qa_frame(PEOPLE)[[6 * i + i % 6 for i in range(8)]]  # 8 QAs: one per person, every attribute, both splits
+QA = biographies.qa_frame(PEOPLE)[[6 * i + i % 6 for i in range(8)]]  # 8 QAs: one per person, every attribute, both splits
 VOCAB = bio_vocab(bio.load_pools(SIZES), bio.load_templates())
 
 

@@ -13,13 +13,16 @@ from torch import nn
 
 import physlm.worlds.igsm.evaluate as E
 from physlm.errors import DataError
-from physlm.worlds.igsm.evaluate import CHOICES, PARTS, forced_problem, next_choice, solution_pieces, teacher_forced
-from physlm.generate import igsm_vocabulary
-from physlm.worlds.igsm.generator import MED, IgsmSpec, generate_problem, load_world
+from physlm.worlds.igsm.labels import CHOICES, PARTS, forced_problem, next_choice, solution_pieces
+from physlm.worlds.igsm.evaluate import teacher_forced
+from physlm.worlds.igsm.tokenize import vocabulary
+from physlm.worlds.igsm.graph import MED, IgsmSpec
+from physlm.worlds.igsm.problems import generate_problem
+from physlm.worlds.igsm.knowledge import load_knowledge
 from physlm.worlds.igsm.types import Param, Problem
 
-WORLD = load_world()
-VOCAB = igsm_vocabulary()
+WORLD = load_knowledge()
+VOCAB = vocabulary()
 
 
 def test_pieces_of_a_hand_written_solution() -> None:
@@ -43,7 +46,7 @@ def test_pieces_reject_other_formats(bad: str) -> None:
 @pytest.mark.parametrize("spec", [MED, IgsmSpec(max_op=4, max_edge=6, max_layers=3, max_items=2, names=4)])
 def test_parts_match_counts_from_the_parameters(spec: IgsmSpec) -> None:
     for i in range(150):
-        p = generate_problem(spec, 5, i, world=WORLD)
+        p = generate_problem(spec, 5, i, knowledge=WORLD)
         pieces = solution_pieces(p.solution)
         assert re.sub(r" ([.;])", r"\1", " ".join(t for _, t in pieces)) == p.solution  # the pieces cover it
         kinds = [k for k, _ in pieces if k]
@@ -118,7 +121,7 @@ def _fake_generate(problems: list[Problem], pick):
 
 
 def test_teacher_forced_scores_known_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    problems = [generate_problem(MED, 9, i, world=WORLD) for i in range(12)]
+    problems = [generate_problem(MED, 9, i, knowledge=WORLD) for i in range(12)]
     steps = sum(len(p.order) for p in problems)
     gold = _fake_generate(problems, lambda p, k: p.params[p.order[k]].name)
     monkeypatch.setattr(E, "generate", gold)
@@ -139,7 +142,7 @@ def test_teacher_forced_scores_known_answers(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_teacher_forced_skips_problems_that_do_not_fit() -> None:
-    problems = [generate_problem(MED, 9, i, world=WORLD) for i in range(6)]
+    problems = [generate_problem(MED, 9, i, knowledge=WORLD) for i in range(6)]
     model = Peek(VOCAB.size, 1)
     model.cfg.context = min(len(forced_problem(p, VOCAB).ids) for p in problems) - 1
     found = teacher_forced(model, problems, VOCAB, batch_size=4)

@@ -1,4 +1,4 @@
-"""Tests of physlm.worlds.igsm.generator (SPEC 2.1): every generated problem is checked against facts recomputed here
+"""Tests of the iGSM generator (physlm/worlds/igsm/: knowledge, graph, render, problems, frames; SPEC 2.1): every generated problem is checked against facts recomputed here
 independently (values from the Param facts, the structure graph from the names and the world, necessary =
 query + ancestors, a small reader of the solution text that replays every step), plus exact renderings of
 hand-built parameters, the hash split, determinism across calls and worker counts, Parquet round trips,
@@ -17,33 +17,15 @@ import polars as pl
 import pytest
 
 from physlm.errors import DataError
-from physlm.text import igsm_vocab
-from physlm.worlds.igsm import generator as igsm
-from physlm.worlds.igsm.generator import (
-    EVAL_SETS,
-    HARD,
-    MED,
-    IgsmSpec,
-    World,
-    allowed_buckets,
-    eval_problem,
-    generate_frame,
-    generate_problem,
-    load_world,
-    problem_from_row,
-    problems_frame,
-    reask,
-    render_question,
-    render_sentence,
-    render_solution,
-    sample_hyper,
-    template_bucket,
-    template_text,
-    world_from_dict,
-)
+from physlm.worlds.igsm.text import igsm_vocab
+from physlm.worlds.igsm.problems import EVAL_SETS, default_ood_ops, eval_problem, generate_problem, reask
+from physlm.worlds.igsm.graph import HARD, LETTERS, MED, IgsmSpec, allowed_buckets, sample_hyper, sample_op
+from physlm.worlds.igsm.knowledge import Knowledge, knowledge_from_dict, load_knowledge
+from physlm.worlds.igsm.frames import FRAME_SCHEMA, generate_frame, problem_from_row, problems_frame
+from physlm.worlds.igsm.render import render_question, render_sentence, render_solution, template_bucket, template_text
 from physlm.worlds.igsm.types import MOD, Param, Problem
 
-WORLD = load_world()
+WORLD = load_knowledge()
 
 
 def synthetic_world_dict(subcats: int = 2, items: int = 5) -> dict:
@@ -58,7 +40,7 @@ def synthetic_world_dict(subcats: int = 2, items: int = 5) -> dict:
         for _ in range(4)]}
 
 
-SYNTHETIC = world_from_dict(synthetic_world_dict())
+SYNTHETIC = knowledge_from_dict(synthetic_world_dict())
 
 
 # ---------------------------------------------------------------------------------------- the oracles
@@ -101,7 +83,7 @@ def ancestors(pr: Problem, x: int) -> set[int]:
     return out
 
 
-def check_structure(pr: Problem, world: World, max_edge: int) -> None:
+def check_structure(pr: Problem, world: Knowledge, max_edge: int) -> None:
     """Rebuild G_s from the instance names and the world; the abstract parameters must be exactly the contract's."""
     cat = world.categorizations[pr.categorization]
     layer_of, sub_of = {}, {}
@@ -190,7 +172,7 @@ def replay_solution(pr: Problem) -> None:
         owner[v] = x
 
 
-def check_problem(pr: Problem, spec: IgsmSpec, world: World = WORLD) -> None:
+def check_problem(pr: Problem, spec: IgsmSpec, world: Knowledge = WORLD) -> None:
     assert recompute_values(pr) == [p.value for p in pr.params]
     assert pr.necessary == ancestors(pr, pr.query) == set(pr.order) and pr.order[-1] == pr.query
     position = {x: i for i, x in enumerate(pr.order)}
@@ -228,22 +210,22 @@ def check_text(pr: Problem) -> None:
 def test_load_world_reads_and_validates(tmp_path: Path) -> None:
     path = tmp_path / "names.json"
     path.write_text(json.dumps(synthetic_world_dict()))
-    world = load_world(path)
-    assert world == SYNTHETIC and load_world(path) is world
+    world = load_knowledge(path)
+    assert world == SYNTHETIC and load_knowledge(path) is world
     assert len(WORLD.categorizations) == 4 and all(len(c.layers) == 4 for c in WORLD.categorizations)
     assert all(len(layer.subcategories) == 5 for c in WORLD.categorizations for layer in c.layers)
     bad = synthetic_world_dict()
     bad["categorizations"][1]["layers"][2]["subcategories"][0]["items"][3] = "St. Mary"
     with pytest.raises(DataError, match="St. Mary"):
-        world_from_dict(bad)
+        knowledge_from_dict(bad)
     bad = synthetic_world_dict()
     bad["categorizations"][0]["layers"][0]["subcategories"][0]["items"][0] = bad["categorizations"][3]["layers"][3]["category"]
     with pytest.raises(DataError, match="repeated or is also a category"):
-        world_from_dict(bad)
+        knowledge_from_dict(bad)
     with pytest.raises(DataError, match="needs at least 4"):
-        world_from_dict(synthetic_world_dict(items=3))
+        knowledge_from_dict(synthetic_world_dict(items=3))
     with pytest.raises(DataError, match="file not found"):
-        load_world(tmp_path / "missing.json")
+        load_knowledge(tmp_path / "missing.json")
 
 
 # ------------------------------------------------------------------------------------ hyper-parameters
@@ -253,7 +235,7 @@ def test_hyper_parameters_follow_the_spec() -> None:
     rng = random.Random(5)
     for spec in (MED, HARD):
         for _ in range(1000):
-            s = igsm.sample_op(rng, spec.max_op)
+            s = sample_op(rng, spec.max_op)
             h = sample_hyper(rng, spec, s)
             assert 1 <= h.s <= spec.max_op and 1 <= h.n <= h.m <= h.s
             assert 2 <= h.w0 <= h.w1 <= 4 and (h.d - 1) * h.w0 <= h.e <= spec.max_edge
@@ -279,7 +261,7 @@ def test_small_worlds_for_cpu_demos() -> None:
         assert len(p.sentences) <= 6
         seen_layers[len(p.layers)] += 1
         rng = random.Random(i)
-        h = sample_hyper(rng, spec, igsm.sample_op(rng, spec.max_op))
+        h = sample_hyper(rng, spec, sample_op(rng, spec.max_op))
         assert 2 <= h.w0 <= h.w1 <= 3 and 2 <= h.d <= 3
     assert set(seen_layers) == {2, 3}
     with pytest.raises(ValueError, match="fmt"):
@@ -287,7 +269,7 @@ def test_small_worlds_for_cpu_demos() -> None:
 
 
 def test_names_option_draws_items_from_the_first_k_of_each_subcategory() -> None:
-    world = load_world()
+    world = load_knowledge()
     allowed = {item for c in world.categorizations for layer in c.layers for _, items in layer.subcategories
                for item in items[:4]}
     every = {item for c in world.categorizations for layer in c.layers for _, items in layer.subcategories for item in items}
@@ -335,7 +317,7 @@ def test_forced_ops_are_exact(spec: IgsmSpec, ops: tuple[int, ...]) -> None:
 
 
 def test_synthetic_world_and_unnecessary_parameters() -> None:
-    problems = [generate_problem(MED, 2, i, force_op=12, world=SYNTHETIC) for i in range(40)]
+    problems = [generate_problem(MED, 2, i, force_op=12, knowledge=SYNTHETIC) for i in range(40)]
     for pr in problems:
         check_problem(pr, MED, SYNTHETIC)
     # stage 5 leaves unnecessary sentences, some of them early in the problem text
@@ -426,7 +408,7 @@ def test_template_text_hides_numbers_letters_and_names() -> None:
     text = template_text(pr.params, pr.sentences, pr.query, pr.order)
     assert not re.search(r"[1-9]", text) and "'s" not in text
     solution = text[text.index("?") + 2:]
-    assert list(dict.fromkeys(re.findall(r"\b[A-Za-z]\b", solution))) == list(igsm.LETTERS[:pr.op])
+    assert list(dict.fromkeys(re.findall(r"\b[A-Za-z]\b", solution))) == list(LETTERS[:pr.op])
 
 
 def test_text_never_contains_a_name_with_a_dot() -> None:
@@ -453,7 +435,7 @@ def test_reask_keeps_the_sentences_and_asks_for_another_parameter() -> None:
 
 def test_eval_sets() -> None:
     assert EVAL_SETS == ("test", "opmax", "ood", "reask")
-    assert igsm.default_ood_ops(MED) == (20, 21, 22, 23) and igsm.default_ood_ops(HARD) == (28, 29, 30, 31, 32)
+    assert default_ood_ops(MED) == (20, 21, 22, 23) and default_ood_ops(HARD) == (28, 29, 30, 31, 32)
     for i in range(8):
         assert eval_problem(MED, "test", 1, i) == generate_problem(MED, 1, i, split="test")
         opmax = eval_problem(MED, "opmax", 1, i)
@@ -476,7 +458,7 @@ def test_frame_round_trip(tmp_path: Path) -> None:
     frame = problems_frame(problems, range(100, 121), split="train")
     frame.write_parquet(tmp_path / "p.parquet")
     back = pl.read_parquet(tmp_path / "p.parquet")
-    assert back.schema == pl.Schema(igsm.FRAME_SCHEMA) and back["index"].to_list() == list(range(100, 121))
+    assert back.schema == pl.Schema(FRAME_SCHEMA) and back["index"].to_list() == list(range(100, 121))
     assert [problem_from_row(row) for row in back.iter_rows(named=True)] == problems
     row = back.row(0, named=True)
     consts = [c for c, p in zip(row["param_const"], problems[0].params) if p.const is None]

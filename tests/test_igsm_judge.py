@@ -357,15 +357,17 @@ TAXONOMY = Taxonomy.load()
 def generated() -> list[tuple[Problem, Reading]]:
     """2,000 iGSM-med problems (a quarter qp), 300 iGSM-hard ones (a third at the OOD ops 28..32) and 100 med
     `reask` problems (another query: unnecessary parameters become necessary, ops up to 52)."""
-    from physlm.worlds.igsm.generator import IgsmSpec, eval_problem, generate_problem, load_world
+    from physlm.worlds.igsm.graph import IgsmSpec
+    from physlm.worlds.igsm.problems import eval_problem, generate_problem
+    from physlm.worlds.igsm.knowledge import load_knowledge
 
-    world = load_world()
+    world = load_knowledge()
     med, hard = IgsmSpec(max_op=15, max_edge=20), IgsmSpec(max_op=21, max_edge=28)
     med_qp = dataclasses.replace(med, fmt="qp")
-    problems = [generate_problem(med if i % 4 else med_qp, 11, i, split="train", world=world) for i in range(2000)]
-    problems += [generate_problem(hard, 12, i, split="test", force_op=28 + i % 5 if i % 3 == 0 else None, world=world)
+    problems = [generate_problem(med if i % 4 else med_qp, 11, i, split="train", knowledge=world) for i in range(2000)]
+    problems += [generate_problem(hard, 12, i, split="test", force_op=28 + i % 5 if i % 3 == 0 else None, knowledge=world)
                  for i in range(300)]
-    problems += [eval_problem(med, "reask", 13, i, world=world) for i in range(100)]
+    problems += [eval_problem(med, "reask", 13, i, knowledge=world) for i in range(100)]
     return [(p, read_problem(p.problem, TAXONOMY)) for p in problems]
 
 
@@ -462,8 +464,10 @@ def test_judge_rejects_mutations(generated) -> None:
 def _generations(tmp_path, *, with_answers: bool = True):
     import polars as pl
 
-    from physlm.text import ANS
-    from physlm.worlds.igsm.generator import MED, generate_problem, problems_frame
+    from physlm.worlds.igsm.text import ANS
+    from physlm.worlds.igsm.graph import MED
+    from physlm.worlds.igsm.problems import generate_problem
+    from physlm.worlds.igsm.frames import problems_frame
 
     problems = [generate_problem(MED, 5, i) for i in range(4)]
     first = split_solution(problems[1].solution)

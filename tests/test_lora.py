@@ -5,7 +5,7 @@ parameter count matches the formula."""
 import pytest
 import torch
 
-from physlm.lora import LoraConfig, LoraEmbedding, LoraQKV, apply_lora, merge_lora, trainable_parameters
+from physlm.lora import LoraConfig, LowRankEmbedding, LoraQKV, apply_lora, merge_lora, trainable_parameters
 from physlm.model import GPT, GPTConfig
 from physlm.sampling import beam_search, generate
 
@@ -49,7 +49,7 @@ def test_starts_equal_and_leaves_the_original_alone(pos: str) -> None:
     idx, _ = batch()
     assert torch.equal(lora(idx)[0], model(idx)[0])
     assert all(p.requires_grad for p in model.parameters())
-    assert isinstance(lora.blocks[0].attn.qkv, LoraQKV) and isinstance(lora.wte, LoraEmbedding)
+    assert isinstance(lora.blocks[0].attn.qkv, LoraQKV) and isinstance(lora.wte, LowRankEmbedding)
     assert not isinstance(model.blocks[0].attn.qkv, LoraQKV)
     same = apply_lora(model, CFG)
     assert all(torch.equal(a, b) for a, b in zip(lora.parameters(), same.parameters()))
@@ -87,7 +87,7 @@ def test_merged_model_is_a_plain_gpt_with_the_same_logits() -> None:
     merged = merge_lora(lora)
     idx, _ = batch()
     assert merged.state_dict().keys() == model.state_dict().keys()
-    assert not any(isinstance(m, (LoraQKV, LoraEmbedding)) for m in merged.modules())
+    assert not any(isinstance(m, (LoraQKV, LowRankEmbedding)) for m in merged.modules())
     assert trainable_parameters(merged) == model.num_params()
     torch.testing.assert_close(merged(idx)[0], lora(idx)[0], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(merged(idx)[0], model(idx)[0], atol=1e-3)  # training did change the model

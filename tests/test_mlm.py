@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from physlm.errors import DataError
-from physlm.mlm import N_SPECIAL, encoder_config, mask_batch, mask_id, train_mlm
+from physlm.mlm import N_SPECIAL, encoder_config, mask_batch, mask_id
 from physlm.model import GPT, GPTConfig
-from physlm.tokenize import Vocab, cfg_encode, pack_windows
-from physlm.train import TrainConfig, train
+from physlm.tokenize import Vocab, pack_windows
+from physlm.worlds.cfg.tokenize import cfg_encode
+from physlm.train import TrainConfig, train, train_mlm
 from physlm.worlds.cfg.grammar import random_grammar, sample_sentences
 
 pytestmark = pytest.mark.usefixtures("one_thread")

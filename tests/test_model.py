@@ -11,6 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import golden
+
 from physlm.model import GPT, POSITIONS, Canon, GPTConfig, Rotary
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -243,9 +245,13 @@ def test_encoder_needs_rot_or_abs(pos: str) -> None:
 # added (commit 942c1fc, torch 2.13.0+cpu, x86_64, one thread). Unpadded calls must stay bit-identical:
 # trained models and committed samples depend on them. A different torch build or CPU may legitimately
 # change the last bits; then re-record them from a commit known to be right, never from the change under test.
-GOLDEN = {"rot": "cd637dec148de445", "abs": "95bbd7c195240a55", "rel": "327f3a57fed19775",
-          "pos": "d54575414ec4b82d", "uni": "d1e0b9ef71c7664c"}
-GOLDEN_ENCODER = {"rot": "5eb513438b98db3a", "abs": "4e66895dcf1e2d0d"}
+# Recorded per CPU vendor (conftest.golden): AMD EPYC before padding existed; Intel Xeon from the same code.
+GOLDEN = {"AuthenticAMD": {"rot": "cd637dec148de445", "abs": "95bbd7c195240a55", "rel": "327f3a57fed19775",
+                           "pos": "d54575414ec4b82d", "uni": "d1e0b9ef71c7664c"},
+          "GenuineIntel": {"rot": "8f45f91ee3713897", "abs": "cc2c65c13219c585", "rel": "abad3e92f13494b0",
+                           "pos": "6ca0e992663ec629", "uni": "a07bf466a101270a"}}
+GOLDEN_ENCODER = {"AuthenticAMD": {"rot": "5eb513438b98db3a", "abs": "4e66895dcf1e2d0d"},
+                  "GenuineIntel": {"rot": "0b16cda1b0285f8c", "abs": "6e842718e2b307f7"}}
 
 
 def _digest(*tensors: torch.Tensor) -> str:
@@ -270,12 +276,12 @@ def test_unpadded_numerics_are_bit_identical_to_golden(pos: str) -> None:
     loss.backward()
     grads = [p.grad for p in train.parameters()]
     found = _digest(model(idx)[0], *parts, model.hidden_states(idx), model.attention_weights(idx), loss, *grads)
-    assert found == GOLDEN[pos]
+    assert found == golden(GOLDEN)[pos]
 
 
 @pytest.mark.parametrize("pos", ["rot", "abs"])
 def test_encoder_numerics_are_bit_identical_to_golden(pos: str) -> None:
-    assert _digest(tiny(pos, causal=False)(tokens())[0]) == GOLDEN_ENCODER[pos]
+    assert _digest(tiny(pos, causal=False)(tokens())[0]) == golden(GOLDEN_ENCODER)[pos]
 
 
 LENGTHS = [CONTEXT - 4, 3, 11, 1, CONTEXT - 4]  # rows of a left-padded batch; the longest has no padding

@@ -11,10 +11,11 @@ import torch
 
 from physlm.artifacts import random_model
 from physlm.worlds.igsm.evaluate import evaluate_set
-from physlm.generate import igsm_vocabulary
+from physlm.worlds.igsm.tokenize import vocabulary
 from physlm.model import GPTConfig
 from physlm.parallel import cpu_map, resolve_workers
-from physlm.worlds.igsm.generator import IgsmSpec, generate_problem
+from physlm.worlds.igsm.graph import IgsmSpec
+from physlm.worlds.igsm.problems import generate_problem
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,7 +45,7 @@ def test_resolve_workers() -> None:
 
 
 def test_eval_sets_side_by_side_match_one_process() -> None:
-    vocab = igsm_vocabulary()
+    vocab = vocabulary()
     spec = IgsmSpec(max_op=3, max_edge=6, max_layers=3, max_items=2, names=4)
     problems = [generate_problem(spec, 3, i) for i in range(6)]
     model = random_model(GPTConfig(vocab_size=vocab.size, context=256, depth=1, width=32, heads=2), seed=0)

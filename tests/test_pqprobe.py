@@ -24,16 +24,15 @@ from physlm.worlds.bio.pqprobe import (
     Task,
     fit_probe,
     offset_buckets,
-    plot_pprobe,
-    plot_qprobe,
     rows,
     run_pprobe,
     run_qprobe,
     score_task,
     summary,
 )
-from physlm.worlds.igsm.vprobe import LowRankEmbedding
+from physlm.lora import LowRankEmbedding
 from physlm.worlds.bio.people import ATTRIBUTES
+from physlm.worlds.bio.report import plot_pq_rows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -141,7 +140,7 @@ def test_update_starts_at_zero_and_trains_only_the_update_and_heads() -> None:
     fit = fit_probe(model, data, [3], rank=2, norm="layer", layer=2, steps=6, batch_size=20, lr=1e-2,
                     weight_decay=0.3, seed=0)
     trainable = {k for k, p in fit.probe.named_parameters() if p.requires_grad}
-    assert trainable == {"model.wte.u", "model.wte.v", "heads.0.norm.weight", "heads.0.norm.bias",
+    assert trainable == {"model.wte.a", "model.wte.b", "heads.0.norm.weight", "heads.0.norm.bias",
                          "heads.0.weight", "heads.0.bias"}
     assert fit.probe.model.wte.delta().abs().max() > 0 and fit.losses.shape == (6, 1)
     frozen = {k.removeprefix("model."): v for k, v in fit.probe.state_dict().items() if k.startswith("model.")}
@@ -244,6 +243,8 @@ def test_rows_summary_json_and_plots(pprobe, qprobe, tmp_path) -> None:
     assert summary(qprobe)["employer_whole"] == qprobe.scores[1].accuracy[0]
     back = json.loads(json.dumps(pprobe.to_json()))
     assert back["scores"][1]["task"] == {"attribute": "major", "kind": "whole"}
-    plot_pprobe(pprobe, tmp_path / "p.png", "synthetic")
-    plot_qprobe({"trained": qprobe, "again": qprobe}, tmp_path / "q.png")
-    assert (tmp_path / "p.png").stat().st_size > 1000 and (tmp_path / "q.png").stat().st_size > 1000
+    as_read = [{"model": model, **{k: str(v) for k, v in r.items()}}  # as the report reads probe.csv back
+               for model in ("trained", "control") for r in rows(pprobe) + rows(qprobe)]
+    plot_pq_rows(as_read, "synthetic", tmp_path)
+    for name in ("pprobe_synthetic.png", "qprobe_synthetic.png"):
+        assert (tmp_path / name).stat().st_size > 1000

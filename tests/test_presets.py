@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from physlm.config import SCOPE, entry_names, load_stage, read_params
-from physlm.presets import LR_SWEEP, main
+from physlm.worlds.cfg.presets import LR_SWEEP
+from physlm.presets import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +75,7 @@ def test_bad_choices_change_nothing(tmp_path: Path, args: list[str]) -> None:
 
 @pytest.mark.parametrize("level", ["med", "hard"])
 def test_igsm_paper_rewrites_params(tmp_path: Path, level: str) -> None:
-    from physlm.presets import IGSM_LEVELS, SIZES
+    from physlm.worlds.igsm.presets import IGSM_LEVELS, SIZES
 
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)

@@ -11,16 +11,16 @@ from sklearn.linear_model import LogisticRegression
 
 from physlm.mlm import encoder_config
 from physlm.model import GPT, GPTConfig
-from physlm.probe import (
+from physlm.worlds.cfg.probes import (
     MultiHeadProbe,
     Target,
     cfg_targets,
     fit_linear_probes,
-    hidden_states,
     predict,
     probe_layers,
     probe_layers_multihead,
 )
+from physlm.probing import hidden_states
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from physlm.report import igsm_markdown, plot_depth
+from physlm.worlds.igsm.report import markdown, plot_depth
 
 
 def study(depth: int, params: int, test: float, opmax: float, data: str = "p21") -> dict:
@@ -13,8 +13,8 @@ def study(depth: int, params: int, test: float, opmax: float, data: str = "p21")
              "unnecessary_ops_per_correct": 0.0, "errors": {"arithmetic": 1}, "by_op": {"3": {"n": 10, "accuracy": test}}}
     return {"train": {"model": {"depth": depth}, "params": params, "data": data},
             "evaluate": {"test": {"greedy": found}, "opmax": {"greedy": {**found, "accuracy": opmax}}},
-            "probe_rows": [{"model": "trained", "property": "nece", "accuracy": "0.9", "accuracy_pos": "0.8",
-                            "accuracy_neg": "0.95", "majority": "0.7"}]}
+            "tables": {"probe": [{"model": "trained", "property": "nece", "accuracy": "0.9", "accuracy_pos": "0.8",
+                                  "accuracy_neg": "0.95", "majority": "0.7"}]}}
 
 
 def test_depth_figure_needs_two_depths_at_one_size(tmp_path: Path) -> None:
@@ -27,14 +27,14 @@ def test_depth_figure_needs_two_depths_at_one_size(tmp_path: Path) -> None:
 
 
 def test_igsm_summary_sections() -> None:
-    text = igsm_markdown({"s": study(4, 1, 0.5, 0.25)})
+    text = markdown({"s": study(4, 1, 0.5, 0.25)})
     assert "| s | test | greedy | 10 | 0.500 |" in text and "| s | opmax | greedy | 10 | 0.250 |" in text
     assert "| s | nece | trained | 0.900 | 0.800 | 0.950 | 0.700 |" in text
-    assert igsm_markdown({}) == ""
+    assert markdown({}) == ""
 
 
 def test_teacher_forced_table_and_figure(tmp_path: Path) -> None:
-    from physlm.worlds.igsm.evaluate import plot_teacher_forced
+    from physlm.worlds.igsm.report import plot_teacher_forced
 
     def forced(valid: float, lookup: float | None) -> dict:
         rest = (1 - valid) / 4
@@ -46,7 +46,7 @@ def test_teacher_forced_table_and_figure(tmp_path: Path) -> None:
 
     s = study(4, 1, 0.5, 0.25)
     s["evaluate"]["teacher_forced"] = {"control": forced(0.0, None), "test": forced(0.6, 0.5)}  # as read back: sorted
-    text = igsm_markdown({"s": s})
+    text = markdown({"s": s})
     assert "| s | test | greedy | 10 | 0.500 |" in text and "| s | teacher_forced |" not in text
     assert "| s | test | 12 | 0.600 (0.200) | 0.100 / 0.100 / 0.100 / 0.100 | 0.500 (4) | 0.500 (8) | 0.750 (8) | 0.000 (3) |" in text
     assert "| s | control | 12 | 0.000 (0.200) |" in text

@@ -74,10 +74,10 @@ def test_interrupted_train_stage_resumes_to_the_same_weights(tmp_path: Path) -> 
     """Kill-and-rerun of the train stage, simulated by a partial run that leaves its checkpoint behind."""
     from conftest import tiny_params
 
-    from physlm.cli import Paths
     from physlm.config import load_stage
-    from physlm.train import train
-    from stages.train import configs, load_windows
+    from physlm.io import Paths
+    from physlm.train import load_windows, train
+    from stages.train import configs
 
     repos = []
     for name in ("straight", "resumed"):
@@ -93,7 +93,7 @@ def test_interrupted_train_stage_resumes_to_the_same_weights(tmp_path: Path) -> 
         os.chdir(resumed)
         paths = Paths("cfg_demo")
         model_cfg, train_cfg = configs(paths, load_stage("train", "cfg_demo"))
-        train(model_cfg, train_cfg, load_windows(paths, "train"), load_windows(paths, "test"), paths.checkpoints,
+        train(model_cfg, train_cfg, load_windows(paths.tokens, "train"), load_windows(paths.tokens, "test"), paths.checkpoints,
               stop_after=train_cfg.checkpoint_every + 1, progress=False)
     finally:
         os.chdir(cwd)

@@ -17,16 +17,18 @@ import pytest
 import torch
 import yaml
 
-from physlm.config import CfgGenerateParams, IgsmGenerateParams, PerturbParams, RandomGrammarParams
-from physlm.generate import igsm_vocabulary, resolve_grammar
+from physlm.worlds.cfg.params import CfgGenerateParams, PerturbParams, RandomGrammarParams
+from physlm.worlds.igsm.params import IgsmGenerateParams
+from physlm.worlds.igsm.tokenize import vocabulary
+from physlm.worlds.cfg.language import resolve_grammar
 from physlm.io import write_json
 from physlm.model import GPTConfig
 from physlm.stream import Producer, Stream, StreamSpec, stream_record
-from physlm.text import PROB, SOL, igsm_sequence, parse_generation
-from physlm.tokenize import cfg_vocab
+from physlm.worlds.igsm.text import PROB, SOL, igsm_sequence, parse_generation
+from physlm.worlds.cfg.tokenize import cfg_vocab
 from physlm.train import TrainConfig, stream_rows, train
 from physlm.worlds.cfg.grammar import Judge, format_grammar
-from physlm.worlds.igsm.generator import allowed_buckets
+from physlm.worlds.igsm.graph import allowed_buckets
 from physlm.worlds.igsm.judge import judge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +45,7 @@ def igsm_spec(tmp_path: Path, seed: int = 0, context: int = 256, pack: str = "se
     tokens = tmp_path / f"igsm-{seed}-{pack}"
     tokens.mkdir()
     write_json(tokens / "stream.json", stream_record("igsm", seed, IGSM))
-    vocab = igsm_vocabulary("names")
+    vocab = vocabulary("names")
     write_json(tokens / "meta.json", {"world": "igsm", "context": context, "pack": pack, "vocab_size": vocab.size,
                                       "bos_id": 0, "eos_id": 1, "units": "names"})
     return StreamSpec.load(tokens)
@@ -53,7 +55,7 @@ def cfg_spec(tmp_path: Path, context: int = 32, pack: str = "stream", generate: 
     tokens = tmp_path / f"cfg-{context}-{pack}"
     tokens.mkdir()
     grammar = resolve_grammar(generate.grammar)
-    write_json(tokens / "stream.json", stream_record("cfg", 0, generate, format_grammar(grammar)))
+    write_json(tokens / "stream.json", stream_record("cfg", 0, generate, grammar=format_grammar(grammar), bags=""))
     write_json(tokens / "meta.json", {"world": "cfg", "context": context, "pack": pack, "bos_id": 0, "eos_id": 1,
                                       "vocab_size": cfg_vocab(len(grammar.terminals)).size})
     return StreamSpec.load(tokens)
@@ -96,7 +98,7 @@ def test_one_and_two_workers_give_the_same_windows(tmp_path: Path) -> None:
 
 
 def test_streamed_igsm_problems_are_training_problems_the_judge_accepts(tmp_path: Path) -> None:
-    spec, vocab = igsm_spec(tmp_path), igsm_vocabulary("names")
+    spec, vocab = igsm_spec(tmp_path), vocabulary("names")
     train_buckets, checked = allowed_buckets(IGSM.split_rule, "train"), 0
     for j in range(8):
         packed = spec.packed(j)
@@ -215,7 +217,7 @@ def test_train_stage_streams_igsm_and_records_the_sample(tmp_path: Path) -> None
     assert json.loads((repo / "data/igsm_demo/raw/stream.json").read_text())["seed"] == 0
     frame = pl.read_parquet(tokens / "stream_sample.parquet")
     assert frame["window"].unique().sort().to_list() == [0, 1, 2, 3] and (frame["split"] == "train").all()
-    vocab = igsm_vocabulary("names")
+    vocab = vocabulary("names")
     rebuilt = rebuilt_windows(frame, lambda row: vocab.encode(igsm_sequence(row["problem"], row["solution"], row["answer"])),
                               spec.width)
     assert all(np.array_equal(r, spec.window(j)) for j, r in enumerate(rebuilt))

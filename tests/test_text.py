@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from physlm.errors import DataError
-from physlm.text import TextVocab, igsm_prompt, igsm_sequence, igsm_vocab, parse_generation, split_words
+from physlm.text import TextVocab, split_words
+from physlm.worlds.igsm.text import igsm_prompt, igsm_sequence, igsm_vocab, parse_generation
 
 NAMES = ["Penguin Beach", "Giraffe", "Sea-lion Rock", "Animal", "O'Hara Park"]
 TEXT = ("The number of each Penguin Beach's Giraffe equals 6 more than each Sea-lion Rock's Animal. "

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from physlm.errors import DataError
-from physlm.tokenize import Vocab, cfg_decode, cfg_encode, cfg_vocab, pack_windows
+from physlm.tokenize import Vocab, pack_windows
+from physlm.worlds.cfg.tokenize import cfg_decode, cfg_encode, cfg_vocab
 
 
 def test_pack_windows_is_the_bos_eos_stream() -> None:

@@ -17,41 +17,43 @@ import torch
 import torch.nn.functional as F
 
 from physlm.model import GPT, POSITIONS, GPTConfig
-from physlm.text import igsm_vocab
-from physlm.worlds.igsm.vprobe import (
+from physlm.worlds.igsm.text import igsm_vocab
+from physlm.worlds.igsm.labels import (
     PROPERTIES,
     UNKNOWN,
-    LowRankEmbedding,
     Pick,
     VExample,
-    PrefixBatch,
-    Trunk,
-    VProbe,
-    VProbeConfig,
     ancestors,
     can_next,
     classes,
     dep,
     draw_picks,
-    fit_vprobe,
-    full_sequence_states,
     gd_params,
     known,
     label,
     nece,
     nece_next,
-    pack,
-    plot_vprobes,
-    predict,
     probe_examples,
     problem_sentences_text,
-    run_vprobes,
-    score,
     solution_sentences,
-    trunk_steps,
-    trunks,
     value,
 )
+from physlm.lora import LowRankEmbedding
+from physlm.worlds.igsm.vprobe import (
+    PrefixBatch,
+    Trunk,
+    VProbe,
+    VProbeConfig,
+    fit_vprobe,
+    full_sequence_states,
+    pack,
+    predict,
+    run_vprobes,
+    score,
+    trunk_steps,
+    trunks,
+)
+from physlm.worlds.igsm.report import plot_vprobes
 from physlm.worlds.igsm.types import Param, Problem
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -260,7 +262,7 @@ def test_update_starts_at_zero_and_trains_only_the_update_and_head() -> None:
     assert torch.equal(wte(idx), model.wte(idx))
     assert torch.allclose(probe.model.hidden_states(idx), model.hidden_states(idx))
     trainable = {k for k, p in probe.named_parameters() if p.requires_grad}
-    assert trainable == {"model.wte.u", "model.wte.v", "head.weight", "head.bias"}
+    assert trainable == {"model.wte.a", "model.wte.b", "head.weight", "head.bias"}
 
     examples = _shared_examples(24, 0)
     fit = fit_vprobe(model, examples, 2, rank=4, steps=5, batch_size=8, lr=2e-3, weight_decay=0.01, seed=0)
@@ -318,7 +320,7 @@ def test_grouped_states_match_the_full_sequences_in_every_position_scheme(pos: s
     probe, examples = VProbe(model, 2, rank=4, seed=0), _shared_examples(6, 1)
     batch = _batch(examples)
     with torch.no_grad():
-        probe.model.wte.u.normal_(0.0, 0.5)
+        probe.model.wte.a.normal_(0.0, 0.5)
         for block in probe.model.blocks if pos == "pos" else ():
             block.attn.offset_logits.normal_()  # zeros at init: a uniform average
         grouped = probe.states(batch)
@@ -380,15 +382,16 @@ def test_run_vprobes_and_plot(tmp_path) -> None:
 
 
 def _world_vocab(units: str = "names"):
-    from physlm.worlds.igsm.generator import load_world
+    from physlm.worlds.igsm.knowledge import load_knowledge
 
-    world = load_world()
+    world = load_knowledge()
     return igsm_vocab((n for c in world.categorizations for layer in c.layers
                        for n in (layer.category, *(i for _, items in layer.subcategories for i in items))), units)
 
 
 def _real_problems(n: int, split: str) -> list[Problem]:
-    from physlm.worlds.igsm.generator import IgsmSpec, generate_problem
+    from physlm.worlds.igsm.graph import IgsmSpec
+    from physlm.worlds.igsm.problems import generate_problem
 
     return [generate_problem(IgsmSpec(max_op=4, max_edge=12, fmt=("pq", "qp")[i % 2]), 0, i, split=split) for i in range(n)]
 
@@ -429,7 +432,8 @@ DEMO = {"max_op": 4, "max_edge": 8, "max_layers": 3, "max_items": 3}  # the igsm
 
 
 def _demo_examples(vocab, prop: str, n: int) -> list[VExample]:
-    from physlm.worlds.igsm.generator import IgsmSpec, generate_problem
+    from physlm.worlds.igsm.graph import IgsmSpec
+    from physlm.worlds.igsm.problems import generate_problem
 
     problems = [generate_problem(IgsmSpec(**DEMO, fmt=("pq", "qp")[i % 2]), 0, i) for i in range(n)]
     return probe_examples(problems, vocab, prop, picks=10, seed=0, max_tokens=256)
@@ -440,7 +444,7 @@ def _probe_with_update(vocab, num_classes: int) -> VProbe:
     torch.manual_seed(0)
     probe = VProbe(GPT(GPTConfig(vocab_size=vocab.size, context=256, depth=2, width=32, heads=2)), num_classes, 8, 0)
     with torch.no_grad():
-        probe.model.wte.u.normal_(0.0, 0.5)
+        probe.model.wte.a.normal_(0.0, 0.5)
         probe.head.weight.normal_()
     return probe
 
@@ -495,7 +499,7 @@ def test_grouped_gradients_match_the_full_sequences() -> None:
     assert len(step) > 1
     probe = _probe_with_update(vocab, 2)
     labels = torch.tensor([examples[r].label for r in batch.rows])
-    params = [probe.model.wte.u, probe.model.wte.v, probe.head.weight, probe.head.bias]
+    params = [probe.model.wte.a, probe.model.wte.b, probe.head.weight, probe.head.bias]
     grads = []
     for states in (lambda: probe.states(batch), lambda: full_sequence_states(probe, [examples[r] for r in batch.rows])):
         grads.append(torch.autograd.grad(F.cross_entropy(probe.head(states()), labels), params))

@@ -1,1 +1,172 @@
-"""Synthetic worlds: data generators with ground-truth labels and exact judges (no torch here)."""
+"""Synthetic worlds, one package each, behind one interface (`World`) and a registry.
+
+A world is one synthetic data family with ground-truth labels and an exact judge: Part 1's context-free
+grammars (`cfg`), Part 2.1's grade-school math (`igsm`), Part 3.1's biographies (`bio`). Everything that is a
+world's lives in its package `physlm/worlds/<name>/`: knowledge and data files, generator and labels, judge,
+text and tokenizer, probes, evaluation, params schemas, report section and figures, paper presets. The
+package's `__init__` defines `WORLD`, a `World`, and its docstring is the world's short README (what it
+reproduces, its Parquet columns, its studies, its oracle tests).
+
+The stages in `stages/` look a world up by name (`get`) and call the module of the step they run; nothing
+outside a world's package names it. A step the world takes part in is the module of its package named after
+the step, holding one function:
+
+| step       | module          | function                                                         | used by    |
+|------------|-----------------|------------------------------------------------------------------|------------|
+| `generate` | `generate.py`   | `generate(params, seed, out_dir) -> {file: rows}`                | generate   |
+| `tokenize` | `tokenize.py`   | `tokenize(raw_dir, params) -> Tokenized`                         | tokenize   |
+| `stream`   | `stream.py`     | `source(spec: StreamSpec) -> physlm.stream.ExampleSource`        | tokenize, train |
+| `train`    | `train.py`      | `plan(tokens_dir, train_params, train_cfg, seed) -> physlm.train.Plan` | train |
+| `probe`    | `probe.py`      | `probe(paths, cfg, device) -> Probed`                            | probe      |
+| `evaluate` | `evaluate.py`   | `evaluate(paths, cfg, device) -> Evaluated`                      | evaluate   |
+| `report`   | `report.py`     | `section(found: {study: StudyMetrics}, out_dir) -> markdown`     | report     |
+| `presets`  | `presets.py`    | `PRESETS: {name: physlm.presets.Preset}`                         | `python -m physlm.presets` |
+
+`generate`, `tokenize`, `probe`, `evaluate` and `report` are every world's. `World.steps` names the optional
+ones a world takes part in; where it takes no part the stage says so and does the plain thing: a world
+without `stream` cannot train on streamed windows (`train.stream: true` is a one-line error), a world
+without `train` trains on its tokenized train split with no second phase, a world without `presets` has no
+paper-scale switch. A world's extra outputs are its own: the grammar world's probe writes attention tables
+beside its probe table, the others write none (no empty placeholder files).
+
+Registry: every sub-package of `physlm/worlds/` is a world, found without importing it (`names`); adding a
+world is adding its package, nothing else (tests/test_toy_world.py proves it with a tests-only world).
+`register` adds a world that lives elsewhere (a test, a plugin) to this process only.
+
+This module imports neither torch nor any world: `get` imports the one world asked for.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from physlm.errors import ParamsError
+from physlm.params import Section, TrainParams
+
+REQUIRED = ("generate", "tokenize", "probe", "evaluate", "report")
+OPTIONAL = ("stream", "train", "presets")
+STEPS = REQUIRED + OPTIONAL
+
+
+@dataclass(frozen=True)
+class WorldParams:
+    """A world's params schemas, one per section its stages read (`physlm.config` composes them)."""
+
+    generate: type[Section]  # datasets.<d>.generate
+    tokenize: type[Section]  # datasets.<d>.tokenize (a subclass of physlm.params.TokenizeParams)
+    probe: type[Section]  # probe.<world>, deep-merged with studies.<s>.probe
+    evaluate: type[Section]  # evaluate.<world>, deep-merged with studies.<s>.evaluate
+    train: type[Section] = TrainParams  # train, deep-merged with studies.<s>.train (a subclass adds the world's keys)
+
+
+@dataclass(frozen=True)
+class World:
+    """What the pipeline knows of a world: its name, what it reproduces, its params and the steps it takes
+    part in; `step` imports the module that implements one."""
+
+    name: str  # the `world:` of its datasets and studies, and its package's name
+    title: str  # what it reproduces, e.g. "Part 1: context-free grammars"
+    spec: str  # where ../shared/SPEC.md describes it, e.g. "SPEC 1"
+    demo: str  # what its showcase demo shows, in one line
+    params: WorldParams
+    package: str  # the module holding the step modules (its own __name__)
+    steps: frozenset[str] = field(default_factory=frozenset)  # the optional steps it takes part in (OPTIONAL)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.steps) - set(OPTIONAL)
+        if unknown:
+            raise ValueError(f"world {self.name!r}: unknown optional steps {sorted(unknown)}; optional: {', '.join(OPTIONAL)}")
+
+    def takes_part(self, step: str) -> bool:
+        if step not in STEPS:
+            raise ValueError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+        return step in REQUIRED or step in self.steps
+
+    def step(self, step: str) -> ModuleType:
+        """The module implementing `step`; ValueError if the world takes no part in it."""
+        if not self.takes_part(step):
+            raise ValueError(f"world {self.name!r} takes no part in step {step!r}")
+        return importlib.import_module(f"{self.package}.{step}")
+
+    def modules(self, step: str) -> tuple[str, ...]:
+        """The module names `step` imports from this world (what tests/test_dvc_deps.py follows)."""
+        return (self.package, f"{self.package}.{step}") if self.takes_part(step) else (self.package,)
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """A tokenize step's result. The stage packs each split into windows of `tokenize.context + 1` tokens
+    (`physlm.tokenize.pack_windows`) and writes `<split>.npy`, `tokenizer.json` and `meta.json`."""
+
+    vocab: Any  # a physlm.tokenize.Vocab
+    splits: Mapping[str, Any]  # split name -> a no-argument callable returning (flat ids, offsets), encoded lazily
+    meta: Mapping[str, Any] = field(default_factory=dict)  # world-specific keys added to meta.json
+    drop_long: bool = False  # drop examples longer than context - 1 tokens (text worlds; SPEC 2.2), counted in meta
+
+
+@dataclass(frozen=True)
+class Probed:
+    """A probe step's result: `summary` -> metrics/<study>/probe.json, each table -> metrics/<study>/probe/<name>.csv,
+    `log` -> the MLflow run, `line` -> the stage's last printed line."""
+
+    summary: dict[str, Any]
+    tables: dict[str, list[dict[str, Any]]]
+    log: dict[str, Any]
+    line: str
+    files: dict[str, Any] = field(default_factory=dict)  # more JSON files: metrics/<study>/<name>.json
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """An evaluate step's result: `metrics` -> metrics/<study>/evaluate.json, `log` -> MLflow, `line` -> stdout."""
+
+    metrics: dict[str, Any]
+    log: dict[str, Any]
+    line: str
+
+
+_REGISTERED: dict[str, World] = {}
+
+
+def names() -> list[str]:
+    """Every world: the sub-packages of physlm/worlds (not imported) and any `register`ed here."""
+    found = {m.name for m in pkgutil.iter_modules(__path__) if m.ispkg}
+    return sorted(found | set(_REGISTERED))
+
+
+def get(name: str) -> World:
+    """The world called `name`; ParamsError naming the known worlds if there is none."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name not in names():
+        raise ParamsError(f"unknown world {name!r}; known: {', '.join(names())}")
+    return _load(name)
+
+
+@functools.cache
+def _load(name: str) -> World:
+    world = getattr(importlib.import_module(f"{__name__}.{name}"), "WORLD", None)
+    if not isinstance(world, World) or world.name != name:
+        raise TypeError(f"physlm/worlds/{name}/__init__.py must define WORLD = World(name={name!r}, ...)")
+    return world
+
+
+def register(world: World) -> None:
+    """Make `world` known to this process (a world whose package lives outside physlm/worlds)."""
+    _REGISTERED[world.name] = world
+
+
+def unregister(name: str) -> None:
+    _REGISTERED.pop(name, None)
+
+
+def package_dir(world: World) -> Path:
+    """The directory of a world's package (its data files live there)."""
+    return Path(importlib.import_module(world.package).__file__).parent

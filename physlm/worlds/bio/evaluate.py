@@ -19,22 +19,23 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 
-from physlm.worlds.bio.text import qa_prompt
+from physlm.artifacts import load_model
+from physlm.io import Paths, read_parquet
 from physlm.sampling import beam_search, generate
 from physlm.text import TextVocab
 from physlm.tokenize import Vocab
-from physlm.worlds.bio.people import ATTRIBUTES
+from physlm.worlds import Evaluated
+from physlm.worlds.bio.people import ATTRIBUTES, SPLITS
+from physlm.worlds.bio.text import qa_prompt
 
 __all__ = ["QAAttempt", "decoding_name", "answer_ids", "read_answer", "answer_qa", "exact_match", "score",
-           "summarize", "qa_accuracy", "accuracy_rows", "plot_qa", "plot_regimes"]
+           "summarize", "qa_accuracy", "accuracy_rows", "evaluate"]
 
-SPLITS = ("P_train", "P_test")
 
 
 @dataclass(frozen=True)
@@ -137,52 +138,23 @@ def accuracy_rows(summary: Mapping) -> list[dict]:
             for attribute, cell in found["by_attribute"].items()]
 
 
-def _bars(ax, groups: Mapping[str, Mapping[str, float]], title: str) -> None:
-    """Bars per attribute, one per group ({group: {attribute: accuracy}}), accuracy in percent."""
-    width = 0.8 / max(len(groups), 1)
-    for k, (group, accuracy) in enumerate(groups.items()):
-        xs = [i for i, a in enumerate(ATTRIBUTES) if a in accuracy]
-        ax.bar([x + (k - (len(groups) - 1) / 2) * width for x in xs],
-               [100 * accuracy[ATTRIBUTES[x]] for x in xs], width, label=group)
-    ax.set_xticks(range(len(ATTRIBUTES)), [a.replace("_", " ") for a in ATTRIBUTES], rotation=30, fontsize=8)
-    ax.set_ylim(0, 102)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-
-
-def _save_panels(panels: Mapping[str, Mapping[str, Mapping[str, float]]], path: str | Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
-    for ax, (name, groups) in zip(axes[0], panels.items()):
-        _bars(ax, groups, name)
-    axes[0][0].set_ylabel("exact-match accuracy (%)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_qa(rows: Sequence[Mapping], path: str | Path, title: str = "") -> None:
-    """Exact-match accuracy per attribute, P_train vs P_test bars, one panel per decoding."""
-    panels: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    for r in sorted(rows, key=lambda r: (r["decoding"], SPLITS.index(r["split"]))):
-        panels[r["decoding"]][r["split"]][r["attribute"]] = float(r["accuracy"])
-    if not panels:
-        raise ValueError("plot_qa: no rows to plot")
-    _save_panels(panels, path, title or "bio QA accuracy")
-
-
-def plot_regimes(summaries: Mapping[str, Mapping], path: str | Path, split: str = "P_test", title: str = "") -> None:
-    """Several regimes ({regime: qa_accuracy summary}, e.g. pretrain+FT vs mixed training) side by side for one
-    split: per decoding a panel, per attribute a bar for each regime that has that split and decoding."""
-    panels: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
-    for regime, summary in summaries.items():
-        for decoding, found in sorted(summary.get(split, {}).items()):
-            panels[decoding][regime] = {a: cell["accuracy"] for a, cell in found["by_attribute"].items()}
-    if not panels:
-        raise ValueError(f"plot_regimes: no regime has results for split {split!r}")
-    _save_panels(panels, path, title or f"bio QA accuracy on {split} by regime")
+def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
+    """The evaluate step: the six questions of `evaluate.bio.people` P_train people (seen in QA training) and as
+    many P_test people (out of distribution: only their biographies were seen), answered greedily and by beam
+    search, exact match per attribute (`rows` flat for plots). A finetuned study also scores its model before
+    finetuning (`pretrained`), which has never seen a question."""
+    e = cfg.evaluate
+    model = load_model(paths.model, device)
+    vocab = TextVocab.load(paths.tokens / "tokenizer.json")
+    qa = read_parquet(paths.raw / "qa.parquet", ["person", "attribute", "question", "value", "split"])
+    people = {split: qa.filter(pl.col("split") == split)["person"].unique(maintain_order=True).to_list()[: e.people]
+              for split in SPLITS}
+    asked = qa.filter(pl.col("person").is_in(people["P_train"] + people["P_test"]))
+    metrics = qa_accuracy(model, vocab, asked, beams=e.beams, batch_size=e.batch_size)
+    if (paths.model / "pretrained").is_dir():
+        before = load_model(paths.model / "pretrained", device)
+        metrics["pretrained"] = qa_accuracy(before, vocab, asked, beams=e.beams[:1], batch_size=e.batch_size)
+    log = {f"{split}_{d}": found["accuracy"] for split in SPLITS for d, found in metrics.get(split, {}).items()}
+    metrics["rows"] = accuracy_rows({k: v for k, v in metrics.items() if k != "pretrained"})
+    line = ", ".join(f"{split}/{d} {found['accuracy']:.3f}" for split in SPLITS for d, found in metrics.get(split, {}).items())
+    return Evaluated(metrics, log, line)

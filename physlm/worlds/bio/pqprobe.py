@@ -48,20 +48,17 @@ validation of inputs; rows, summary and plots.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
+from physlm import probing
 from physlm.model import GPT
-from physlm.worlds.igsm.vprobe import LowRankEmbedding
 from physlm.worlds.bio.people import ATTRIBUTES
 
 KINDS = ("first", "whole")  # the attribute's first token, or its whole value
@@ -164,9 +161,7 @@ class StateProbe(nn.Module):
             raise ValueError(f"probe layer {layer} is outside 0..{model.cfg.depth} (0 = embeddings)")
         if norm not in NORMS:
             raise ValueError(f"probe norm {norm!r} is not one of {', '.join(NORMS)}")
-        frozen = copy.deepcopy(model).requires_grad_(False)
-        frozen.wte = LowRankEmbedding(frozen.wte, rank, torch.Generator().manual_seed(seed))
-        self.model, self.layer = frozen, layer
+        self.model, self.layer = probing.frozen_with_update(model, rank, seed), layer
         device = model.wte.weight.device
         self.heads = nn.ModuleList(Heads(positions, model.cfg.width, c, norm).to(device) for c in classes)
 
@@ -240,28 +235,24 @@ def fit_probe(
     desc: str = "probe",
 ) -> Fit:
     """Train one `StateProbe` on all its tasks jointly (sum of the tasks' mean cross-entropies over the
-    batch and read positions): AdamW on the update and the heads, no warmup, linear decay from lr to 0,
-    batches from `epoch_batches` seeded by `seed`. The caller's model is not modified."""
+    batch and read positions; `physlm.probing.fit`): AdamW on the update and the heads, no warmup, linear
+    decay from lr to 0, batches from `epoch_batches` seeded by `seed`. The caller's model is not modified."""
     probe = StateProbe(model, classes, positions=data.at.shape[1], rank=rank, layer=layer, norm=norm, seed=seed)
-    opt = torch.optim.AdamW([p for p in probe.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / steps)
     device = model.wte.weight.device
-    probe.train()
-    losses = []
-    for rows in tqdm(epoch_batches(len(data.tokens), batch_size, steps, np.random.default_rng(seed)), total=steps,
-                     desc=desc, mininterval=1.0, leave=False):
+
+    def loss(rows: list[int]) -> Tensor:
         idx, at, labels = data.batch(rows, device)
-        per_task = torch.stack([
+        return torch.stack([
             F.cross_entropy(logits.float().flatten(0, 1), labels[:, t, None].expand(-1, at.size(1)).flatten())
             for t, logits in enumerate(probe(idx, at))
         ])
-        opt.zero_grad(set_to_none=True)
-        per_task.sum().backward()
-        opt.step()
-        sched.step()
-        losses.append(per_task.detach().cpu().numpy())
+
+    probe.train()
+    batches = epoch_batches(len(data.tokens), batch_size, steps, np.random.default_rng(seed))
+    losses = probing.fit([p for p in probe.parameters() if p.requires_grad], batches, loss, lr=lr,
+                         weight_decay=weight_decay, linear_decay=True, steps=steps, desc=desc)
     probe.eval()
-    return Fit(probe, np.array(losses))
+    return Fit(probe, losses)
 
 
 @torch.no_grad()
@@ -541,51 +532,3 @@ def summary(result: ProbeResult) -> dict[str, float]:
         out |= {f"{name}_p{k}": acc for k, acc in enumerate(s.accuracy)}
         out |= {f"{name}_d{b.offset}": b.accuracy for b in s.offsets}
     return out
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_pprobe(result: ProbeResult, path: str | Path, title: str) -> None:
-    """Heatmap task x position index, each cell annotated with its held-out accuracy; each row's label
-    carries the task's majority baseline."""
-    plt = _pyplot()
-    acc = np.array([s.accuracy for s in result.scores])
-    fig, ax = plt.subplots(figsize=(1.0 * acc.shape[1] + 3.2, 0.38 * acc.shape[0] + 1.4), layout="constrained")
-    image = ax.imshow(acc, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
-    for (i, k), a in np.ndenumerate(acc):
-        ax.text(k, i, f"{a:.2f}", ha="center", va="center", fontsize=7, color="w" if a < 0.6 else "k")
-    ax.set_xticks(range(acc.shape[1]), [f"before {k + 1}" for k in range(acc.shape[1])], fontsize=8)
-    ax.set_yticks(range(acc.shape[0]), [f"{s.task.name} (maj {s.majority:.2f})" for s in result.scores], fontsize=8)
-    ax.set_xlabel("read position: right before the k-th attribute of the biography", fontsize=8)
-    fig.colorbar(image, ax=ax, label="held-out accuracy")
-    ax.set_title(f"{title} (layer {result.layer}, rank {result.rank})", fontsize=9)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_qprobe(results: Mapping[str, ProbeResult], path: str | Path, title: str = "Q-probing") -> None:
-    """Bars per task, one per labelled result (model or regime), the majority baseline as a black tick."""
-    plt = _pyplot()
-    names = list(dict.fromkeys(s.task.name for r in results.values() for s in r.scores))
-    width = 0.8 / max(1, len(results))
-    fig, ax = plt.subplots(figsize=(0.9 * len(names) + 2.5, 3.8), layout="constrained")
-    for j, (label, r) in enumerate(results.items()):
-        mine = {s.task.name: s for s in r.scores}
-        x = np.array([names.index(n) for n in mine]) + (j - (len(results) - 1) / 2) * width
-        ax.bar(x, [s.accuracy[0] for s in mine.values()], width, color=f"C{j}", label=label)
-        ax.hlines([s.majority for s in mine.values()], x - width / 2, x + width / 2, colors="k", linewidth=1.5)
-    ax.plot([], [], color="k", linewidth=1.5, label="majority")
-    ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.02)
-    ax.set_ylabel("held-out accuracy")
-    fig.legend(loc="outside lower center", fontsize=7, ncols=min(5, len(results) + 1))
-    ax.set_title(title, fontsize=9)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -50,10 +50,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from physlm.io import number
 
 KINDS = ("end", "non_end")  # query kinds of the boundary statistics, in the order of their last axis
 
@@ -68,7 +69,8 @@ def cfg_inputs(tokens: Sequence[Sequence[int]], boundaries: Sequence[Sequence[Se
     tokens[k]: sentence k's terminals; boundaries[k][l-1]: its level-l NT-end labels (one per token). Each
     sentence keeps its first ``context - 1`` tokens (room for ``<bos>``), and its labels the same positions.
     """
-    from physlm.tokenize import Vocab, cfg_encode
+    from physlm.tokenize import Vocab
+    from physlm.worlds.cfg.tokenize import cfg_encode
 
     keep = context - 1
     sequences = [np.concatenate([[Vocab.bos_id], cfg_encode(np.asarray(t[:keep]))]).astype(np.int64) for t in tokens]
@@ -400,13 +402,6 @@ def boundary_rows(stats: BoundaryStats) -> list[dict]:
     return rows
 
 
-def _num(value: object) -> float:
-    try:
-        return float(value)  # CSV cells come back as strings ("nan" included)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
 def _clean(x: float) -> float | None:
     return None if not np.isfinite(x) else float(x)
 
@@ -421,7 +416,7 @@ def summarize(dist_rows: Sequence[dict], bound_rows: Sequence[dict]) -> dict:
     (max over layers) with ``<lift>_same_level_<kind>_layer``, the layer it comes from."""
     shares: dict[tuple[int, int], float] = {}
     for r in dist_rows:
-        shares[(int(r["layer"]), int(r["head"]))] = _num(r["share"])
+        shares[(int(r["layer"]), int(r["head"]))] = number(r["share"])
     layers = sorted({k[0] for k in shares} | {int(r["layer"]) for r in bound_rows})
     per_layer = []
     for layer in layers:
@@ -433,7 +428,7 @@ def summarize(dist_rows: Sequence[dict], bound_rows: Sequence[dict]) -> dict:
                 for r in bound_rows:
                     if int(r["layer"]) != layer or r["query"] != kind or int(r["query_level"]) != int(r["key_level"]):
                         continue
-                    lift, level = _num(r.get(column)), int(r["query_level"])
+                    lift, level = number(r.get(column)), int(r["query_level"])
                     if np.isfinite(lift) and (level not in best or lift > best[level][0]):
                         best[level] = (lift, int(r["head"]))
                 heads = [v[1] for v in best.values()]
@@ -448,129 +443,3 @@ def summarize(dist_rows: Sequence[dict], bound_rows: Sequence[dict]) -> dict:
             top = max(found, key=lambda f: f[0]) if found else (None, None)  # ties: the first layer
             out[key], out[f"{key}_layer"] = top
     return out
-
-
-# ---------------------------------------------------------------------------------------------- figures
-
-
-def plot_distance(rows: Sequence[dict], path: str | Path, max_distance: int | None = None) -> None:
-    """Heatmaps of the distance profile, one panel per layer: rows = heads (labelled with the share explained
-    by distance), columns = distance i - j, colour = mean attention weight on a log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    layers = sorted({int(r["layer"]) for r in rows})
-    heads = sorted({int(r["head"]) for r in rows})
-    dmax = max(int(r["distance"]) for r in rows)
-    dmax = dmax if max_distance is None else min(dmax, max_distance)
-    grid = np.full((len(layers), len(heads), dmax + 1), np.nan)
-    share = np.full((len(layers), len(heads)), np.nan)
-    for r in rows:
-        d = int(r["distance"])
-        if d <= dmax:
-            a, h = layers.index(int(r["layer"])), heads.index(int(r["head"]))
-            grid[a, h, d] = _num(r["weight"])
-            share[a, h] = _num(r.get("share", "nan"))
-    positive = grid[np.isfinite(grid) & (grid > 0)]
-    vmin = max(float(positive.min()) if positive.size else 1e-4, 1e-4)
-    norm = LogNorm(vmin=vmin, vmax=max(1.0, vmin * 10))
-    cols = min(len(layers), 4)
-    nrows = -(-len(layers) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 1.0 + (1.2 + 0.28 * len(heads)) * nrows),
-                             squeeze=False, layout="constrained")
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
-    image = None
-    for k, ax in enumerate(axes.flat):
-        if k >= len(layers):
-            ax.axis("off")
-            continue
-        data = np.ma.masked_where(~(np.isfinite(grid[k]) & (grid[k] > 0)), grid[k])
-        image = ax.imshow(data, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest",
-                          extent=(-0.5, dmax + 0.5, len(heads) - 0.5, -0.5))
-        ax.set_yticks(range(len(heads)))
-        ax.set_yticklabels([f"{h} ({s:.2f})" for h, s in zip(heads, share[k])], fontsize=7)
-        ax.set_title(f"layer {layers[k]}", fontsize=9)
-        ax.set_xlabel("distance i - j (tokens)", fontsize=8)
-        if k % cols == 0:
-            ax.set_ylabel("head (share explained by distance)", fontsize=7)
-        ax.tick_params(axis="x", labelsize=7)
-    if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), label="mean attention weight (log scale)", shrink=0.8)
-    fig.suptitle("Attention by distance: mean weight a query puts on the key d tokens back (grey: 0 or no data)",
-                 fontsize=10)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_boundary(rows: Sequence[dict], path: str | Path, reduce: str = "max", baseline: str = "distance") -> None:
-    """Lift heatmaps (query level l x key level l'), one column per layer, top row NT-end queries, bottom row
-    non-end queries. reduce="max": the head with the largest lift per cell (its number in the cell);
-    "mean": the pooled lift over heads, sum of mass / sum of expected. baseline="distance": lift against the
-    distance profile; "position": lift_position, against the head's mean map. Colour: log2 lift (red > 1 > blue)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if reduce not in ("max", "mean"):
-        raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
-    if baseline not in ("distance", "position"):
-        raise ValueError(f"baseline must be 'distance' or 'position', got {baseline!r}")
-    lift_key, expected_key = ("lift", "expected") if baseline == "distance" else ("lift_position", "expected_position")
-    layers = sorted({int(r["layer"]) for r in rows})
-    levels = sorted({int(r["query_level"]) for r in rows} | {int(r["key_level"]) for r in rows})
-    nl = len(levels)
-    value = np.full((2, len(layers), nl, nl), np.nan)
-    head = np.zeros((2, len(layers), nl, nl), dtype=np.int64)
-    mass = np.zeros((2, len(layers), nl, nl))
-    expected = np.zeros((2, len(layers), nl, nl))
-    for r in rows:
-        at = (KINDS.index(r["query"]), layers.index(int(r["layer"])), levels.index(int(r["query_level"])),
-              levels.index(int(r["key_level"])))
-        lift = _num(r[lift_key])
-        if np.isfinite(lift) and not (lift <= value[at]):  # NaN-aware max
-            value[at], head[at] = lift, int(r["head"])
-        m, e = _num(r["mass"]), _num(r[expected_key])
-        if np.isfinite(m) and np.isfinite(e):
-            mass[at] += m
-            expected[at] += e
-    if reduce == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            value = np.where(expected > 0, mass / expected, np.nan)
-    logs = np.log2(value[np.isfinite(value) & (value > 0)])
-    span = float(min(max(np.abs(logs).max() if logs.size else 1.0, 1.0), 8.0))
-    fig, axes = plt.subplots(2, len(layers), figsize=(1.2 + (1.2 + 0.8 * nl) * len(layers), 2.0 + 1.6 * nl),
-                             squeeze=False, layout="constrained")
-    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="lightgrey")
-    image = None
-    for kind, name in enumerate(("NT-end", "non-end")):
-        for a, layer in enumerate(layers):
-            ax = axes[kind, a]
-            v = value[kind, a]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                shown = np.ma.masked_invalid(np.log2(np.where(v > 0, v, np.nan)))
-            image = ax.imshow(shown, cmap=cmap, vmin=-span, vmax=span, interpolation="nearest")
-            for q in range(nl):
-                for k in range(nl):
-                    if np.isfinite(v[q, k]):
-                        text = (f"{v[q, k]:.2f}" if v[q, k] < 100 else f"{v[q, k]:.0f}") + (
-                            f"\nh{head[kind, a, q, k]}" if reduce == "max" else "")
-                        ax.text(k, q, text, ha="center", va="center", fontsize=7)
-            ax.set_xticks(range(nl), [str(x) for x in levels], fontsize=7)
-            ax.set_yticks(range(nl), [str(x) for x in levels], fontsize=7)
-            ax.set_title(f"layer {layer}, {name} queries", fontsize=8)
-            if kind == 1:
-                ax.set_xlabel("key level l'\n(nearest previous end)", fontsize=7)
-            if a == 0:
-                ax.set_ylabel("query level l", fontsize=7)
-    if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), label="log2 lift", shrink=0.8)
-    how = "best head per cell" if reduce == "max" else "pooled over heads (sum mass / sum expected)"
-    null = "distance-profile" if baseline == "distance" else "mean-map (same positions)"
-    fig.suptitle(f"Boundary attention lift = weight on nearest previous level-l' NT-end / {null} "
-                 f"expectation ({how})", fontsize=9)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)

@@ -1,121 +1,65 @@
-"""Generation and scoring, dispatched to the world's judge.
+"""The grammar world's evaluate step: generation accuracy judged by the exact membership DP (SPEC 1.3).
 
-Grammar world (SPEC 1.3): `cut0` samples whole sentences from `<bos>` alone; `cut<k>` (k = the `prefix`
-param, 50 in the paper) continues the first k tokens of held-out test sentences. Sampling is at the given
-temperature (1 in the paper) until `<eos>`; a sample counts as correct only if the full string is in the
-language, decided by the exact membership DP (`physlm.worlds.cfg.grammar.Judge`). No partial credit.
-
-Also: the KL between the grammar's exact next-token distribution (`physlm.worlds.cfg.dist`) and the model's
-along held-out sentences (SPEC 1.3), and the collision-based diversity of correct samples against the
-grammar's own samples (`physlm.worlds.cfg.diversity`). `tests/test_evaluate.py` checks the column alignment of the two
-distributions and that an exact model scores zero KL.
+cut0 samples from <bos> alone; cut<prefix> continues held-out test-sentence prefixes; a random-init model of
+the same shape gives the cut0 control (`generation.py`). Also the KL to the grammar's exact next-token
+distribution along held-out sentences (trained and control), the collision-based diversity of the cut0
+samples against the grammar's own samples (whole strings, and per NT subtree at each level after a canonical
+parse; `diversity.py`), and (`evaluate.cfg.robust`) accuracy on corrupted prompts at several temperatures
+(`robust.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from physlm.sampling import generate
-from physlm.tokenize import Vocab, cfg_decode, cfg_encode
+from physlm.artifacts import load_model, random_model
+from physlm.io import Paths, read_parquet
+from physlm.worlds import Evaluated
+from physlm.worlds.cfg.diversity import subtree_diversity_compare
+from physlm.worlds.cfg.generation import Scored, diversity, kl_to_grammar, sample_cut0, sample_prefix, score_samples
+from physlm.worlds.cfg.language import load_language
+from physlm.worlds.cfg.robust import robust_eval
 
 
-@dataclass(frozen=True)
-class Scored:
-    accuracy: float
-    n: int
-    mean_length: float
-    distinct: float        # share of distinct strings among the samples
-    seen_in_train: float   # share of correct samples that are verbatim training sentences
-
-
-def score_samples(samples: Sequence[list[int] | None], judge: Callable[[Sequence[int]], bool], train_set: set[tuple[int, ...]]) -> Scored:
-    """Judge decoded samples (None = malformed: special token inside, or no <eos>)."""
-    ok = [s is not None and len(s) > 0 and judge(s) for s in samples]
-    good = [tuple(s) for s, k in zip(samples, ok) if k]
-    lengths = [len(s) for s in samples if s is not None]
-    return Scored(
-        accuracy=float(np.mean(ok)) if ok else float("nan"),
-        n=len(samples),
-        mean_length=float(np.mean(lengths)) if lengths else 0.0,
-        distinct=len({tuple(s) for s in samples if s is not None}) / max(len(samples), 1),
-        seen_in_train=sum(g in train_set for g in good) / max(len(good), 1),
-    )
-
-
-def finished(continuation: list[int]) -> list[int] | None:
-    """Terminals of a continuation that ended with <eos>; None otherwise."""
-    if not continuation or continuation[-1] != Vocab.eos_id:
-        return None
-    return cfg_decode(continuation)
-
-
-def sample_cut0(model: torch.nn.Module, *, samples: int, context: int, temperature: float, seed: int, batch_size: int) -> list[list[int] | None]:
-    prompts = [[Vocab.bos_id]] * samples
-    outs = generate(model, prompts, max_new_tokens=context - 1, temperature=temperature, eos_id=Vocab.eos_id, seed=seed, batch_size=batch_size)
-    return [finished(o) for o in outs]
-
-
-def sample_prefix(model: torch.nn.Module, sentences: Sequence[Sequence[int]], *, prefix: int, context: int, temperature: float,
-                  seed: int, batch_size: int) -> list[list[int] | None]:
-    """Continue the first `prefix` terminals of each sentence; returns the full strings (prefix + continuation)."""
-    heads = [list(s[:prefix]) for s in sentences]
-    prompts = [[Vocab.bos_id, *cfg_encode(np.asarray(h)).tolist()] for h in heads]
-    outs = generate(model, prompts, max_new_tokens=context - prefix - 1, temperature=temperature, eos_id=Vocab.eos_id, seed=seed,
-                    batch_size=batch_size)
-    full: list[list[int] | None] = []
-    for head, out in zip(heads, outs):
-        tail = finished(out)
-        full.append(None if tail is None else head + tail)
-    return full
-
-
-@torch.no_grad()
-def model_next_token(model: torch.nn.Module, sentences: Sequence[Sequence[int]], num_terminals: int, batch_size: int) -> list[np.ndarray]:
-    """The model's next-symbol distribution after each prefix of each sentence: [len+1, V+1] per sentence.
-
-    Columns are ordered as in `cfg_dist.next_token_distributions` (EOS, then terminals 1..V), i.e. token ids
-    1..V+1; the probability the model puts on `<bos>` is dropped and the rest renormalised.
-    """
-    device = next(model.parameters()).device
-    out: list[np.ndarray] = []
-    for start in range(0, len(sentences), batch_size):
-        batch = sentences[start : start + batch_size]
-        longest = max(len(s) for s in batch) + 1
-        idx = torch.full((len(batch), longest), Vocab.eos_id, dtype=torch.long)
-        for row, sent in enumerate(batch):
-            idx[row, : len(sent) + 1] = torch.as_tensor([Vocab.bos_id, *cfg_encode(np.asarray(sent)).tolist()])
-        probs = torch.softmax(model(idx.to(device))[0].float(), dim=-1)[..., 1 : num_terminals + 2]
-        probs = (probs / probs.sum(-1, keepdim=True)).cpu().numpy()
-        out += [probs[row, : len(sent) + 1] for row, sent in enumerate(batch)]
-    return out
-
-
-def kl_to_grammar(model: torch.nn.Module, grammar, sentences: Sequence[Sequence[int]], batch_size: int,
-                  bags=None) -> dict[str, float]:
-    """SPEC 1.3's KL between the grammar's exact next-symbol distribution and the model's, along held-out
-    sentences: mean over positions per sentence, then mean (and max) over sentences. With `bags`
-    (`physlm.worlds.cfg.implicit.Bags`) the grammar is implicit and the symbols are the bags' tokens."""
-    from physlm.worlds.cfg.dist import kl_per_position, next_token_distributions
-
-    emissions, vocab = (None, len(grammar.terminals)) if bags is None else (bags.bags, bags.vocab_size)
-    kls = [float(kl_per_position(next_token_distributions(grammar, s, emissions=emissions), p).mean())
-           for s, p in zip(sentences, model_next_token(model, sentences, vocab, batch_size))]
-    return {"mean": float(np.mean(kls)), "max": float(np.max(kls)), "sentences": len(kls)}
-
-
-def diversity(samples: Sequence[list[int] | None], reference: Sequence[Sequence[int]]) -> dict:
-    """Collision-based diversity of the correct generated strings against as many grammar samples."""
-    from physlm.worlds.cfg.diversity import compare
-
-    good = [tuple(s) for s in samples if s is not None]
-    ref = [tuple(s) for s in reference[: max(len(good), 2)]]
-    if len(good) < 2:
-        return {}
-    found = compare(good, ref)
-    keep = ("n", "collisions", "renyi2_nats", "support", "is_lower_bound")
-    return {"model": {k: found["model"][k] for k in keep}, "grammar": {k: found["reference"][k] for k in keep},
-            "chao_shen_nats": found["chao_shen_nats"]}
+def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
+    e = cfg.evaluate
+    language = load_language(paths.raw)
+    grammar, judge = language.grammar, language.judge()
+    model = load_model(paths.model, device)
+    context = model.cfg.context
+    train_set = {tuple(t) for t in read_parquet(paths.raw / "train.parquet", ["tokens"])["tokens"].to_list()}
+    held_out = read_parquet(paths.raw / "test.parquet", ["tokens"])["tokens"].to_list()
+    test = [t for t in held_out if len(t) > e.prefix][: e.prefix_samples]
+    control = random_model(model.cfg, cfg.seed + 1, device)
+    common = dict(context=context, temperature=e.temperature, batch_size=e.batch_size)
+    results: dict[str, Scored] = {}
+    extra: dict = {}
+    cut0 = sample_cut0(model, samples=e.samples, seed=cfg.seed, **common)
+    results["cut0"] = score_samples(cut0, judge, train_set)
+    correct = [s if s is not None and judge(s) else None for s in cut0]
+    extra["diversity_cut0"] = diversity(correct, held_out)
+    if language.bags is None and sum(s is not None for s in correct) >= 2:  # subtrees need the terminals
+        extra["subtree_diversity_cut0"] = subtree_diversity_compare(correct, held_out[: len(correct)], grammar)
+    if e.kl_sentences:
+        kl_set = [t for t in held_out if len(t) < context][: e.kl_sentences]
+        extra["kl"] = {"trained": kl_to_grammar(model, grammar, kl_set, e.batch_size, language.bags),
+                       "control": kl_to_grammar(control, grammar, kl_set, e.batch_size, language.bags)}
+    if test:
+        samples = sample_prefix(model, test, prefix=e.prefix, seed=cfg.seed + 1, **common)
+        results[f"cut{e.prefix}"] = score_samples(samples, judge, train_set)
+    if e.robust.sentences and test and language.bags is None:  # corruption acts on terminals, not on bag tokens
+        r = e.robust
+        extra["robust"] = robust_eval(model, grammar, test[: r.sentences], prefix=e.prefix, rate=r.rate, kind=r.kind,
+                                      temperatures=r.temperatures, context=context, seed=cfg.seed + 3, batch_size=e.batch_size)
+    if e.control_samples:
+        samples = sample_cut0(control, samples=e.control_samples, seed=cfg.seed + 2, **common)
+        results["control_cut0"] = score_samples(samples, judge, train_set)
+    metrics = {name: vars(scored) for name, scored in results.items()} | extra
+    metrics["data"] = {"test_sentences_accepted": float(np.mean([judge(t) for t in held_out[:100]])),
+                       # the baseline for seen_in_train: how often the grammar itself repeats a training sentence
+                       "test_sentences_in_train": float(np.mean([tuple(t) in train_set for t in held_out]))}
+    log = {k: v for k, v in metrics.items() if k not in ("data", "diversity_cut0", "subtree_diversity_cut0")}
+    kl = f", KL {extra['kl']['trained']['mean']:.4f} (control {extra['kl']['control']['mean']:.3f})" if "kl" in extra else ""
+    robust = "".join(f", corrupted {t}: repaired {v['repaired']:.3f}" for t, v in extra.get("robust", {}).items() if t.startswith("T"))
+    return Evaluated(metrics, log, ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()) + kl + robust)

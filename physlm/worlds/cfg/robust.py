@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from physlm.worlds.cfg.evaluate import finished
+from physlm.worlds.cfg.generation import finished
 from physlm.sampling import generate
-from physlm.tokenize import Vocab, cfg_encode
+from physlm.tokenize import Vocab
+from physlm.worlds.cfg.tokenize import cfg_encode
 from physlm.worlds.cfg.grammar import Grammar, Judge
 from physlm.worlds.cfg.corrupt import KINDS, corrupt, corrupt_prefixes, perturb_sentences
 from physlm.worlds.cfg.dist import next_token_distributions

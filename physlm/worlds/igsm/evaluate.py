@@ -26,7 +26,6 @@ context, separate recipes far more reliably and say which skill is missing:
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,11 +33,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from physlm.errors import DataError
+from physlm.artifacts import load_model, random_model
+from physlm.io import Paths
+from physlm.parallel import cpu_map, resolve_workers
 from physlm.sampling import beam_search, generate
-from physlm.text import TextVocab, igsm_prompt, parse_generation
+from physlm.text import TextVocab
+from physlm.worlds.igsm.text import igsm_prompt, parse_generation
 from physlm.tokenize import Vocab
+from physlm.worlds import Evaluated
+from physlm.worlds.igsm.frames import load_problems
 from physlm.worlds.igsm.judge import judge
+from physlm.worlds.igsm.labels import CHOICES, PARTS, forced_problem, next_choice
+from physlm.worlds.igsm.problems import EVAL_SETS
 from physlm.worlds.igsm.types import MOD, Problem
 
 
@@ -128,70 +134,6 @@ def summarize(attempts: Sequence[Attempt]) -> dict:
 
 # ------------------------------------------------------------------------- teacher-forced steps
 
-PARTS = ("lookup", "operands", "values", "arithmetic")
-CHOICES = ("valid", "unnecessary", "redefined", "not_ready", "unknown")
-_KINDS = {2: ("lookup",), 3: ("operands", "values"), 4: ("operands", "values", "arithmetic")}  # by ' = ' pieces
-
-
-def solution_pieces(solution: str) -> list[tuple[str, str]]:
-    """The gold solution cut into (part, text) pieces that join back into it; part "" for what is not
-    scored (the `Define <name> as <v>;` head, step targets, `=`, punctuation), else one of PARTS."""
-    pieces: list[tuple[str, str]] = []
-    for sentence in re.split(r"(?<=\.) (?=Define )", solution.strip()):
-        m = re.fullmatch(r"(Define .+? as [A-Za-z];) (.*)\.", sentence)
-        if m is None:
-            raise DataError(f"solution sentence {sentence[:60]!r} is not 'Define <name> as <v>; ... .'")
-        pieces.append(("", m[1]))
-        steps = m[2].split("; ")
-        for k, step in enumerate(steps):
-            parts = step.split(" = ")
-            kinds = _KINDS.get(len(parts))
-            if kinds is None:
-                raise DataError(f"solution step {step!r} is not 'v = c', 'v = u = x' or 'v = x op y = a op b = r'")
-            pieces.append(("", f"{parts[0]} ="))
-            for j, (kind, text) in enumerate(zip(kinds, parts[1:])):
-                pieces += [(kind, text), ("", "=" if j < len(kinds) - 1 else ";" if k < len(steps) - 1 else ".")]
-    return pieces
-
-
-@dataclass(frozen=True)
-class ForcedProblem:
-    """A problem's prompt and gold solution as tokens, with what the teacher-forced checks score."""
-
-    ids: list[int]                       # <bos> [PROB] problem [SOL] solution
-    parts: list[tuple[str, int, int]]    # (part, start, end): tokens ids[start:end] are one scored part
-    sentence_starts: list[int]           # where each solution sentence's `Define` sits in ids
-
-
-def forced_problem(problem: Problem, vocab: TextVocab) -> ForcedProblem:
-    ids = [Vocab.bos_id, *vocab.encode(igsm_prompt(problem.problem))]
-    parts, starts = [], []
-    for kind, text in solution_pieces(problem.solution):
-        tokens = vocab.encode(text)
-        if text.startswith("Define "):
-            starts.append(len(ids))
-        if kind:
-            parts.append((kind, len(ids), len(ids) + len(tokens)))
-        ids += tokens
-    if not starts or ids[starts[0]:] != vocab.encode(problem.solution):
-        raise DataError(f"the solution's pieces do not tokenize like the whole solution: {problem.solution[:60]!r}")
-    if len(starts) != len(problem.order):
-        raise DataError(f"solution has {len(starts)} sentences, its order lists {len(problem.order)} parameters")
-    return ForcedProblem(ids, parts, starts)
-
-
-def next_choice(problem: Problem, done: set[int], name: str | None) -> str:
-    """What writing parameter `name` next after defining `done` is (one of CHOICES)."""
-    index = {p.name: i for i, p in enumerate(problem.params)}.get(name or "")
-    if index is None:
-        return "unknown"
-    if index in done:
-        return "redefined"
-    if not problem.ready(index, done):
-        return "not_ready"
-    return "valid" if index in problem.necessary else "unnecessary"
-
-
 def teacher_forced(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab, *, batch_size: int) -> dict:
     """The teacher-forced step checks of the module docstring on `problems` (those whose gold sequence fits
     the context): choice fractions and valid_chance, `by_op` valid rates, and per part its accuracy and n."""
@@ -249,62 +191,37 @@ def accuracy_rows(summary: dict) -> list[dict]:
             for s, decodings in summary.items() for d, found in decodings.items() for op, cell in found["by_op"].items()]
 
 
-def plot_accuracy_by_op(rows: Sequence[dict], path, title: str = "") -> None:
-    """Accuracy vs op, one line per (eval set, decoding); ops outside training shaded by eval set name."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    lines: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
-    for r in rows:
-        lines[(r["eval_set"], r["decoding"])].append((int(r["op"]), float(r["accuracy"])))
-    for (eval_set, decoding), points in sorted(lines.items()):
-        points.sort()
-        style = "-" if decoding == "greedy" else "--"
-        ax.plot([p[0] for p in points], [100 * p[1] for p in points], style, marker="o", label=f"{eval_set} ({decoding})")
-    ax.set_xlabel("op (operations in the shortest solution)")
-    ax.set_ylabel("full-solution accuracy (%)")
-    ax.set_ylim(-2, 102)
-    ax.set_title(title or "iGSM accuracy by op")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def forced_in_order(forced: dict) -> list[tuple[str, dict]]:
-    """The `teacher_forced` entries as (name, checks): test, opmax, ood, reask, then the control (a JSON
-    round trip sorts them by name)."""
-    rank = {name: i for i, name in enumerate(("test", "opmax", "ood", "reask", "control"))}
-    return sorted(forced.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
-
-
-def plot_teacher_forced(forced: dict, path, title: str = "") -> None:
-    """Bars per eval set (and the control): the next parameter's validity (its uniform-pick chance as a tick)
-    and each part's teacher-forced accuracy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    items = forced_in_order(forced)
-    labels = ["next parameter valid", *PARTS]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / max(len(items), 1)
-    for i, (name, f) in enumerate(items):
-        xs = np.arange(len(labels)) + (i - (len(items) - 1) / 2) * width
-        values = [f["next_param"]["valid"], *(f["parts"][k]["accuracy"] for k in PARTS)]
-        ax.bar(xs, [100 * v if v is not None else 0.0 for v in values], width, label=f"{name} ({f['steps']} steps)", color=f"C{i}")
-        if f["valid_chance"] is not None:
-            ax.plot([xs[0] - width / 2, xs[0] + width / 2], [100 * f["valid_chance"]] * 2, color="k", lw=1.5,
-                    label="uniform pick of a parameter" if i == 0 else None)
-    ax.set_xticks(np.arange(len(labels)), labels)
-    ax.set_ylabel("teacher-forced accuracy (%)")
-    ax.set_ylim(0, 102)
-    ax.set_title(title or "iGSM teacher-forced steps")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
+    """The evaluate step: every eval set solved greedily and by beam search, each solution judged whole;
+    accuracy by op, answer-only accuracy, the judge's first-error reasons, and unnecessary parameters /
+    operations per correct solution; a random-init control on the test set. Per eval set (and the control on
+    test), the teacher-forced step checks (`teacher_forced`). On a CPU the eval sets run side by side in
+    `evaluate.igsm.workers` processes (`physlm.parallel.cpu_map`)."""
+    e = cfg.evaluate
+    model = load_model(paths.model, device)
+    vocab = TextVocab.load(paths.tokens / "tokenizer.json")
+    sets = {s: load_problems(paths.raw / f"{s}.parquet", e.problems) for s in EVAL_SETS}
+    jobs = [(model, sets[s], vocab, s, tuple(e.beams), e.batch_size) for s in EVAL_SETS]
+    if e.control:  # greedy on the test set
+        jobs.append((random_model(model.cfg, cfg.seed + 1, device), sets["test"], vocab, "test", (1,), e.batch_size))
+    done = cpu_map(evaluate_set, jobs, resolve_workers(e.workers) if device.type == "cpu" else 1, desc="iGSM eval sets")
+    attempts = [a for found, _ in done[: len(EVAL_SETS)] for a in found]
+    forced = {s: f for s, (_, f) in zip(EVAL_SETS, done)}
+    samples = {}
+    for s in EVAL_SETS:
+        for a in [a for a in attempts if a.eval_set == s]:
+            shown = samples.setdefault(f"{s}/{a.decoding}", [])
+            if len(shown) < 2:
+                shown.append({"problem": sets[s][a.index].problem, "generation": a.generation, "correct": a.correct, "error": a.error})
+    metrics = summarize(attempts)
+    if e.control:
+        found, forced["control"] = done[-1]
+        metrics["control"] = summarize(found)["test"]
+    metrics["teacher_forced"] = forced
+    metrics["samples"] = samples
+    metrics["accuracy_by_op"] = accuracy_rows({k: v for k, v in metrics.items() if k in EVAL_SETS})
+    log = ({f"{s}_{d}": found["accuracy"] for s in EVAL_SETS for d, found in metrics[s].items()}
+           | {f"tf_{s}_next_param_valid": f["next_param"]["valid"] for s, f in forced.items() if f["steps"]}
+           | {f"tf_{s}_{k}": c["accuracy"] for s, f in forced.items() for k, c in f["parts"].items() if c["n"]})
+    line = ", ".join(f"{s}/{d} {found['accuracy']:.3f}" for s in EVAL_SETS for d, found in metrics[s].items())
+    return Evaluated(metrics, log, line)

@@ -49,8 +49,8 @@ import polars as pl
 
 from physlm.errors import PhyslmError
 from physlm.io import atomic_path, read_parquet
-from physlm.text import parse_generation
-from physlm.worlds.igsm.generator import FRAME_SCHEMA, problem_from_row
+from physlm.worlds.igsm.text import parse_generation
+from physlm.worlds.igsm.frames import FRAME_SCHEMA, problem_from_row
 from physlm.worlds.igsm.types import MOD, Param, Problem
 
 Reason = Literal["parse", "unknown_param", "redefined", "undefined_letter", "wrong_deps", "arithmetic",

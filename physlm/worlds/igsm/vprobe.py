@@ -1,30 +1,5 @@
 """V-probing (Part 2.1, SPEC 2.4): does a frozen GPT trained on iGSM "know" properties of a problem's
-parameters before and while it writes the solution?
-
-Labels (pure functions of a `Problem`, no torch). The *whole* dependency graph has every parameter of
-`Problem.params` (every instance parameter of G_s and every abstract one) with an edge A -> B for each B in
-`A.deps` (instance deps as the problem states them, abstract deps as their definition sums them; the RNG is
-not a vertex). G_d's parameters, from which the probes draw A and B, are every instance parameter plus the
-abstract parameters that are necessary or that some G_d parameter depends on (closed under that rule, so
-every G_d parameter's predecessors are in G_d). After the first i solution sentences:
-- `nece(A)`: A is in the shortest solution (`Problem.necessary`);
-- `dep(A, B)`: B is an ancestor of A in the transitive closure of the whole graph;
-- `known(A)`: A is among the parameters of the first i sentences (`Problem.order[:i]`);
-- `value(A)`: A's value 0..22 if known, else class 23 (24-way);
-- `can_next(A)`: every predecessor of A is known and A itself is not. An already-known A is labelled 0:
-  "can be computed next" means a new sentence could define it, and the solution never defines a parameter
-  twice (the paper's code label only asks that all predecessors be computed; the two differ exactly on
-  known parameters, which `known` already probes). A may be unnecessary (then it is never known);
-- `nece_next(A)`: can_next(A) and nece(A).
-
-Probe inputs (SPEC 2.4 positions): `<bos> [PROB] prefix [START] A [END]` (dep: `... [START] A [MID] B [END]`)
-where the prefix is the problem text truncated at a sentence boundary:
-- nece: the whole problem (after the question when pq; after the last sentence when qp);
-- dep: the problem's sentences before the question when pq; the whole problem when qp (its end);
-- known, value, can_next, nece_next: the whole problem, `[SOL]`, then the first i solution sentences, i
-  uniform over 0..len (i = 0 ends at `[SOL]`, the sequence's state before the first sentence).
-Per problem and property at most `picks` distinct (position, A[, B]) picks, uniform over the product space,
-from a generator seeded by (seed, property, problem index).
+parameters before and while it writes the solution? The labels and inputs are `physlm.worlds.igsm.labels`.
 
 The probe (one per property and model): a deep copy of the model, frozen and in eval mode (dropout off),
 whose `wte` is replaced by `LowRankEmbedding` (E + U V, U zero-initialised, so the probe starts as the
@@ -56,232 +31,23 @@ majority, and the majority baseline against a hand count.
 
 from __future__ import annotations
 
-import copy
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from physlm.errors import DataError
+from physlm import probing
 from physlm.model import GPT
 from physlm.parallel import cpu_map
-from physlm.text import END, MID, PROB, SOL, START, TextVocab
-from physlm.worlds.igsm.types import MOD, Problem
+from physlm.text import TextVocab
+from physlm.worlds.igsm.labels import PROPERTIES, VExample, classes, probe_examples
+from physlm.worlds.igsm.types import Problem
 
-PROPERTIES = ("nece", "dep", "known", "value", "can_next", "nece_next")
-SOLUTION_PROPERTIES = ("known", "value", "can_next", "nece_next")  # probed inside the solution
-UNKNOWN = MOD  # value class of a parameter not computed yet
 PAD = 0  # padding id: any id works, causal attention and the last-token gather keep it out
-
-
-def classes(prop: str) -> int:
-    """Number of classes of a property: 24 for value, else 2."""
-    return MOD + 1 if prop == "value" else 2
-
-
-# ---------------------------------------------------------------------------------------------- labels
-
-
-def ancestors(problem: Problem) -> tuple[frozenset[int], ...]:
-    """Transitive closure of the whole dependency graph: per parameter, every parameter it depends on."""
-    params = problem.params
-    done: dict[int, frozenset[int]] = {}
-
-    def visit(a: int, path: frozenset[int]) -> frozenset[int]:
-        if a in path:
-            raise DataError(f"dependency cycle through parameter {a} ({params[a].name!r})")
-        if a not in done:
-            out: set[int] = set()
-            for b in params[a].deps:
-                if not 0 <= b < len(params):
-                    raise DataError(f"parameter {params[a].name!r} depends on index {b}, outside 0..{len(params) - 1}")
-                out |= {b} | visit(b, path | {a})
-            done[a] = frozenset(out)
-        return done[a]
-
-    return tuple(visit(a, frozenset()) for a in range(len(params)))
-
-
-def gd_params(problem: Problem) -> tuple[int, ...]:
-    """G_d's parameters in index order: every instance parameter, every necessary one, and (repeatedly) every
-    parameter that one of them depends on."""
-    members = {a for a, p in enumerate(problem.params) if not p.abstract} | set(problem.necessary)
-    frontier = list(members)
-    while frontier:
-        for b in problem.params[frontier.pop()].deps:
-            if b not in members:
-                members.add(b)
-                frontier.append(b)
-    return tuple(sorted(members))
-
-
-def nece(problem: Problem, a: int) -> int:
-    return int(a in problem.necessary)
-
-
-def dep(closure: Sequence[frozenset[int]], a: int, b: int) -> int:
-    return int(b in closure[a])
-
-
-def known(problem: Problem, i: int, a: int) -> int:
-    return int(a in problem.order[:i])
-
-
-def value(problem: Problem, i: int, a: int) -> int:
-    return problem.params[a].value if known(problem, i, a) else UNKNOWN
-
-
-def can_next(problem: Problem, i: int, a: int) -> int:
-    done = set(problem.order[:i])
-    return int(a not in done and problem.ready(a, done))
-
-
-def nece_next(problem: Problem, i: int, a: int) -> int:
-    return can_next(problem, i, a) * nece(problem, a)
-
-
-@dataclass(frozen=True)
-class Pick:
-    """One probed (position, parameter[, parameter]): position = solution sentences in the prefix."""
-
-    position: int
-    a: int
-    b: int | None = None
-
-
-def label(problem: Problem, closure: Sequence[frozenset[int]], prop: str, pick: Pick) -> int:
-    """The class of `prop` at `pick`."""
-    if prop == "nece":
-        return nece(problem, pick.a)
-    if prop == "dep":
-        return dep(closure, pick.a, pick.b)
-    fn = {"known": known, "value": value, "can_next": can_next, "nece_next": nece_next}[prop]
-    return fn(problem, pick.position, pick.a)
-
-
-def draw_picks(problem: Problem, prop: str, gd: Sequence[int], rng: np.random.Generator, picks: int) -> list[Pick]:
-    """Up to `picks` distinct picks, uniform over positions x G_d (x G_d minus A for dep)."""
-    n, positions = len(gd), len(problem.order) + 1 if prop in SOLUTION_PROPERTIES else 1
-    others = n - 1 if prop == "dep" else 1
-    total = positions * n * others
-    chosen = rng.choice(total, size=min(picks, total), replace=False) if total else []
-    out = []
-    for k in map(int, chosen):
-        position, rest = divmod(k, n * others)
-        a, j = divmod(rest, others)
-        b = (j if j < a else j + 1) if prop == "dep" else None
-        out.append(Pick(position, gd[a], None if b is None else gd[b]))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- prompts
-
-
-def problem_sentences_text(problem: Problem) -> str:
-    """The problem text up to the end of its last sentence (pq: without the trailing question)."""
-    tail = " " + problem.question
-    if problem.fmt == "pq":
-        if not problem.problem.endswith(tail):
-            raise DataError(f"pq problem text does not end with its question {problem.question!r}")
-        return problem.problem[: -len(tail)]
-    if not problem.problem.startswith(problem.question + " "):
-        raise DataError(f"qp problem text does not start with its question {problem.question!r}")
-    return problem.problem
-
-
-def solution_sentences(problem: Problem) -> list[str]:
-    """The solution cut into its sentences, one per parameter of `Problem.order`."""
-    sentences = re.split(r"(?<=\.) (?=Define )", problem.solution.strip())
-    if len(sentences) != len(problem.order):
-        raise DataError(f"solution has {len(sentences)} sentences, its order lists {len(problem.order)} parameters")
-    return sentences
-
-
-def prefix_text(problem: Problem, prop: str, position: int) -> str:
-    """The truncated text a probe of `prop` reads (see the module docstring)."""
-    if prop == "dep":
-        return problem_sentences_text(problem)
-    if prop == "nece":
-        return problem.problem
-    return " ".join([problem.problem, SOL, *solution_sentences(problem)[:position]])
-
-
-def query_text(a: str, b: str | None = None) -> str:
-    """`[START] A [END]`, or `[START] A [MID] B [END]`: what follows the prefix."""
-    return f"{START} {a} {END}" if b is None else f"{START} {a} {MID} {b} {END}"
-
-
-@dataclass(frozen=True)
-class VExample:
-    """One probe input and its label."""
-
-    tokens: tuple[int, ...]  # <bos> [PROB] prefix [START] A ([MID] B) [END]
-    label: int
-    problem: int  # index of the problem it came from
-    position: int  # solution sentences in the prefix (0 for nece, dep)
-    prefix: int  # tokens[:prefix] is `<bos> [PROB] prefix`, tokens[prefix:] the query `[START] ... [END]`
-
-
-def probe_examples(
-    problems: Sequence[Problem],
-    vocab: TextVocab,
-    prop: str,
-    *,
-    picks: int,
-    seed: int,
-    max_tokens: int,
-    first_index: int = 0,
-) -> list[VExample]:
-    """The examples of `prop` from `problems` (indices first_index, first_index + 1, ...); inputs longer
-    than max_tokens are skipped. The text is `[PROB] prefix [START] ... [END]`; words never span the space
-    before `[START]`, so its tokens are the prefix's tokens followed by the query's."""
-    if prop not in PROPERTIES:
-        raise ValueError(f"unknown V-probe property {prop!r}; known: {', '.join(PROPERTIES)}")
-    out: list[VExample] = []
-    for index, problem in enumerate(problems, start=first_index):
-        closure, names = ancestors(problem), [p.name for p in problem.params]
-        rng = np.random.default_rng([seed, PROPERTIES.index(prop), index])
-        heads: dict[int, tuple[int, ...]] = {}  # position -> tokens of `<bos> [PROB] prefix`
-        for pick in draw_picks(problem, prop, gd_params(problem), rng, picks):
-            if pick.position not in heads:
-                text = f"{PROB} {prefix_text(problem, prop, pick.position)}"
-                heads[pick.position] = (vocab.bos_id, *vocab.encode(text))
-            head = heads[pick.position]
-            b = None if pick.b is None else names[pick.b]
-            tokens = (*head, *vocab.encode(query_text(names[pick.a], b)))
-            if len(tokens) <= max_tokens:
-                out.append(VExample(tokens, label(problem, closure, prop, pick), index, pick.position, len(head)))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- the probe
-
-
-class LowRankEmbedding(nn.Module):
-    """A frozen embedding E plus a trainable rank-r update: rows of E + U V, U [vocab, r] zero-initialised,
-    V [r, width] ~ N(0, 1/r)."""
-
-    def __init__(self, base: nn.Embedding, rank: int, generator: torch.Generator):
-        super().__init__()
-        vocab, width = base.weight.shape
-        self.base = base.requires_grad_(False)
-        like = {"device": base.weight.device, "dtype": base.weight.dtype}
-        self.u = nn.Parameter(torch.zeros(vocab, rank, **like))
-        self.v = nn.Parameter((torch.randn(rank, width, generator=generator) / math.sqrt(rank)).to(**like))
-
-    def delta(self) -> Tensor:
-        """The update U V [vocab, width]."""
-        return self.u @ self.v
-
-    def forward(self, idx: Tensor) -> Tensor:
-        return self.base(idx) + F.embedding(idx, self.u) @ self.v
 
 
 class VProbe(nn.Module):
@@ -291,9 +57,7 @@ class VProbe(nn.Module):
         super().__init__()
         if not model.cfg.causal:
             raise ValueError("V-probes need a causal model: shared prefixes are computed once, before the queries")
-        frozen = copy.deepcopy(model).requires_grad_(False).eval()
-        frozen.wte = LowRankEmbedding(frozen.wte, rank, torch.Generator().manual_seed(seed))
-        self.model = frozen
+        self.model = probing.frozen_with_update(model, rank, seed).eval()
         self.head = nn.Linear(model.cfg.width, num_classes, device=model.wte.weight.device)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
@@ -522,26 +286,22 @@ def fit_vprobe(
     seed: int,
     desc: str | None = "vprobe",
 ) -> FitResult:
-    """Train one probe on `examples`: AdamW on U, V and the head, linear decay from lr to 0, steps of whole
-    trunks from `trunk_steps` seeded by `seed`. The caller's model is not modified."""
+    """Train one probe on `examples` (`physlm.probing.fit`): AdamW on the embedding update and the head, linear
+    decay from lr to 0, steps of whole trunks from `trunk_steps` seeded by `seed`. The caller's model is not
+    modified."""
     probe = VProbe(model, num_classes, rank, seed)
-    trainable = [p for p in probe.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / steps)
     device = model.wte.weight.device
     labels = torch.tensor([e.label for e in examples], device=device)
     parts = trunks(examples, model.cfg.context, batch_size)
-    losses = []
-    for step in tqdm(trunk_steps(parts, batch_size, steps, model.cfg.context, np.random.default_rng(seed)),
-                     desc=desc, mininterval=1.0, leave=False, disable=desc is None):
+
+    def loss(step: list[int]) -> Tensor:
         batch = PrefixBatch.of(examples, [parts[k] for k in step], device)
-        loss = F.cross_entropy(probe(batch).float(), labels[torch.tensor(batch.rows, device=device)])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    return FitResult(probe, float(np.mean(losses[-max(1, steps // 10):])))
+        return F.cross_entropy(probe(batch).float(), labels[torch.tensor(batch.rows, device=device)])
+
+    batches = trunk_steps(parts, batch_size, steps, model.cfg.context, np.random.default_rng(seed))
+    losses = probing.fit([p for p in probe.parameters() if p.requires_grad], batches, loss, lr=lr,
+                         weight_decay=weight_decay, linear_decay=True, steps=steps, desc=desc)
+    return FitResult(probe, float(np.mean(losses[-max(1, steps // 10):].astype(np.float64))))
 
 
 @torch.no_grad()
@@ -651,37 +411,3 @@ def summarize(rows: Sequence[dict]) -> dict[str, float]:
                 out[f"{key}_{part}"] = r[f"accuracy_{part}"]
         out[f"{r['property']}_majority"] = r["majority"]
     return out
-
-
-def plot_vprobes(rows: Sequence[dict], path: str | Path) -> None:
-    """One panel per property: accuracy of each model's probe (all / positives / negatives for binary
-    properties), the majority baseline as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    props = [p for p in PROPERTIES if any(r["property"] == p for r in rows)]
-    cols = min(len(props), 3)
-    fig, axes = plt.subplots(-(-len(props) // cols), cols, figsize=(3.6 * cols, 3.0 * -(-len(props) // cols)),
-                             squeeze=False, layout="constrained")
-    for ax, prop in zip(axes.flat, props):
-        mine = [r for r in rows if r["property"] == prop]
-        parts = ("accuracy", "accuracy_pos", "accuracy_neg") if classes(prop) == 2 else ("accuracy",)
-        width = 0.8 / len(parts)
-        for k, part in enumerate(parts):
-            heights = [r.get(part, math.nan) for r in mine]
-            ax.bar(np.arange(len(mine)) + (k - (len(parts) - 1) / 2) * width, heights, width, color=f"C{k}",
-                   label=("all", "positives", "negatives")[k])
-        ax.axhline(mine[0]["majority"], color="k", linestyle="--", linewidth=1, label="majority")
-        ax.set_xticks(range(len(mine)), [r["model"] for r in mine])
-        ax.set_ylim(0, 1.02)
-        ax.set_title(f"{prop} (n={mine[0]['n_test']})", fontsize=10)
-    for ax in axes.flat[len(props):]:
-        ax.axis("off")
-    binary = next((a for a, p in zip(axes.flat, props) if classes(p) == 2), axes.flat[0])
-    fig.legend(*binary.get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=8)
-    fig.supylabel("held-out accuracy", fontsize=9)
-    fig.suptitle("V-probes on the last layer: trained model vs random-init control vs majority", fontsize=10)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -1,4 +1,4 @@
-"""Parse-tree probes on frozen hidden states (Part 1: where does the parse tree live?).
+"""Part 1's parse-tree probes on frozen hidden states (where does the parse tree live?).
 
 For every layer (0 = embeddings, l = after block l) and every non-terminal level of the grammar, probes read
 hidden states and predict the level's NT-ancestor `s_l(i)` and NT-boundary `b_l(i)` at token i (SPEC 1.1).
@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from physlm import probing
+
 
 @dataclass(frozen=True)
 class Target:
@@ -44,36 +46,6 @@ class Target:
     labels: np.ndarray        # [positions] int class index
     classes: int
     mask: np.ndarray | None = None  # positions scored for the "@end" variant (None = all)
-
-
-@torch.no_grad()
-def hidden_states(model: torch.nn.Module, sequences: Sequence[np.ndarray], *, batch_size: int = 32, pad_id: int = 1) -> np.ndarray:
-    """Hidden states at every position of every sequence: [layers, total_positions, width] float32.
-
-    Sequences are right-padded within a batch; causal attention keeps padding from reaching real tokens.
-    A non-causal model (the MLM encoder, `cfg.causal = False`) would attend to the padding, so its batches
-    only group sequences of equal length (no padding at all).
-    """
-    device = next(model.parameters()).device
-    causal = getattr(getattr(model, "cfg", None), "causal", True)
-    order = list(range(len(sequences)))
-    if causal:
-        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    else:
-        batches = []
-        for length in sorted({len(s) for s in sequences}):
-            same = [i for i in order if len(sequences[i]) == length]
-            batches += [same[start : start + batch_size] for start in range(0, len(same), batch_size)]
-    chunks: list[np.ndarray | None] = [None] * len(sequences)
-    for batch in batches:
-        longest = max(len(sequences[i]) for i in batch)
-        idx = torch.full((len(batch), longest), pad_id, dtype=torch.long)
-        for row, i in enumerate(batch):
-            idx[row, : len(sequences[i])] = torch.as_tensor(np.asarray(sequences[i], dtype=np.int64))
-        states = model.hidden_states(idx.to(device)).float().cpu().numpy()  # [L, B, T, W]
-        for row, i in enumerate(batch):
-            chunks[i] = states[:, row, : len(sequences[i])]
-    return np.concatenate(chunks, axis=1)
 
 
 def fit_linear_probes(
@@ -97,15 +69,14 @@ def fit_linear_probes(
     weight = torch.cat([torch.randn(x.shape[1], total, generator=gen) * 0.01, torch.zeros(x.shape[1], -total % 16)], 1)
     weight.requires_grad_()
     bias = torch.zeros(total + (-total % 16), requires_grad=True)
-    opt = torch.optim.Adam([weight, bias], lr=lr)
     splits = np.cumsum([0, *classes])
-    for _ in range(steps):
+
+    def loss(_: int) -> Tensor:
         logits = x @ weight + bias
-        loss = sum(F.cross_entropy(logits[:, a:b], y) for a, b, y in zip(splits[:-1], splits[1:], ys))
-        loss = loss + weight_decay * weight.pow(2).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        value = sum(F.cross_entropy(logits[:, a:b], y) for a, b, y in zip(splits[:-1], splits[1:], ys))
+        return value + weight_decay * weight.pow(2).sum()
+
+    probing.fit([weight, bias], range(steps), loss, lr=lr, decoupled=False)  # full batch: every step the same rows
     return weight.detach(), bias.detach(), mean, std
 
 
@@ -213,20 +184,19 @@ def fit_multihead_probe(
     y = torch.stack([_pad_labels(per_sentence, x.shape[1]) for per_sentence in labels]).to(device)  # [targets, N, T]
     probe = MultiHeadProbe(flat.shape[1], classes, max_len or int(lengths.max()), heads=heads, rank=rank,
                            pos_dim=pos_dim, seed=seed).to(device)
-    opt = torch.optim.Adam(probe.parameters(), lr=lr)
     n = len(sentences)
     size = n if batch_size is None else min(batch_size, n)
-    for step in range(steps):
+
+    def loss(step: int) -> Tensor:
         rows = np.arange(n) if size == n else _stream_rows(seed, step, size, n)
         longest = int(lengths[rows].max())
         index = torch.as_tensor(rows, device=x.device)
         logits = probe.split(probe(x[index, :longest]))
-        loss = sum(F.cross_entropy(lt.flatten(0, 1), yt[index, :longest].flatten(), ignore_index=-1)
-                   for lt, yt in zip(logits, y))
-        loss = loss + weight_decay * (probe.down.pow(2).sum() + probe.out.pow(2).sum())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        value = sum(F.cross_entropy(lt.flatten(0, 1), yt[index, :longest].flatten(), ignore_index=-1)
+                    for lt, yt in zip(logits, y))
+        return value + weight_decay * (probe.down.pow(2).sum() + probe.out.pow(2).sum())
+
+    probing.fit(probe.parameters(), range(steps), loss, lr=lr, decoupled=False)
     return FittedMultiHead(probe.eval(), mean, std)
 
 

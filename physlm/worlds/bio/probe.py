@@ -1,0 +1,58 @@
+"""The biography world's probe step: P-probing and Q-probing (SPEC 4.3, `pqprobe.py`) of the model before QA
+finetuning (models/<study>/pretrained when the study finetunes, else the model) and of a random-init control,
+fit on `probe.bio.people` P_train people and scored on as many P_test people, at the residual stream after
+each block of `probe.bio.layers`. The table probe holds every (model, probe, task, position / offset)
+accuracy with its majority baseline, probe.json the flat summary (`pqprobe.summary`; a layer other than the
+last is tagged `L<layer>_`)."""
+
+from __future__ import annotations
+
+import polars as pl
+import torch
+
+from physlm.artifacts import load_model, random_model
+from physlm.errors import ParamsError
+from physlm.io import Paths, read_parquet
+from physlm.text import TextVocab
+from physlm.worlds import Probed
+from physlm.worlds.bio import pqprobe
+from physlm.worlds.bio.people import ATTRIBUTES
+
+NO_ATTENTION = "the attention analysis is the grammar world's"
+
+
+def probe(paths: Paths, cfg, device: torch.device) -> Probed:
+    p = cfg.probe
+    source = paths.model / "pretrained" if (paths.model / "pretrained").is_dir() else paths.model
+    model = load_model(source, device)
+    vocab = TextVocab.load(paths.tokens / "tokenizer.json")
+    people = read_parquet(paths.raw / "people.parquet", ["id", "full_name", *ATTRIBUTES])
+    bios = read_parquet(paths.raw / "bios.parquet", ["person", "entry", "text", *(f"{a}_{e}" for a in ATTRIBUTES for e in ("start", "end"))])
+    qa = read_parquet(paths.raw / "qa.parquet", ["person", "split"])
+    split = {s: qa.filter(pl.col("split") == s)["person"].unique(maintain_order=True).to_list()[: p.people]
+             for s in ("P_train", "P_test")}
+    data = {s: pqprobe.bio_inputs(people, bios, vocab, persons) for s, persons in split.items()}
+    tasks = data["P_train"].tasks
+    models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
+    layers = [model.cfg.depth if layer == -1 else layer for layer in p.layers]
+    if not all(0 <= layer <= model.cfg.depth for layer in layers):
+        raise ParamsError(f"probe.bio.layers: {p.layers} must lie in 0..{model.cfg.depth} (or -1, the last block)")
+    rows, summary = [], {}
+    common = {"lr": p.lr, "weight_decay": p.weight_decay, "seed": cfg.seed}
+    for name, m in models.items():
+        for layer in layers:
+            results = []
+            if p.p_steps:
+                results.append(pqprobe.run_pprobe(m, tasks, data["P_train"].biographies, data["P_test"].biographies,
+                                                  steps=p.p_steps, rank=p.p_rank, layer=layer, **common))
+            if p.q_steps:
+                results.append(pqprobe.run_qprobe(m, tasks, data["P_train"].queries, data["P_test"].queries,
+                                                  steps=p.q_steps, rank=p.q_rank, layer=layer, **common))
+            tag = "" if layer == m.cfg.depth else f"L{layer}_"  # the last layer's keys carry no tag
+            for result in results:
+                rows += [{"model": name, **r} for r in pqprobe.rows(result)]
+                summary |= {f"{result.probe}_{name}_{tag}{k}": v for k, v in pqprobe.summary(result).items()}
+    line = f"({source}) {len(rows)} rows; " + ", ".join(
+        f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("Q_") and k.endswith("_whole"))
+    return Probed(summary, {"probe": rows, "attention_distance": [], "attention_boundary": []}, summary, line,
+                  {"attention": {"disabled": True, "why": NO_ATTENTION}})
