@@ -39,8 +39,8 @@ def imports(module: str) -> frozenset[str]:
         else:
             continue
         for name in names:
-            if name in known:
-                out |= {name, *(p for p in _parents(name) if p in known)}
+            if name in known:  # importing a.b.c runs a and a.b too (but not a module's own packages: running)
+                out |= {name, *(p for p in _parents(name) if p in known and not module.startswith(p + "."))}
     return frozenset(out - {module})
 
 
