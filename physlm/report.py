@@ -16,7 +16,6 @@ from physlm import worlds
 from physlm.figures import fmt, plt, read_csv, read_json
 
 StudyMetrics = dict[str, Any]  # train, probe, evaluate (JSON), loss (rows), tables ({name: rows})
-GENERIC = ("loss",)  # the CSV files of metrics/<study>/ that are not probe tables
 
 
 def gather(studies: list[str], metrics_dir: Path) -> dict[str, StudyMetrics]:
@@ -24,7 +23,7 @@ def gather(studies: list[str], metrics_dir: Path) -> dict[str, StudyMetrics]:
     out = {}
     for study in studies:
         d = metrics_dir / study
-        tables = {p.stem: read_csv(p) for p in sorted(d.glob("*.csv")) if p.stem not in GENERIC}
+        tables = {p.stem: read_csv(p) for p in sorted((d / "probe").glob("*.csv"))}
         out[study] = {"train": read_json(d / "train.json"), "probe": read_json(d / "probe.json"),
                       "evaluate": read_json(d / "evaluate.json"), "loss": read_csv(d / "loss.csv"), "tables": tables}
     return out

@@ -62,7 +62,8 @@ def test_igsm_study_runs_every_stage(tmp_path: Path) -> None:
         assert sum(c["n"] for c in found["parts"].values()) >= 3
     probe = json.loads((repo / "metrics/igsm_demo/probe.json").read_text())
     assert {"nece_trained", "nece_control", "can_next_trained", "nece_majority"} <= set(probe)
-    assert json.loads((repo / "metrics/igsm_demo/attention.json").read_text())["disabled"] is True
+    assert sorted(p.name for p in (repo / "metrics/igsm_demo").rglob("*")) == sorted(  # no attention placeholders
+        ["evaluate.json", "loss.csv", "probe", "probe.csv", "probe.json", "train.json"])
     reports = repo / "reports"
     assert (reports / "igsm_igsm_demo.png").is_file() and (reports / "vprobe_igsm_demo.png").is_file()
     assert (reports / "igsm_steps_igsm_demo.png").is_file()

@@ -71,7 +71,7 @@ def test_pipeline_end_to_end(tmp_path: Path, mlflow_db: Path) -> None:
     stages = {f"{s}@{study}" for s in per_study for study in ("cfg_demo", "cfg_uni")}
     assert ran(first) == stages | {"generate@cfg_demo", "tokenize@cfg_demo", "report"}  # one dataset, two studies
     for out in ("data/cfg_demo/raw/train.parquet", "data/cfg_demo/tokens/tokenizer.json", "models/cfg_demo/model.safetensors",
-                "metrics/cfg_demo/loss.csv", "metrics/cfg_demo/probe.csv", "metrics/cfg_demo/evaluate.json",
+                "metrics/cfg_demo/loss.csv", "metrics/cfg_demo/probe/probe.csv", "metrics/cfg_demo/probe/attention_layers.csv", "metrics/cfg_demo/evaluate.json",
                 "reports/summary.md", "reports/generation.png", "reports/probe_cfg_demo.png"):
         assert (repo / out).is_file(), out
     assert not (repo / "checkpoints" / "cfg_demo").exists()

@@ -113,14 +113,14 @@ class Tokenized:
 
 @dataclass(frozen=True)
 class Probed:
-    """A probe step's result: `summary` -> metrics/<study>/probe.json, each table -> metrics/<study>/probe/<name>.csv,
-    `log` -> the MLflow run, `line` -> the stage's last printed line."""
+    """A probe step's result: `summary` -> metrics/<study>/probe.json, each table -> metrics/<study>/probe/<name>.csv
+    (a world writes the tables it has, no empty ones), `log` -> the MLflow run, `line` -> the stage's last printed
+    line."""
 
     summary: dict[str, Any]
     tables: dict[str, list[dict[str, Any]]]
     log: dict[str, Any]
     line: str
-    files: dict[str, Any] = field(default_factory=dict)  # more JSON files: metrics/<study>/<name>.json
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,6 @@ from physlm.worlds import Probed
 from physlm.worlds.bio import pqprobe
 from physlm.worlds.bio.people import ATTRIBUTES
 
-NO_ATTENTION = "the attention analysis is the grammar world's"
-
-
 def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     p = cfg.probe
     source = paths.model / "pretrained" if (paths.model / "pretrained").is_dir() else paths.model
@@ -54,5 +51,4 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
                 summary |= {f"{result.probe}_{name}_{tag}{k}": v for k, v in pqprobe.summary(result).items()}
     line = f"({source}) {len(rows)} rows; " + ", ".join(
         f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("Q_") and k.endswith("_whole"))
-    return Probed(summary, {"probe": rows, "attention_distance": [], "attention_boundary": []}, summary, line,
-                  {"attention": {"disabled": True, "why": NO_ATTENTION}})
+    return Probed(summary, {"probe": rows}, summary, line)

@@ -8,8 +8,8 @@ trained here by masked LM on the study's windows (`probe.cfg.encoder.steps` > 0;
 
 Writes probe.json (last-layer means, the gaps to the controls, the attention summary) and the tables: probe
 (one row per model, layer, target, level) and, with `probe.cfg.attention_sentences` > 0, the attention
-analysis (`attention.py`): attention_distance (mass by distance per layer and head) and attention_boundary
-(NT-end to NT-end statistics).
+analysis (`attention.py`): attention_distance (mass by distance per layer and head), attention_boundary
+(NT-end to NT-end statistics) and attention_layers (the summary per layer; probe.json has the best layer's).
 """
 
 from __future__ import annotations
@@ -70,17 +70,12 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
                 mine, theirs = metrics[f"trained{kind}"], metrics[f"{other}{kind}"]
                 metrics[f"gap_{other}{kind}"] = {k: mine[k] - theirs[k] for k in mine}
     tables: dict[str, list[dict]] = {"probe": rows}
-    files: dict = {}
-    if p.attention_sentences:
+    if p.attention_sentences:  # else no attention tables at all
         distance, boundary, summary = _attention(model, tokens[: p.attention_sentences], boundaries[: p.attention_sentences])
-        tables |= {"attention_distance": distance, "attention_boundary": boundary}
-        files["attention"] = summary
-        metrics["attention"] = {k: v for k, v in summary.items() if k == "distance_share" or k.startswith("lift")}
-    else:
-        tables |= {"attention_distance": [], "attention_boundary": []}
-        files["attention"] = {"disabled": True, "why": "probe.cfg.attention_sentences is 0"}
+        tables |= {"attention_distance": distance, "attention_boundary": boundary, "attention_layers": summary.pop("layers")}
+        metrics["attention"] = summary
     line = f"last layer {metrics['trained']}" + (f", control {metrics['control']}" if p.control else "")
-    return Probed(metrics, tables, {k: v for k, v in metrics.items() if isinstance(v, dict)}, line, files)
+    return Probed(metrics, tables, {k: v for k, v in metrics.items() if isinstance(v, dict)}, line)
 
 
 def _encoder(decoder_cfg, p, seed: int, paths: Paths, device) -> tuple[object, dict]:

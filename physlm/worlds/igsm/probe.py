@@ -15,9 +15,6 @@ from physlm.worlds import Probed
 from physlm.worlds.igsm.frames import load_problems
 from physlm.worlds.igsm.vprobe import VProbeConfig, run_vprobes
 
-NO_ATTENTION = "the attention analysis is the grammar world's"
-
-
 def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     p = cfg.probe
     model = load_model(paths.model, device)
@@ -29,5 +26,4 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
                             lr=p.lr, weight_decay=p.weight_decay, workers=resolve_workers(p.workers))
     rows, summary = run_vprobes(models, train, test, vocab, settings, cfg.seed)
     line = ", ".join(f"{r['property']}/{r['model']} {r['accuracy']:.3f} (majority {r['majority']:.3f})" for r in rows)
-    return Probed(summary, {"probe": rows, "attention_distance": [], "attention_boundary": []}, summary, line,
-                  {"attention": {"disabled": True, "why": NO_ATTENTION}})
+    return Probed(summary, {"probe": rows}, summary, line)
