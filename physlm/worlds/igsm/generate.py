@@ -30,6 +30,5 @@ def generate(params: IgsmGenerateParams, seed: int, out_dir: Path) -> dict[str, 
                                           workers=workers)
     for name, frame in frames.items():
         frame.write_parquet(out_dir / f"{name}.parquet", compression="zstd", statistics=False)
-    # grammar and bags: the keys the old shared record wrote for every world, kept until outputs are compared
-    write_json(out_dir / STREAM_RECORD, stream_record("igsm", seed, params, grammar="", bags=""))
+    write_json(out_dir / STREAM_RECORD, stream_record("igsm", seed, params))
     return {name: len(frame) for name, frame in frames.items()}
