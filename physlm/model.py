@@ -82,21 +82,46 @@ class GPTConfig:
 
 
 class KVCache:
-    """Keys and values of every layer at columns 0 .. length-1 of a batch (left-padded rows: see GPT.forward)."""
+    """Keys and values of every layer at columns 0 .. length-1 of a batch (left-padded rows: see GPT.forward), and
+    each Canon point's inputs. The one cache of physlm: generation appends to it in place, one token at a time
+    (`update`, `inputs`; GPT.forward advances `length`); beam search keeps the surviving rows (`select`); the
+    V-probes run many queries on shared prefixes (`share`: row n of a new cache starts with chosen columns of
+    a row of this one). Each layer has its own buffers, so gradients flow through cached keys and values (an
+    in-place write into one buffer for all layers would change what earlier layers saved for backward).
 
-    def __init__(self, cfg: GPTConfig, batch: int, positions: int, device: torch.device, dtype: torch.dtype):
-        shape = (cfg.depth, batch, cfg.heads, positions, cfg.head_dim)
-        keyless = cfg.pos in CONTENT_FREE
-        self.keys = torch.empty((0,) if keyless else shape, device=device, dtype=dtype)
-        self.values = torch.empty(shape, device=device, dtype=dtype)
+    Canon inputs: with `history="last"` only the last kernel-1 inputs of each point are kept (all that the next
+    token needs); `history="all"` keeps every position's, which `share` needs to start a row mid-sequence."""
+
+    def __init__(self, cfg: GPTConfig, batch: int, positions: int, device: torch.device, dtype: torch.dtype,
+                 history: str = "last"):
+        if history not in ("last", "all"):
+            raise ValueError(f"KVCache.history must be 'last' or 'all', got {history!r}")
+        shape = (batch, cfg.heads, positions, cfg.head_dim)
+        keyless = cfg.pos in CONTENT_FREE  # the content-free schemes have no keys: only values are kept
+        self.keys: list[Tensor | None] = [None if keyless else torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.depth)]
+        self.values = [torch.empty(shape, device=device, dtype=dtype) for _ in range(cfg.depth)]
+        self.positions, self.history = positions, history
         self.length = 0  # positions filled; GPT.forward advances it after all layers have written
-        self.canon: dict[tuple[int, str], Tensor] = {}  # per (layer, Canon point): its last inputs [B, kernel-1, m]
+        self.canon: dict[tuple[int, str], Tensor] = {}  # per (layer, Canon point): its inputs [B, kernel-1 or positions, m]
+        self.shared: tuple[KVCache, Tensor, Tensor] | None = None  # made by `share`: (source, rows, columns)
 
     def inputs(self, key: tuple[int, str], x: Tensor, keep: int) -> Tensor:
         """[B, keep + T, m]: the `keep` inputs of Canon point `key` before x [B, T, m] (zeros before the
-        sequence start), then x; a copy of its last `keep` becomes the history of the next call (a view would
-        keep the whole [B, keep + T, m] of a prefill alive as long as the cache)."""
+        sequence start), then x. "last" keeps a copy of the last `keep` for the next call (a view would keep the
+        whole [B, keep + T, m] of a prefill alive as long as the cache); "all" keeps every input as given (no
+        copy, so gradients reach them through a shared row). A cache made by `share` reads its rows' earlier
+        inputs from the cache it shares."""
+        if self.shared is not None:
+            source, rows, columns = self.shared
+            width = columns.size(1)
+            past = source.canon[key][rows[:, None], columns[:, max(width - keep, 0) :]]
+            return torch.cat((F.pad(past, (0, 0, keep - past.size(1), 0)), x), dim=1)
         past = self.canon.get(key)
+        if self.history == "all":
+            seq = x if past is None or self.length == 0 else torch.cat((past[:, : self.length], x), dim=1)
+            self.canon[key] = seq
+            head = seq[:, max(self.length - keep, 0) :]
+            return F.pad(head, (0, 0, keep + x.size(1) - head.size(1), 0))
         if past is None or self.length == 0:
             past = x.new_zeros(x.size(0), keep, x.size(2))
         seq = torch.cat((past, x), dim=1)
@@ -108,25 +133,48 @@ class KVCache:
 
         k is None for the content-free schemes ("pos", "uni"), which have no keys: only values are kept."""
         end = self.length + v.size(2)
-        if end > self.values.size(3):
-            raise ValueError(f"KV cache holds {self.values.size(3)} positions, {end} needed")
-        self.values[layer, :, :, self.length : end] = v
+        if end > self.positions:
+            raise ValueError(f"KV cache holds {self.positions} positions, {end} needed")
+        self.values[layer][:, :, self.length : end] = v
         if k is None:
-            return None, self.values[layer, :, :, :end]
-        self.keys[layer, :, :, self.length : end] = k
-        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+            return None, self.values[layer][:, :, :end]
+        self.keys[layer][:, :, self.length : end] = k
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
     def select(self, rows: Tensor) -> None:
         """Keep (and duplicate) the cached rows `rows` of every layer, e.g. the surviving beams."""
-        if self.keys.dim() > 1:
-            self.keys = self._rows(self.keys, rows)
-        self.values = self._rows(self.values, rows)
+        self.keys = [None if b is None else self._rows(b, rows) for b in self.keys]
+        self.values = [self._rows(b, rows) for b in self.values]
         self.canon = {key: past[rows] for key, past in self.canon.items()}
 
     def _rows(self, buffer: Tensor, rows: Tensor) -> Tensor:
         """buffer's rows `rows`, copying only the filled positions (the rest is written before it is read)."""
-        out = buffer.new_empty((buffer.size(0), len(rows), *buffer.shape[2:]))
-        out[:, :, :, : self.length] = buffer[:, rows, :, : self.length]
+        out = buffer.new_empty((len(rows), *buffer.shape[1:]))
+        out[:, :, : self.length] = buffer[rows, :, : self.length]
+        return out
+
+    def share(self, rows: Tensor, columns: Tensor, new: int) -> KVCache:
+        """A cache of len(rows) rows with room for `new` more tokens each, whose row n holds, at positions
+        0 .. width-1 (width = columns.size(1)), row rows[n]'s columns columns[n] of this cache; its Canon calls
+        read this cache's inputs ("all" history). A differentiable gather: gradients reach this cache's keys,
+        values and Canon inputs (the V-probes train through shared prefixes)."""
+        if self.canon and self.history != "all":
+            raise ValueError("KVCache.share needs every position's Canon inputs: make the cache with history='all'")
+        n, width = columns.shape
+        index = (rows[:, None] * self.positions + columns).flatten()
+        out = KVCache.__new__(KVCache)
+        out.positions, out.history, out.length = width + new, self.history, width
+
+        def gather(buffer: Tensor | None) -> Tensor | None:  # [B, H, P, D] -> [n, H, width + new, D]
+            if buffer is None:
+                return None
+            _, heads, _, dim = buffer.shape
+            rows_first = buffer.transpose(1, 2).reshape(-1, heads * dim)  # [B * P, H * D]: one row per position
+            picked = rows_first.index_select(0, index).view(n, width, heads, dim).transpose(1, 2)
+            return torch.cat((picked, picked.new_zeros(n, heads, new, dim)), dim=2)
+
+        out.keys, out.values = [gather(b) for b in self.keys], [gather(b) for b in self.values]
+        out.canon, out.shared = {}, (self, rows, columns)  # Canon inputs: read from this cache (`inputs`)
         return out
 
 
@@ -445,10 +493,10 @@ class GPT(nn.Module):
             maps.append(block.attn.weights(block.attention_input(x)))
         return torch.stack(maps)
 
-    def new_cache(self, batch: int, positions: int | None = None) -> KVCache:
-        """An empty cache for `batch` sequences of up to `positions` (default: context) tokens."""
+    def new_cache(self, batch: int, positions: int | None = None, history: str = "last") -> KVCache:
+        """An empty cache for `batch` sequences of up to `positions` (default: context) tokens (`KVCache`)."""
         p = next(self.parameters())
-        return KVCache(self.cfg, batch, positions or self.cfg.context, p.device, p.dtype)
+        return KVCache(self.cfg, batch, positions or self.cfg.context, p.device, p.dtype, history)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -75,13 +75,13 @@ class VProbe(nn.Module):
         first `prefix` columns, moved right so that they end where its query starts (a left-padded row: its
         own positions, the columns before them hidden); the queries run as one right-padded batch."""
         model = self.model
-        cache = _SharedCache(model.cfg.depth)
-        _last(model._residual_stream(batch.trunks, cache, batch.pad))
+        trunks = model.new_cache(batch.trunks.size(0), batch.trunks.size(1), history="all")
+        _last(model._residual_stream(batch.trunks, trunks, batch.pad))
         width = batch.trunks.size(1)
         shift = width - batch.pad[batch.trunk] - batch.prefix  # trunk length - prefix length, per example
         columns = (torch.arange(width, device=shift.device)[None, :] - shift[:, None]).clamp(min=0)
-        cache.share(batch.trunk, columns, batch.queries.size(1))
-        last = _last(model._residual_stream(batch.queries, cache, width - batch.prefix))
+        queries = trunks.share(batch.trunk, columns, batch.queries.size(1))
+        last = _last(model._residual_stream(batch.queries, queries, width - batch.prefix))
         return model.ln_f(last[torch.arange(last.size(0), device=last.device), batch.lengths - 1])
 
     def forward(self, batch: PrefixBatch) -> Tensor:
@@ -92,57 +92,6 @@ class VProbe(nn.Module):
 def _last(stream: Iterator[Tensor]) -> Tensor:
     *_, x = stream
     return x
-
-
-class _SharedCache:
-    """What `Attention` asks of a `KVCache` (`length`, `update`), without writing in place: `KVCache` writes
-    every layer into one buffer, which breaks backward through cached keys and values (the views earlier
-    layers saved for backward change version). First it records each layer's keys and values (the trunk
-    pass); after `share`, row n of the next call sees recorded row rows[n] at columns columns[n], then its
-    own new keys and values. Canon layers (`inputs`) likewise: the trunk pass records each point's inputs,
-    and row n of the next call gets the recorded inputs just before its prefix ends."""
-
-    def __init__(self, depth: int):
-        self.keys: list[Tensor | None] = [None] * depth
-        self.values: list[Tensor | None] = [None] * depth
-        self.length = 0
-        self.index: Tensor | None = None  # [N, width + T] rows of the recorded and new keys, flattened
-        self.canon: dict[tuple[int, str], Tensor] = {}  # per Canon point: the trunk pass's inputs [G, width, m]
-        self.rows: Tensor | None = None  # [N] recorded row of each new row
-        self.columns: Tensor | None = None  # [N, width] recorded column of each of its cached columns
-
-    def share(self, rows: Tensor, columns: Tensor, new: int) -> None:
-        """Set up the next call: N = len(rows) rows of `new` tokens each after `columns.size(1)` cached ones."""
-        (n, width), recorded = columns.shape, self.values[0].size(0) * self.values[0].size(2)
-        self.length = width
-        own = recorded + torch.arange(n * new, device=rows.device).view(n, new)
-        self.index = torch.cat((rows[:, None] * width + columns, own), dim=1)
-        self.rows, self.columns = rows, columns
-
-    def inputs(self, key: tuple[int, str], x: Tensor, keep: int) -> Tensor:
-        """`KVCache.inputs` for Canon layers: [N, keep + T, m], the `keep` inputs before x's first token, then x."""
-        if self.index is None:
-            self.canon[key] = x
-            return F.pad(x, (0, 0, keep, 0))
-        recorded, width = self.canon[key], self.columns.size(1)
-        past = recorded[self.rows[:, None], self.columns[:, max(width - keep, 0) :]]
-        if width < keep:  # columns before the trunk's start: zeros (and Canon masks them by position anyway)
-            past = F.pad(past, (0, 0, keep - width, 0))
-        return torch.cat((past, x), dim=1)
-
-    def update(self, layer: int, k: Tensor | None, v: Tensor) -> tuple[Tensor | None, Tensor]:
-        if self.index is None:
-            self.keys[layer], self.values[layer] = k, v
-            return k, v
-        return self._join(self.keys[layer], k), self._join(self.values[layer], v)
-
-    def _join(self, recorded: Tensor | None, new: Tensor | None) -> Tensor | None:
-        """[N, heads, width + T, head_dim]: one gather from the recorded and the new rows, stacked."""
-        if new is None:
-            return None
-        flat = torch.cat((recorded.transpose(1, 2).flatten(0, 2), new.transpose(1, 2).flatten(0, 2)))
-        rows = flat.view(-1, new.size(1) * new.size(3)).index_select(0, self.index.flatten())  # 10x flat[index]
-        return rows.view(*self.index.shape, *new.shape[1::2]).transpose(1, 2)
 
 
 @dataclass(frozen=True)
