@@ -20,6 +20,7 @@ params.yaml is left as it was.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -66,7 +67,7 @@ def suite(params: Any, args: argparse.Namespace) -> list[str]:
         extra = getattr(world.step("presets"), "SUITE", None) if world.takes_part("presets") else None
         for scope in ("datasets", "studies"):
             for key, entry in (extra or {}).get(scope, {}).items():
-                params[scope][key] = entry
+                params[scope][key] = copy.deepcopy(entry)  # no shared nested mappings (YAML anchors)
                 added += [key] if scope == "studies" else []
     return added
 

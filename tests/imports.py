@@ -22,6 +22,15 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def _absolute(module: str, name: str | None, level: int) -> str:
+    """The absolute name of `from <level dots><name> import ...` written in `module`."""
+    if not level:
+        return name or ""
+    package = module.split(".") if modules()[module].name == "__init__.py" else module.split(".")[:-1]
+    base = package[: len(package) - (level - 1)]
+    return ".".join(base + ([name] if name else []))
+
+
 def _parents(name: str) -> list[str]:
     parts = name.split(".")
     return [".".join(parts[:k]) for k in range(1, len(parts))]
@@ -34,8 +43,9 @@ def imports(module: str) -> frozenset[str]:
     for node in ast.walk(ast.parse(known[module].read_text())):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and (node.module or node.level):
+            base = _absolute(module, node.module, node.level)
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
         else:
             continue
         for name in names:

@@ -1,5 +1,5 @@
 """iGSM's hyper-parameters, structure graph G_s, parameters and dependency graph G_d: steps 1-4 of the
-generator (SPEC 2.1; the package docstring walks through them). Every choice takes the problem's
+generator (SPEC 2.1; `problems`' docstring walks through every step). Every choice takes the problem's
 `random.Random`. This module never imports torch."""
 
 from __future__ import annotations

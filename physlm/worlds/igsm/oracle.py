@@ -1,4 +1,5 @@
-"""An independent reader of iGSM problems (Part 2.1, SPEC 2.1): the test oracle of `physlm.worlds.igsm.generator`.
+"""An independent reader of iGSM problems (Part 2.1, SPEC 2.1): the test oracle of the generator
+(`physlm.worlds.igsm.problems` and the modules it builds on).
 
 It sees only what a person solving the problem would see: the problem TEXT and the world knowledge (the
 categorization JSON, read here with `json`), never the generator's data structures, and it shares no code

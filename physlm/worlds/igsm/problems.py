@@ -1,6 +1,63 @@
-"""iGSM problems, one at a time: `generate_problem` (a training or test problem, a pure function of its
-seed, stream and index), `reask` and the eval sets (`EVAL_SETS`: test, opmax, ood, reask). This module never
-imports torch."""
+"""iGSM problems, one at a time (Part 2.1, SPEC 2.1): `generate_problem` (a training or test problem, a pure
+function of its seed, stream and index), `reask` and the eval sets (`EVAL_SETS`: test, opmax, ood, reask), in
+the text format of `physlm.worlds.igsm.types`. The steps live in `graph` (1-4), `render` (5-7) and here.
+
+One problem, step by step (SPEC 2.1; `generate_problem`):
+1. Hyper-parameters (`sample_hyper`, the released code's `gen_param_light`): op target s = min(t0, t1),
+   t ~ U{1..max_op} (or a forced s); n = max of two U{1..s}; m ~ U{n..s}; d, t0', t1' from a softmax over
+   {2, 3, 4} with logits -(r - c)^2, c in {0.2, 0.5, 0.8}, r = (s - 1) / (max_edge - 1); w0/w1 = min/max of
+   t0', t1'; p ~ U(0, 1); e = min of two U{(d-1)·w0 .. max_edge}.
+2. Structure graph G_s (`sample_structure`): d consecutive layers of one random categorization, one random
+   sub-category per layer and distinct items from it. e is clipped to (d-1)·w1²; layers start at w0 items and
+   grow one random non-full layer at a time, forced while Σ l_i·l_{i+1} < e, stopped once the items below the
+   top layer number e (one more would need more than e edges), else with probability p. Every item of layer
+   i+1 gets one uniform parent in layer i, then uniform extra edges up to e.
+3. Parameters: one instance parameter per edge; one abstract parameter `a's C` per item a and layer k > i
+   that a reaches, with the dependencies the contract fixes (`Param.deps`).
+4. Dependency graph G_d (`_build`), in the SPEC's stages:
+   - stage 1: necessary abstract parameters, each with its whole closure (its dependencies, recursively),
+     while the closure's op fits the budget n; among the abstract parameters that fit, one of the highest
+     level (k - i) is drawn uniformly. Op of an instance parameter counts as 1 here.
+   - stage 2: uniform further instance parameters while the total op is below m.
+   - stage 3: a random topological order built backwards from the query, a uniform sink of the chosen set.
+     `Next` is the set of unplaced parameters that a placed one depends on (so all of them are needed); the
+     next parameter is uniform among those of `Next` whose dependents are all placed. After placing an
+     instance parameter x, an edge y -> x is added if no parameter of `Next` can be placed (y among the
+     placeable ones), else with probability p0 ~ U(0, 1) (y among all unplaced ones); y is drawn with
+     probability ∝ exp((1[y abstract] + 1[y in Next])·|g|), g ~ N(0, 1) once per problem. A dead end
+     (nothing of `Next` placeable after an abstract parameter) rejects the attempt.
+   - stage 4: the op missing to reach s is spread in single units over uniform instance parameters, each up to
+     in-degree min(4, 1 + #earlier parameters); an instance parameter of op 1 gets in-degree 1 or 2 (½ each).
+     New sources are the RNG (½, or when the earlier parameters run out) and uniform earlier parameters; the
+     dependency list is then shuffled. Too little or too much op rejects the attempt, so op == s exactly.
+   - stage 5: the other instance parameters, in uniform order, as unnecessary ones: with probability ½ only
+     on earlier *independent* unnecessary ones (those that made this choice), else on any defined parameter
+     (necessary, unnecessary, or an abstract parameter whose dependencies are all defined); the number of
+     sources starts at 1 and grows by one with probability ½ up to min(4, pool + 1); all of the pool plus the
+     RNG at that maximum, else the RNG with probability ½ and uniform pool members.
+5. Sentences: RNG only -> a constant 0..22; RNG + parameters -> add (0..22) or multiply (1..22), ½ each;
+   two parameters -> sum or difference, ½ each; one -> copy; three or more -> sum. Values mod 23.
+6. Text: all instance sentences in a uniform order, the question at the end (pq) or start (qp); the shortest
+   solution in the stage-3 order with uniform distinct letters (a-z, A-Z).
+7. Template hash (`template_text`): the problem (sentences, then the question, whatever the fmt) and the
+   solution, with every number written 0, the solution letters renamed a, b, c, ... in order of first
+   appearance, every parameter name written `Inst` / `Inter`, and the question written
+   `How many Inst?` / `How many Inter?`; bucket = SHA-256 of it mod 23. Attempts repeat (new
+   hyper-parameters, same s, same RNG) until one succeeds with a bucket of the requested split.
+
+Choices where the SPEC is silent: the budgets and tie-breaks above; s is drawn once per problem and every
+rejection redraws the other hyper-parameters (as the released code's op check does); the hash does not
+depend on fmt, so the pq and qp versions of a problem share a bucket; `reask` draws the new query uniformly,
+orders the new necessary set by uniform choice among the ready parameters, and recomputes the bucket
+without filtering on it; all eval sets (`EVAL_SETS`) are test-bucket problems, each from its own RNG stream.
+
+Oracles: `tests/test_igsm.py` recomputes every value from the Param facts, checks op == s == number of `;`,
+dependencies before use in the order, necessary == query + ancestors, the exact text of each sentence type,
+the bucket rule, determinism and worker-count independence, and the Parquet round trip; the independent
+text-reading evaluator (`physlm.worlds.igsm.oracle`) and the judge check generated problems from their text.
+
+The package never imports torch.
+"""
 
 from __future__ import annotations
 

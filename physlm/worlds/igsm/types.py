@@ -1,5 +1,5 @@
 """The iGSM world's data model and text format (Part 2.1, SPEC 2.1): the contract shared by the generator
-(`physlm.worlds.igsm.generator`), the solution judge (`physlm.worlds.igsm.judge`), the independent text-reading
+(`physlm.worlds.igsm.problems`), the solution judge (`physlm.worlds.igsm.judge`), the independent text-reading
 evaluator (`physlm.worlds.igsm.oracle`), tokenization and the V-probes. No torch.
 
 World knowledge (`physlm/worlds/igsm/names.json`, loaded by `load_world`): 4 categorizations, each a chain of
