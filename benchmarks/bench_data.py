@@ -3,7 +3,7 @@
     python benchmarks/bench_data.py [--sentences 4000] [--problems 2000] [--workers N (default: all cores)]
 
 Rows, each timed with 1 worker (in-process) and with N `spawn` workers over shards, outputs compared:
-- cfg generate: `physlm.generate.sample_split` on the cfg_demo grammar (params.yaml) and on the paper's
+- cfg generate: `physlm.worlds.cfg.generate.sample_split` on the cfg_demo grammar (params.yaml) and on the paper's
   cfg3f; N workers run it on disjoint index ranges (examples are seeded by index, so the frames concatenate
   to the 1-worker one);
 - igsm generate: `physlm.worlds.igsm.generator.generate_frame` with the igsm_demo spec on 1 worker; N workers both as

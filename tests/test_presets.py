@@ -172,3 +172,29 @@ def test_bio_paper_bad_choices_change_nothing(tmp_path: Path, args: list[str], m
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1  # one line
     assert path.read_bytes() == (ROOT / "params.yaml").read_bytes() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_suite_adds_every_worlds_extra_studies(tmp_path: Path) -> None:
+    """`suite` adds the worlds' SUITE entries to the showcase; the grammar world's are the studies the showcase
+    used to run (the same params), every stage validates, the showcase is untouched, and a second run is a no-op."""
+    from physlm.worlds.bio.presets import SUITE as BIO
+    from physlm.worlds.cfg.presets import SUITE as CFG
+
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    before = yaml.safe_load(path.read_text())
+    main(["suite", "--params", str(path)])
+    after = yaml.safe_load(path.read_text())
+    assert "# physlm parameters" in path.read_text() and "&id" not in path.read_text()  # comments, no YAML anchors
+    for scope in ("datasets", "studies"):
+        assert {k: after[scope][k] for k in before[scope]} == before[scope]
+        assert set(after[scope]) == set(before[scope]) | set(CFG.get(scope, {})) | set(BIO.get(scope, {}))
+    assert after["studies"]["cfg_abs"] == {"world": "cfg", "data": "cfg_small", "model": {"pos": "abs"},
+                                           "train": {"steps": 300, "batch_size": 16, "micro_batch_size": 16},
+                                           "probe": {"control": False, "multihead": {"steps": 0}, "sentences": 150,
+                                                     "attention_sentences": 50},
+                                           "evaluate": {"samples": 100, "prefix_samples": 100, "prefix": 20,
+                                                        "control_samples": 0, "kl_sentences": 50, "robust": {"sentences": 0}}}
+    assert_every_stage_validates(path)
+    main(["suite", "--params", str(path)])
+    assert yaml.safe_load(path.read_text()) == after

@@ -43,7 +43,6 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -94,10 +93,6 @@ class World:
         if not self.takes_part(step):
             raise ValueError(f"world {self.name!r} takes no part in step {step!r}")
         return importlib.import_module(f"{self.package}.{step}")
-
-    def modules(self, step: str) -> tuple[str, ...]:
-        """The module names `step` imports from this world (what tests/test_dvc_deps.py follows)."""
-        return (self.package, f"{self.package}.{step}") if self.takes_part(step) else (self.package,)
 
 
 @dataclass(frozen=True)
@@ -166,7 +161,3 @@ def register(world: World) -> None:
 def unregister(name: str) -> None:
     _REGISTERED.pop(name, None)
 
-
-def package_dir(world: World) -> Path:
-    """The directory of a world's package (its data files live there)."""
-    return Path(importlib.import_module(world.package).__file__).parent

@@ -11,7 +11,7 @@ per word of a value (closer to BPE), and one GPT2-12-12 (rotary) study per regim
   the minority's questions are the test.
 Each study carries the recipe in its own overrides: BIO pretraining / mixed training AdamW wd 0.1, eps 1e-6,
 lr 1e-3, 1000 warmup steps, cosine to 1e-4, batch 96, 80k steps; QA finetuning (cosine to 10%, no warmup, in
-stages/train.py) wd 0.01, lr 3e-4, batch 48, 50k steps, for LoRA too. P- and Q-probing run 30k steps (rank 2 /
+bio/train.py) wd 0.01, lr 3e-4, batch 48, 50k steps, for LoRA too. P- and Q-probing run 30k steps (rank 2 /
 16, AdamW lr 1e-3, wd 0.3). Where the SPEC is silent the preset chooses: betas (0.9, 0.98) as in the other
 presets; micro-batches of 24 (both batches divide by it, on one or two devices); torch.compile; LoRA and
 mixed training on the data named above; 20,000 probe people and 5,000 evaluated people per split, beams 1

@@ -85,7 +85,7 @@ def attention_maps(model: torch.nn.Module, sequences: Sequence[np.ndarray], *, b
                    pad_id: int = 1) -> Iterator[np.ndarray]:
     """Yield each sequence's attention weights ``[depth, heads, n, n]`` (float32, n = len(sequence)), in order.
 
-    Sequences are right-padded within a batch (as in `physlm.probe.hidden_states`); causal attention keeps the
+    Sequences are right-padded within a batch (as in `physlm.probing.hidden_states`); causal attention keeps the
     padding at the end of a row from reaching the real positions, and the padded rows and columns are cut
     off. Only one batch of maps is alive at a time. The model is put in eval mode while this runs.
     """

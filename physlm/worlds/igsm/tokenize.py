@@ -15,13 +15,13 @@ from physlm.worlds.igsm.text import igsm_sequence, igsm_vocab
 
 
 def texts(path: Path) -> list[str]:
-    """The training text of every problem in an iGSM Parquet file (`physlm.text.igsm_sequence`)."""
+    """The training text of every problem in an iGSM Parquet file (`text.igsm_sequence`)."""
     frame = read_parquet(path, ["problem", "solution", "answer"])
     return [igsm_sequence(p, s, int(a)) for p, s, a in frame.iter_rows()]
 
 
 def vocabulary(units: str = "names"):
-    """The iGSM vocabulary (`physlm.text.igsm_vocab`), built from the world's item and category names (package
+    """The iGSM vocabulary (`text.igsm_vocab`), built from the world's item and category names (package
     data), so it is the same for every iGSM dataset with the same `units`."""
     names = [name for c in load_knowledge().categorizations for layer in c.layers
              for name in (layer.category, *(item for _, items in layer.subcategories for item in items))]
