@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,15 +51,16 @@ def one_thread() -> Iterator[None]:
 
 def tiny_params() -> dict:
     """The repo's params.yaml shrunk: the cfg_demo dataset with a few hundred sentences, and two studies on it
-    (cfg_demo and the cfg_uni variant), one-block models, a dozen steps."""
+    (cfg_demo and the suite's cfg_uni variant), one-block models, a dozen steps."""
     from physlm.config import merge
+    from physlm.worlds.cfg.presets import SUITE
 
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
     params["datasets"] = {"cfg_demo": params["datasets"]["cfg_demo"]}
     data = params["datasets"]["cfg_demo"]
     data["generate"].update(train_sentences=300, test_sentences=60)
     data["tokenize"]["context"] = 160
-    params["studies"] = {name: params["studies"][name] for name in ("cfg_demo", "cfg_uni")}
+    params["studies"] = {"cfg_demo": params["studies"]["cfg_demo"], "cfg_uni": copy.deepcopy(SUITE["studies"]["cfg_uni"])}
     params["studies"]["cfg_uni"]["data"] = "cfg_demo"
     params["studies"]["cfg_uni"]["train"] = {}
     params["studies"]["cfg_uni"]["evaluate"] = {}

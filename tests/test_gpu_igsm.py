@@ -35,6 +35,7 @@ def test_unknown_phase_stops_before_any_stage(gpu_igsm, tmp_path: Path, capsys) 
     assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_smoke_run_of_both_phases(gpu_igsm, tmp_path: Path) -> None:
     out = tmp_path / "out"
     gpu_igsm.main(["--smoke", "--depth", "2", "--out", str(out), "--work", str(tmp_path / "work")])
@@ -56,6 +57,7 @@ def test_smoke_run_of_both_phases(gpu_igsm, tmp_path: Path) -> None:
         assert (out / f"{phase}_train.log").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_a_failing_phase_is_recorded_and_named(gpu_igsm, tmp_path: Path) -> None:
     """A calibration that fails with torch.compile on is tried once more without it; when that fails too,
     the phase's JSON keeps what was measured and says why, and the exit names the phase."""

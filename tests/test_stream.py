@@ -207,6 +207,7 @@ def tiny_repo(tmp_path: Path, dataset: str, study_train: dict) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_train_stage_streams_igsm_and_records_the_sample(tmp_path: Path) -> None:
     repo = tiny_repo(tmp_path, "igsm_demo", {"stream": True, "stream_workers": 1})
     for name in ("generate", "tokenize", "train"):
