@@ -4,11 +4,12 @@ files (the Agg backend). No torch here: the report reads only metrics files."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+from physlm import io
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -17,8 +18,8 @@ __all__ = ["plt", "read_json", "read_csv", "fmt", "to_float"]
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A metrics JSON file, {} when it is absent."""
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """A metrics JSON file, {} when it is absent (a study whose stage has not run)."""
+    return io.read_json(path) if path.is_file() else {}
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -64,11 +64,11 @@ def suite(params: Any, args: argparse.Namespace) -> list[str]:
     added = []
     for name in worlds.names():
         world = worlds.get(name)
-        extra = getattr(world.step("presets"), "SUITE", None) if world.takes_part("presets") else None
+        extra = getattr(world.step("presets"), "SUITE", {}) if world.takes_part("presets") else {}
         for scope in ("datasets", "studies"):
-            for key, entry in (extra or {}).get(scope, {}).items():
+            for key, entry in extra.get(scope, {}).items():
                 params[scope][key] = copy.deepcopy(entry)  # no shared nested mappings (YAML anchors)
-                added += [key] if scope == "studies" else []
+        added += list(extra.get("studies", {}))
     return added
 
 
@@ -123,6 +123,7 @@ def validate(path: Path, studies: Sequence[str]) -> None:
 
 
 def _update(target: Any, values: dict) -> None:
+    """Deep-update a ruamel mapping; equal values are left alone, so their layout and comments survive."""
     for key, value in values.items():
         if isinstance(value, dict) and isinstance(target.get(key), dict):
             _update(target[key], value)
