@@ -216,6 +216,28 @@ def load_stage(stage: str, name: str = "", params_path: str | Path = "params.yam
         raise ParamsError(f"params.yaml: {_key_name(loc, origin)}: {first['msg']}{shown}") from None
 
 
+def validate_all(params_path: str | Path = "params.yaml") -> dict[str, int]:
+    """Validate params.yaml for every stage of every dataset and study, and each study's sections against each
+    other (its world's `WorldParams.check`, e.g. probed layers within the model's depth): the `validate` stage,
+    upstream of every other, so a bad value stops `dvc repro` before DVC removes any stage's outputs. Returns
+    how many datasets and studies were checked; ParamsError (one line naming the key) at the first problem."""
+    params = read_params(params_path)
+    datasets, studies = entry_names(params, "datasets"), study_names(params)
+    for name in datasets:
+        for stage in ("generate", "tokenize"):
+            load_stage(stage, name, params_path)
+    for name in studies:
+        sections = {stage: load_stage(stage, name, params_path) for stage in ("train", "probe", "evaluate")}
+        check = worlds.get(sections["train"].world).params.check
+        if check is not None:
+            try:
+                check(sections)
+            except ValueError as err:
+                raise ParamsError(f"params.yaml: studies.{name}: {err}") from None
+    load_stage("report", "", params_path)
+    return {"datasets": len(datasets), "studies": len(studies)}
+
+
 def _strip_union(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """Drop pydantic's union-branch names ("str", "RandomGrammarParams") from an error location."""
     return tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or p in ("str", "int", "float"))))

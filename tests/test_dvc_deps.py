@@ -14,9 +14,11 @@ from physlm import worlds
 
 # What a stage runs: its command's modules, and the world steps it calls (when the world takes part).
 ENTRY = {"generate": ("stages.generate",), "tokenize": ("stages.tokenize",), "train": ("physlm.distributed", "stages.train"),
-         "probe": ("stages.probe",), "evaluate": ("stages.evaluate",), "report": ("stages.report",)}
+         "probe": ("stages.probe",), "evaluate": ("stages.evaluate",), "report": ("stages.report",),
+         "validate": ("stages.validate",)}
 STEPS = {"generate": ("generate",), "tokenize": ("tokenize", "stream"), "train": ("train", "stream"), "probe": ("probe",),
-         "evaluate": ("evaluate",), "report": ("report",)}
+         "evaluate": ("evaluate",), "report": ("report",), "validate": ()}
+EVERY_WORLD = ("report", "validate")  # stages that read every world (its report section; its params schemas)
 CODE = ("physlm/", "stages/")
 
 
@@ -36,8 +38,9 @@ def world_modules(world: str, stage: str) -> list[str]:
 
 
 def needed(stage: str, world: str) -> set[str]:
-    """The repo files one run of `stage` on a dataset or study of `world` can import (the report reads them all)."""
-    mods = [m for w in worlds.names() for m in world_modules(w, stage)] if stage == "report" else world_modules(world, stage)
+    """The repo files one run of `stage` on a dataset or study of `world` can import (the report and validate
+    read every world)."""
+    mods = [m for w in worlds.names() for m in world_modules(w, stage)] if stage in EVERY_WORLD else world_modules(world, stage)
     return files(closure(*ENTRY[stage], *mods))
 
 

@@ -4,7 +4,8 @@ overrides)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -88,5 +89,12 @@ class BioEvaluateParams(DecodingParams):
     people: int = Field(gt=0, description="people per split (P_train, P_test) whose six questions are asked")
 
 
+def check(sections: Mapping[str, Any]) -> None:
+    """A study's sections against each other: every probed layer within the model (0..depth, or -1)."""
+    depth, layers = sections["train"].model.depth, sections["probe"].probe.layers
+    if not all(layer == -1 or 0 <= layer <= depth for layer in layers):
+        raise ValueError(f"probe.layers {layers} must lie in 0..{depth} (model.depth) or be -1 (the last block)")
+
+
 PARAMS = WorldParams(generate=BioGenerateParams, tokenize=BioTokenizeParams, probe=BioProbeParams,
-                     evaluate=BioEvaluateParams, train=BioTrainParams)
+                     evaluate=BioEvaluateParams, train=BioTrainParams, check=check)
