@@ -7,10 +7,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from physlm.errors import DataError
-from physlm.io import read_json
+from physlm.io import ordinary_mode, read_json
 from physlm.model import GPT, GPTConfig
 
 
@@ -18,10 +19,12 @@ def save_model(model: GPT, directory: Path) -> None:
     """Write weights and config into an existing (temporary) directory."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    ordinary_mode(directory / "model.safetensors")
     (directory / "config.json").write_text(json.dumps(asdict(model.cfg), indent=2, sort_keys=True) + "\n")
 
 
 def load_config(directory: Path) -> GPTConfig:
+    """The GPTConfig in `directory`/config.json; DataError if it is missing, unreadable or not a valid config."""
     try:
         return GPTConfig(**read_json(directory / "config.json"))
     except (TypeError, ValueError) as err:
@@ -29,15 +32,30 @@ def load_config(directory: Path) -> GPTConfig:
 
 
 def load_model(directory: Path, device: str | torch.device = "cpu") -> GPT:
+    """The model saved in `directory`, in eval mode; DataError naming the file when config.json or
+    model.safetensors is missing or unreadable (a cut-off or corrupt header or body) or they do not match."""
     cfg = load_config(directory)
-    model = GPT(cfg)
+    path = directory / "model.safetensors"
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (run the train stage)")
     try:
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    except FileNotFoundError:
-        raise DataError(f"{directory / 'model.safetensors'}: file not found (run the train stage)") from None
-    except Exception as err:
-        raise DataError(f"{directory / 'model.safetensors'}: unreadable or does not match config.json ({err})") from None
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise DataError(f"{path}: not a readable safetensors file ({str(err).splitlines()[0]})") from None
+    model = GPT(cfg)
+    mismatch = _mismatch(state, model.state_dict())
+    if mismatch:
+        raise DataError(f"{path}: does not match config.json ({mismatch})")
+    model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def _mismatch(found: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor]) -> str:
+    """How saved tensors differ from a model's (names, shapes): "" when they fit, else the first few differences."""
+    diffs = [f"no {k}" for k in wanted if k not in found] + [f"unexpected {k}" for k in found if k not in wanted]
+    diffs += [f"{k} is {list(found[k].shape)}, not {list(v.shape)}" for k, v in wanted.items()
+              if k in found and found[k].shape != v.shape]
+    return "; ".join(diffs[:3]) + (f"; {len(diffs) - 3} more" if len(diffs) > 3 else "")
 
 
 def random_model(cfg: GPTConfig, seed: int, device: str | torch.device = "cpu") -> GPT:
