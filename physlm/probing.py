@@ -27,12 +27,13 @@ from physlm.model import GPT
 
 
 @torch.no_grad()
-def hidden_states(model: torch.nn.Module, sequences: Sequence[np.ndarray], *, batch_size: int = 32, pad_id: int = 1) -> np.ndarray:
+def hidden_states(model: torch.nn.Module, sequences: Sequence[np.ndarray], *, batch_size: int = 32, pad_id: int = 1,
+                  desc: str | None = None) -> np.ndarray:
     """Hidden states at every position of every sequence: [layers, total_positions, width] float32.
 
     Sequences are right-padded within a batch; causal attention keeps padding from reaching real tokens.
     A non-causal model (the MLM encoder, `cfg.causal = False`) would attend to the padding, so its batches
-    only group sequences of equal length (no padding at all).
+    only group sequences of equal length (no padding at all). `desc` names a progress bar (None: none).
     """
     device = next(model.parameters()).device
     causal = getattr(getattr(model, "cfg", None), "causal", True)
@@ -45,7 +46,7 @@ def hidden_states(model: torch.nn.Module, sequences: Sequence[np.ndarray], *, ba
             same = [i for i in order if len(sequences[i]) == length]
             batches += [same[start : start + batch_size] for start in range(0, len(same), batch_size)]
     chunks: list[np.ndarray | None] = [None] * len(sequences)
-    for batch in batches:
+    for batch in tqdm(batches, desc=desc, unit="batch", mininterval=1.0, leave=False, disable=desc is None):
         longest = max(len(sequences[i]) for i in batch)
         idx = torch.full((len(batch), longest), pad_id, dtype=torch.long)
         for row, i in enumerate(batch):

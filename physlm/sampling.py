@@ -21,6 +21,9 @@ what it gets alone, greedy and sampled, for every positional scheme.
 per prompt, with the KV cache reordered along the surviving beams; a beam that has emitted `eos_id` is
 finished and keeps its score. One beam is greedy decoding; with as many beams as there are candidate
 sequences it is exact (tests/test_sampling.py checks both against brute force).
+
+Both take `desc`: the name of a progress bar over the prompts on stderr (None: none); `generate` counts a
+prompt done when it has written `eos_id` or used up its budget, so the bar moves within a batch too.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from physlm.device import generator
 from physlm.model import GPT, KVCache
@@ -49,11 +53,13 @@ def generate(
     batch_size: int = 64,
     use_cache: bool = True,
     mix_lengths: bool = True,
+    desc: str | None = None,
 ) -> list[list[int]]:
     """Continuations of each prompt (prompt excluded), cut after the first eos_id (included).
 
     `batch_size` rows per forward pass whatever the prompts' lengths (left-padded); `mix_lengths=False`
-    batches only prompts of one length. Same seed, same samples: see the module docstring for the noise."""
+    batches only prompts of one length. Same seed, same samples: see the module docstring for the noise.
+    `desc` names a progress bar (None: none)."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     _check_prompts(model, prompts, max_new_tokens)
@@ -62,14 +68,17 @@ def generate(
     was_training = model.training
     model.eval()
     results: list[list[int]] = [[] for _ in prompts]
+    bar = tqdm(total=len(prompts), desc=desc, unit="seq", mininterval=1.0, leave=False, disable=desc is None)
     try:
         for b, rows in enumerate(_batches(prompts, batch_size, mix_lengths)):
             idx, pad = _left_pad(prompts, rows, device)
             noise = _shared_noise(generator(device, seed, b), len(rows)) if shared else _row_noise(device, seed, rows)
-            new = _sample_batch(model, idx, pad, max_new_tokens, temperature, eos_id, noise, use_cache)
+            new = _sample_batch(model, idx, pad, max_new_tokens, temperature, eos_id, noise, use_cache,
+                                None if bar.disable else bar)
             for i, tokens in zip(rows, new.tolist()):
                 results[i] = _cut(tokens, eos_id)
     finally:
+        bar.close()
         model.train(was_training)
     return results
 
@@ -115,21 +124,29 @@ def _row_noise(device: torch.device, seed: int, rows: list[int]) -> Noise:
 
 def _sample_batch(
     model: GPT, idx: Tensor, pad: Tensor | None, max_new_tokens: int, temperature: float, eos_id: int, noise: Noise,
-    use_cache: bool,
+    use_cache: bool, bar: tqdm | None = None,
 ) -> Tensor:
-    """[B, n <= max_new_tokens] new tokens; stops early once every row has produced eos_id."""
+    """[B, n <= max_new_tokens] new tokens; stops early once every row has produced eos_id. `bar` (if any)
+    advances by each row as it writes eos_id, and by the rest at the end."""
     B, T = idx.shape
     cache = model.new_cache(B, T + max_new_tokens - 1) if use_cache else None
     seq, feed, new = idx, idx, []
     done = torch.zeros(B, dtype=torch.bool, device=idx.device)
+    counted = 0
     for _ in range(max_new_tokens):
         token = _pick(_last_logits(model, feed, cache, pad), temperature, noise)
         new.append(token)
         done |= token == eos_id
+        if bar is not None:
+            finished = int(done.sum())
+            bar.update(finished - counted)
+            counted = finished
         if bool(done.all()):
             break
         seq = torch.cat((seq, token[:, None]), dim=1)
         feed = token[:, None] if use_cache else seq
+    if bar is not None:
+        bar.update(B - counted)
     return torch.stack(new, dim=1) if new else idx.new_empty(B, 0)
 
 
@@ -160,10 +177,11 @@ def beam_search(
     max_new_tokens: int,
     eos_id: int,
     batch_size: int = 64,
+    desc: str | None = None,
 ) -> list[list[int]]:
     """The most likely continuation found by beam search for each prompt (prompt excluded, cut after the
     first eos_id). `batch_size` counts sequences (prompts x beams) per forward pass, whatever the prompts'
-    lengths."""
+    lengths. `desc` names a progress bar (None: none)."""
     if beams < 1:
         raise ValueError(f"beams must be >= 1, got {beams}")
     _check_prompts(model, prompts, max_new_tokens)
@@ -171,12 +189,15 @@ def beam_search(
     was_training = model.training
     model.eval()
     results: list[list[int]] = [[] for _ in prompts]
+    bar = tqdm(total=len(prompts), desc=desc, unit="seq", mininterval=1.0, leave=False, disable=desc is None)
     try:
         for rows in _batches(prompts, max(1, batch_size // beams)):
             idx, pad = _left_pad(prompts, rows, device)
             for i, tokens in zip(rows, _beam_batch(model, idx, pad, beams, max_new_tokens, eos_id).tolist()):
                 results[i] = _cut(tokens, eos_id)
+            bar.update(len(rows))
     finally:
+        bar.close()
         model.train(was_training)
     return results
 

@@ -232,11 +232,12 @@ def fit_probe(
     lr: float,
     weight_decay: float,
     seed: int,
-    desc: str = "probe",
+    desc: str | None = "probe",
 ) -> Fit:
     """Train one `StateProbe` on all its tasks jointly (sum of the tasks' mean cross-entropies over the
     batch and read positions; `physlm.probing.fit`): AdamW on the update and the heads, no warmup, linear
-    decay from lr to 0, batches from `epoch_batches` seeded by `seed`. The caller's model is not modified."""
+    decay from lr to 0, batches from `epoch_batches` seeded by `seed`. The caller's model is not modified.
+    `desc` names a progress bar (None: none)."""
     probe = StateProbe(model, classes, positions=data.at.shape[1], rank=rank, layer=layer, norm=norm, seed=seed)
     device = model.wte.weight.device
 
@@ -386,7 +387,7 @@ def score_task(task: Task, classes: int, pred: np.ndarray, truth: np.ndarray, tr
 
 def _run(model: GPT, tasks: Mapping[Task, int], train: Inputs, test: Inputs, slots: np.ndarray | None, *,
          kind: str, rank: int, norm: str, layer: int | None, shared: bool, steps: int, batch_size: int,
-         lr: float, weight_decay: float, seed: int) -> ProbeResult:
+         lr: float, weight_decay: float, seed: int, desc: str | None) -> ProbeResult:
     if steps <= 0 or batch_size <= 0 or rank <= 0:
         raise ValueError(f"{kind}-probe: steps, batch_size, rank must be positive, got {steps}, {batch_size}, {rank}")
     if norm == "batch" and len(train.tokens) < 2:
@@ -399,8 +400,8 @@ def _run(model: GPT, tasks: Mapping[Task, int], train: Inputs, test: Inputs, slo
     scores = []
     for g in groups:
         probe_seed = seed if shared else int(np.random.SeedSequence([seed, g[0]]).generate_state(1)[0])
-        desc = f"{kind}probe" + ("" if shared else f" {names[g[0]].name}")
-        fit = fit_probe(model, train.only(g), [classes[t] for t in g], seed=probe_seed, desc=desc, **common)
+        bar = desc if desc is None or shared else f"{desc} {names[g[0]].name}"
+        fit = fit_probe(model, train.only(g), [classes[t] for t in g], seed=probe_seed, desc=bar, **common)
         pred = predict(fit.probe, test.only(g), batch_size)
         tail = fit.losses[-max(1, steps // 10):].mean(0)
         for j, t in enumerate(g):
@@ -424,15 +425,17 @@ def run_pprobe(
     layer: int | None = None,
     shared: bool = True,
     seed: int = 0,
+    desc: str | None = "Pprobe",
 ) -> ProbeResult:
     """P-probing: fit on `train`'s people, score on `test`'s. `tasks` maps each task to its class count;
-    every example's labels follow its order. `layer`: the residual stream after that block (default: last)."""
+    every example's labels follow its order. `layer`: the residual stream after that block (default: last).
+    `desc` names the progress bars (None: none)."""
     _check_split(train, test, model.cfg.context, "P-probe")
     classes = list(tasks.values())
     data = biography_inputs(train, classes, "training"), biography_inputs(test, classes, "test")
     slots = np.array([[b.order.index(a) for a in ATTRIBUTES] for b in test])  # [N, attribute] -> its index
     return _run(model, tasks, *data, slots, kind="P", rank=rank, norm="layer", layer=layer, shared=shared,
-                steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
+                steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, desc=desc)
 
 
 def run_qprobe(
@@ -449,13 +452,15 @@ def run_qprobe(
     layer: int | None = None,
     shared: bool = True,
     seed: int = 0,
+    desc: str | None = "Qprobe",
 ) -> ProbeResult:
-    """Q-probing on `<start> full name <end>`: fit on `train`'s people, score on `test`'s, reading the last token."""
+    """Q-probing on `<start> full name <end>`: fit on `train`'s people, score on `test`'s, reading the last token.
+    `desc` names the progress bars (None: none)."""
     _check_split(train, test, model.cfg.context, "Q-probe")
     classes = list(tasks.values())
     data = query_inputs(train, classes, "training"), query_inputs(test, classes, "test")
     return _run(model, tasks, *data, None, kind="Q", rank=rank, norm="batch", layer=layer, shared=shared,
-                steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
+                steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, desc=desc)
 
 
 # ---------------------------------------------------------------------------------------------- inputs

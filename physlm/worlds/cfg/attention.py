@@ -53,6 +53,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from physlm.io import number
 
@@ -345,23 +346,30 @@ class AttentionAnalysis:
 
 
 def analyze_maps(make_maps: Callable[[], Iterable[np.ndarray]], boundaries: Sequence[Sequence[Sequence[int]]],
-                 ) -> AttentionAnalysis:
+                 desc: str | None = None) -> AttentionAnalysis:
     """Both analyses from a map source that can be iterated twice (`make_maps()` is called twice: pass 1
-    accumulates the profile and boundary sums, pass 2 the share, which needs the finished profile)."""
+    accumulates the profile and boundary sums, pass 2 the share, which needs the finished profile). `desc`
+    names a progress bar per pass (None: none)."""
+
+    def passing(k: int) -> Iterable[np.ndarray]:
+        return tqdm(make_maps(), total=len(boundaries), desc=f"{desc} (pass {k}/2)", unit="seq", mininterval=1.0, leave=False,
+                    disable=desc is None)
+
     acc = _Boundary()
-    for k, (w, b) in enumerate(zip(make_maps(), boundaries, strict=True)):
+    for k, (w, b) in enumerate(zip(passing(1), boundaries, strict=True)):
         acc.add(w, b, k)
     stats = acc.result()
-    share = distance_share(make_maps(), stats.profile)
+    share = distance_share(passing(2), stats.profile)
     return AttentionAnalysis(profile=stats.profile, queries=acc.profile.counts.copy(), share=share, boundary=stats)
 
 
 def analyze_attention(model: torch.nn.Module, sequences: Sequence[np.ndarray],
                       boundaries: Sequence[Sequence[Sequence[int]]], *, batch_size: int = 16, pad_id: int = 1,
-                      ) -> AttentionAnalysis:
+                      desc: str | None = None) -> AttentionAnalysis:
     """Distance profile, share explained by distance and boundary statistics of `model` on `sequences`
-    (``<bos>`` + tokens, see `cfg_inputs`) with their per-level NT-end labels. Two forward passes."""
-    return analyze_maps(lambda: attention_maps(model, sequences, batch_size=batch_size, pad_id=pad_id), boundaries)
+    (``<bos>`` + tokens, see `cfg_inputs`) with their per-level NT-end labels. Two forward passes; `desc`
+    names a progress bar per pass (None: none)."""
+    return analyze_maps(lambda: attention_maps(model, sequences, batch_size=batch_size, pad_id=pad_id), boundaries, desc)
 
 
 # ------------------------------------------------------------------------------------------------ rows

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from physlm.sampling import generate
 from physlm.tokenize import Vocab
@@ -53,19 +54,23 @@ def finished(continuation: list[int]) -> list[int] | None:
     return cfg_decode(continuation)
 
 
-def sample_cut0(model: torch.nn.Module, *, samples: int, context: int, temperature: float, seed: int, batch_size: int) -> list[list[int] | None]:
+def sample_cut0(model: torch.nn.Module, *, samples: int, context: int, temperature: float, seed: int, batch_size: int,
+                desc: str | None = None) -> list[list[int] | None]:
+    """`samples` strings sampled from <bos> alone (None = malformed, see `finished`); `desc` names a progress bar."""
     prompts = [[Vocab.bos_id]] * samples
-    outs = generate(model, prompts, max_new_tokens=context - 1, temperature=temperature, eos_id=Vocab.eos_id, seed=seed, batch_size=batch_size)
+    outs = generate(model, prompts, max_new_tokens=context - 1, temperature=temperature, eos_id=Vocab.eos_id, seed=seed,
+                    batch_size=batch_size, desc=desc)
     return [finished(o) for o in outs]
 
 
 def sample_prefix(model: torch.nn.Module, sentences: Sequence[Sequence[int]], *, prefix: int, context: int, temperature: float,
-                  seed: int, batch_size: int) -> list[list[int] | None]:
-    """Continue the first `prefix` terminals of each sentence; returns the full strings (prefix + continuation)."""
+                  seed: int, batch_size: int, desc: str | None = None) -> list[list[int] | None]:
+    """Continue the first `prefix` terminals of each sentence; returns the full strings (prefix + continuation).
+    `desc` names a progress bar (None: none)."""
     heads = [list(s[:prefix]) for s in sentences]
     prompts = [[Vocab.bos_id, *cfg_encode(np.asarray(h)).tolist()] for h in heads]
     outs = generate(model, prompts, max_new_tokens=context - prefix - 1, temperature=temperature, eos_id=Vocab.eos_id, seed=seed,
-                    batch_size=batch_size)
+                    batch_size=batch_size, desc=desc)
     full: list[list[int] | None] = []
     for head, out in zip(heads, outs):
         tail = finished(out)
@@ -95,15 +100,17 @@ def model_next_token(model: torch.nn.Module, sentences: Sequence[Sequence[int]],
 
 
 def kl_to_grammar(model: torch.nn.Module, grammar, sentences: Sequence[Sequence[int]], batch_size: int,
-                  bags=None) -> dict[str, float]:
+                  bags=None, desc: str | None = None) -> dict[str, float]:
     """SPEC 1.3's KL between the grammar's exact next-symbol distribution and the model's, along held-out
     sentences: mean over positions per sentence, then mean (and max) over sentences. With `bags`
-    (`physlm.worlds.cfg.implicit.Bags`) the grammar is implicit and the symbols are the bags' tokens."""
+    (`physlm.worlds.cfg.implicit.Bags`) the grammar is implicit and the symbols are the bags' tokens. `desc`
+    names a progress bar over the sentences' exact distributions (None: none)."""
     from physlm.worlds.cfg.dist import kl_per_position, next_token_distributions
 
     emissions, vocab = (None, len(grammar.terminals)) if bags is None else (bags.bags, bags.vocab_size)
+    pairs = zip(sentences, model_next_token(model, sentences, vocab, batch_size))
     kls = [float(kl_per_position(next_token_distributions(grammar, s, emissions=emissions), p).mean())
-           for s, p in zip(sentences, model_next_token(model, sentences, vocab, batch_size))]
+           for s, p in tqdm(pairs, total=len(sentences), desc=desc, unit="seq", mininterval=1.0, leave=False, disable=desc is None)]
     return {"mean": float(np.mean(kls)), "max": float(np.max(kls)), "sentences": len(kls)}
 
 

@@ -57,8 +57,10 @@ def fit_linear_probes(
     lr: float,
     weight_decay: float,
     seed: int,
+    desc: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-    """Fit one softmax head per target on shared features; returns (W, b, mean, std) for `predict`."""
+    """Fit one softmax head per target on shared features; returns (W, b, mean, std) for `predict`. `desc`
+    names a progress bar (None: none)."""
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
     x = torch.as_tensor((x_train - mean) / std, dtype=torch.float32)
     ys = [torch.as_tensor(y, dtype=torch.long) for y in y_train]
@@ -76,7 +78,7 @@ def fit_linear_probes(
         value = sum(F.cross_entropy(logits[:, a:b], y) for a, b, y in zip(splits[:-1], splits[1:], ys))
         return value + weight_decay * weight.pow(2).sum()
 
-    probing.fit([weight, bias], range(steps), loss, lr=lr, decoupled=False)  # full batch: every step the same rows
+    probing.fit([weight, bias], range(steps), loss, lr=lr, decoupled=False, desc=desc)  # full batch: every step the same rows
     return weight.detach(), bias.detach(), mean, std
 
 
@@ -97,15 +99,17 @@ def probe_layers(
     lr: float,
     weight_decay: float,
     seed: int,
+    desc: str | None = None,
 ) -> list[dict]:
-    """Fit and score every target at every layer. Rows: layer, target, level, accuracy, majority, n."""
+    """Fit and score every target at every layer. Rows: layer, target, level, accuracy, majority, n. `desc`
+    names a progress bar per layer's fit (None: none)."""
     rows: list[dict] = []
     classes = [t.classes for t in targets]
     test_mask = ~train_mask
     for layer in range(states.shape[0]):
         x = states[layer]
-        params = fit_linear_probes(x[train_mask], [t.labels[train_mask] for t in targets], classes,
-                                   steps=steps, lr=lr, weight_decay=weight_decay, seed=seed + layer)
+        params = fit_linear_probes(x[train_mask], [t.labels[train_mask] for t in targets], classes, steps=steps, lr=lr,
+                                   weight_decay=weight_decay, seed=seed + layer, desc=_layer_desc(desc, layer))
         predictions = predict(params, x[test_mask], classes)
         for target, pred in zip(targets, predictions):
             rows += _score(layer, target, pred, test_mask, "linear")
@@ -169,6 +173,7 @@ def fit_multihead_probe(
     batch_size: int | None = None,
     max_len: int | None = None,
     device: str | torch.device = "cpu",
+    desc: str | None = None,
 ) -> FittedMultiHead:
     """Fit one `MultiHeadProbe` on all targets jointly (sum of the targets' mean cross-entropies over real
     positions, plus weight_decay * squared norm of U and A; none on P and the biases) with Adam.
@@ -176,7 +181,7 @@ def fit_multihead_probe(
     sentences: per sentence its states [T_j, width]; labels[t][j]: target t's classes [T_j] on sentence j.
     batch_size: sentences per step, walking a seeded permutation per epoch; None = full batch.
     max_len: position embeddings to make (default: the longest sentence here; give the longest sentence
-    to be predicted too). Deterministic from `seed` (bit-for-bit on CPU)."""
+    to be predicted too). Deterministic from `seed` (bit-for-bit on CPU). `desc` names a progress bar (None: none)."""
     flat = np.concatenate(sentences)
     mean, std = flat.mean(0), flat.std(0) + 1e-6
     lengths = np.array([len(s) for s in sentences])
@@ -196,7 +201,7 @@ def fit_multihead_probe(
                     for lt, yt in zip(logits, y))
         return value + weight_decay * (probe.down.pow(2).sum() + probe.out.pow(2).sum())
 
-    probing.fit(probe.parameters(), range(steps), loss, lr=lr, decoupled=False)
+    probing.fit(probe.parameters(), range(steps), loss, lr=lr, decoupled=False, desc=desc)
     return FittedMultiHead(probe.eval(), mean, std)
 
 
@@ -231,11 +236,13 @@ def probe_layers_multihead(
     batch_size: int | None = None,
     layers: Sequence[int] | None = None,
     device: str | torch.device = "cpu",
+    desc: str | None = None,
 ) -> list[dict]:
     """`probe_layers` with the multi-head probe: the same inputs (concatenated positions [L, positions, W],
     targets, train_mask) plus the sentence lengths that cut the positions into sentences, in order; every
     sentence is wholly fitting or wholly held out. Fits one probe per layer in `layers` (default: all) on
-    the fitting sentences, seed + layer, and scores the held-out ones. Rows as `probe_layers`, probe="multihead"."""
+    the fitting sentences, seed + layer, and scores the held-out ones. Rows as `probe_layers`, probe="multihead";
+    `desc` names a progress bar per layer's fit (None: none)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.sum() != states.shape[1] or (lengths <= 0).any():
         raise ValueError(f"sentence lengths sum to {lengths.sum()}, the states have {states.shape[1]} positions")
@@ -255,12 +262,17 @@ def probe_layers_multihead(
         fitted = fit_multihead_probe(
             [s for s, f in zip(per_sentence, fit) if f], [[y for y, f in zip(per, fit) if f] for per in labels],
             classes, steps=steps, lr=lr, weight_decay=weight_decay, seed=seed + layer, heads=heads, rank=rank,
-            pos_dim=pos_dim, batch_size=batch_size, max_len=int(lengths.max()), device=device,
+            pos_dim=pos_dim, batch_size=batch_size, max_len=int(lengths.max()), device=device, desc=_layer_desc(desc, layer),
         )
         predictions = predict_multihead(fitted, [s for s, f in zip(per_sentence, fit) if not f])
         for target, pred in zip(targets, predictions):
             rows += _score(layer, target, pred, test_mask, "multihead")
     return rows
+
+
+def _layer_desc(desc: str | None, layer: int) -> str | None:
+    """The progress bar's name for one layer's fit (None: no bar)."""
+    return None if desc is None else f"{desc} layer {layer}"
 
 
 def _stream_rows(seed: int, step: int, size: int, n: int) -> np.ndarray:

@@ -71,11 +71,12 @@ def breaks_early(grammar: Grammar, prefix: Sequence[int], continuation: Sequence
 
 
 def _continue(model: torch.nn.Module, heads: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float,
-              seed: int, batch_size: int) -> list[list[int]]:
-    """Raw continuations (token ids, cut after <eos>) of ``<bos> head`` for each terminal string ``head``."""
+              seed: int, batch_size: int, desc: str | None) -> list[list[int]]:
+    """Raw continuations (token ids, cut after <eos>) of ``<bos> head`` for each terminal string ``head``
+    (`desc`: a progress bar's name, None: none)."""
     prompts = [[Vocab.bos_id, *cfg_encode(np.asarray(h, dtype=np.int64)).tolist()] for h in heads]
     return generate(model, prompts, max_new_tokens=max_new_tokens, temperature=temperature, eos_id=Vocab.eos_id,
-                    seed=seed, batch_size=batch_size)
+                    seed=seed, batch_size=batch_size, desc=desc)
 
 
 def _score_run(grammar: Grammar, judge: Judge, clean: list[list[int]], outs: list[list[int]],
@@ -93,7 +94,7 @@ def _score_run(grammar: Grammar, judge: Judge, clean: list[list[int]], outs: lis
 
 def robust_eval(model: torch.nn.Module, grammar: Grammar, sentences: Sequence[Sequence[int]], *, prefix: int,
                 rate: float, temperatures: Sequence[float] = (0.1, 1.0), kind: str = "replace", context: int,
-                seed: int, batch_size: int, k: int = 10, at_least_one: bool = True) -> dict:
+                seed: int, batch_size: int, k: int = 10, at_least_one: bool = True, desc: str | None = None) -> dict:
     """Generation accuracy on corrupted prompts, against the clean-prompt baseline, at each temperature.
 
     For held-out sentence i, the clean head is its first ``prefix`` terminals and the corrupted head is
@@ -121,6 +122,7 @@ def robust_eval(model: torch.nn.Module, grammar: Grammar, sentences: Sequence[Se
     "T<temperature>": {"repaired", "clean", "malformed", "clean_malformed", "follows_corruption",
     "clean_breaks_early"}, ...}`` where ``changed`` is the share of corrupted heads that differ from the clean
     ones and the temperature keys are ``f"T{float(t)}"`` (``"T0.1"``, ``"T1.0"``); all values are JSON-ready.
+    ``desc`` names a progress bar per temperature and kind of head (None: none).
     """
     if not sentences:
         raise ValueError("robust_eval needs at least one sentence")
@@ -139,8 +141,9 @@ def robust_eval(model: torch.nn.Module, grammar: Grammar, sentences: Sequence[Se
                     "changed": float(np.mean([c != b for c, b in zip(clean, bad)]))}
     for temperature in temperatures:
         run = {"max_new_tokens": budget, "temperature": float(temperature), "seed": seed, "batch_size": batch_size}
-        clean_acc, clean_bad, clean_early = _score_run(grammar, judge, clean, _continue(model, clean, **run), k)
-        repaired, malformed, follows = _score_run(grammar, judge, clean, _continue(model, bad, **run), k)
+        bars = {h: None if desc is None else f"{desc} T{float(temperature)} {h} heads" for h in ("clean", "corrupted")}
+        clean_acc, clean_bad, clean_early = _score_run(grammar, judge, clean, _continue(model, clean, **run, desc=bars["clean"]), k)
+        repaired, malformed, follows = _score_run(grammar, judge, clean, _continue(model, bad, **run, desc=bars["corrupted"]), k)
         result[f"T{float(temperature)}"] = {
             "repaired": repaired, "clean": clean_acc, "malformed": malformed, "clean_malformed": clean_bad,
             "follows_corruption": follows, "clean_breaks_early": clean_early,

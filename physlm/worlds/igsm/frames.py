@@ -67,8 +67,8 @@ def problem_from_row(row: dict) -> Problem:
 
 
 def load_problems(path: Path, limit: int | None = None) -> list:
-    """`Problem`s of an iGSM Parquet file (the first `limit` rows)."""
-    frame = read_parquet(path, list(FRAME_SCHEMA))
+    """`Problem`s of an iGSM Parquet file (the first `limit` rows); DataError if its columns are not FRAME_SCHEMA's."""
+    frame = read_parquet(path, FRAME_SCHEMA)
     if limit is not None:
         frame = frame.head(limit)
     return [problem_from_row(row) for row in frame.iter_rows(named=True)]

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from physlm import probing
 from physlm.model import GPT
@@ -314,16 +315,18 @@ def run_vprobes(
     vocab: TextVocab,
     cfg: VProbeConfig,
     seed: int,
+    desc: str = "vprobe",
 ) -> tuple[list[dict], dict[str, float]]:
     """Fit and score one probe per (property, model) on the same examples; rows as `score` plus model,
-    property, classes and train_loss, in (property, model) order; summary as `summarize`.
+    property, classes and train_loss, in (property, model) order; summary as `summarize`. `desc` names the
+    progress bars (building the examples, each fit or, side by side, the fits).
 
     With `cfg.workers` > 1 and models on the CPU, the fits run side by side in that many spawned processes
     (`physlm.parallel.cpu_map`). The examples and seeds are the same; only float rounding may differ with
     the thread count (on the demo the rows came out identical)."""
     limit = min([m.cfg.context for m in models.values()] + ([cfg.max_tokens] if cfg.max_tokens else []))
     jobs = []
-    for prop in cfg.properties:
+    for prop in tqdm(cfg.properties, desc=f"{desc} examples", unit="property", mininterval=1.0, leave=False):
         common = {"picks": cfg.picks, "seed": seed, "max_tokens": limit}
         train = probe_examples(train_problems, vocab, prop, **common)
         test = probe_examples(test_problems, vocab, prop, first_index=len(train_problems), **common)
@@ -333,8 +336,8 @@ def run_vprobes(
         jobs += [(name, model, prop, train, test, probe_seed) for name, model in models.items()]
     on_cpu = all(next(m.parameters()).device.type == "cpu" for m in models.values())
     workers = min(cfg.workers, len(jobs)) if on_cpu else 1
-    bars = [f"vprobe {job[2]}/{job[0]}" if workers == 1 else None for job in jobs]  # one bar per fit in this process
-    rows = cpu_map(_probe_job, [(cfg, *job, bar) for job, bar in zip(jobs, bars)], workers, desc="vprobe fits")
+    bars = [f"{desc} {job[2]}/{job[0]}" if workers == 1 else None for job in jobs]  # one bar per fit in this process
+    rows = cpu_map(_probe_job, [(cfg, *job, bar) for job, bar in zip(jobs, bars)], workers, desc=f"{desc} fits")
     return rows, summarize(rows)
 
 
