@@ -25,6 +25,7 @@ from nltk.parse.chart import BottomUpLeftCornerChartParser, ChartParser, LeftCor
 from nltk.parse.earleychart import EarleyChartParser
 
 from physlm.worlds.cfg.grammar import Grammar, Judge, load_grammar, sample_sentences
+from physlm.worlds.cfg.parse import Parser
 
 NLTK_PARSERS: dict[str, type[ChartParser]] = {
     "EarleyChartParser": EarleyChartParser,
@@ -102,6 +103,17 @@ def compare_judge(n: int) -> list[str]:
     return rows
 
 
+def time_parser(n: int) -> list[str]:
+    """`physlm.worlds.cfg.parse.Parser` (a whole derivation, which the probes' labels of parsed text need) on
+    sampled cfg3f strings of the paper's lengths (200-300 tokens)."""
+    g = load_grammar("cfg3f")
+    batch = [s.tokens for s in sample_sentences(g, 6, 0, 6 * n) if 200 <= len(s.tokens) <= 300][:n]
+    parse = Parser(g)
+    seconds = timed(lambda tokens: parse(tokens) is not None, batch)
+    return ["| parser | cfg3f strings | mean length | ms/string |", "|---|---|---|---|",
+            f"| Parser (derivation) | {len(batch)} | {statistics.mean(map(len, batch)):.0f} | {seconds * 1e3:.1f} |"]
+
+
 def compare_nltk_parsers(n: int) -> list[str]:
     g = load_grammar("cfg3f")
     batch = [t for kind in strings(g, n).values() for t in kind]
@@ -121,6 +133,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     parsers = compare_nltk_parsers(min(args.n, 10))
     judge = compare_judge(args.n)
+    derivations = time_parser(min(args.n, 20))
     section = [
         "## CFG membership judge vs nltk",
         "",
@@ -139,6 +152,10 @@ def main() -> None:
         "tests/test_cfg_oracle.py):",
         "",
         *parsers,
+        "",
+        "physlm's full parser (a derivation, not only membership) on cfg3f strings of 200-300 tokens:",
+        "",
+        *derivations,
         "",
     ]
     print("\n".join(section))

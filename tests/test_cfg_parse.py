@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import random
-import time
 from collections import Counter
 
 import pytest
@@ -243,15 +242,16 @@ def test_canonical_parse_is_deterministic_and_valid_on_ambiguous_cfg3f(cfg3f: Gr
     assert any(found != s for s, found in zip(sentences, first))
 
 
-def test_parse_is_fast_on_cfg3f(cfg3f: Grammar) -> None:
+def test_parse_finds_a_derivation_of_long_cfg3f_strings(cfg3f: Grammar) -> None:
+    """Strings of 200-300 tokens (the paper's lengths) parse to a valid derivation; how fast is
+    benchmarks/bench_judge.py's business (its Parser rows), not a unit test's."""
     sentences = [s for s in sample_sentences(cfg3f, 6, 0, 60) if 200 <= len(s.tokens) <= 300][:20]
     assert len(sentences) >= 10
     parser = Parser(cfg3f)
-    start = time.perf_counter()
     for s in sentences:
-        assert parser(s.tokens) is not None
-    per_string = (time.perf_counter() - start) / len(sentences)
-    assert per_string < 0.2, f"{per_string:.3f} s per cfg3f string of length ~250"
+        found = parser(s.tokens)
+        assert found is not None
+        assert_valid_derivation(cfg3f, found, s.tokens)
 
 
 # ---------------------------------------------------------------------------------------- diversity
