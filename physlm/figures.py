@@ -1,33 +1,16 @@
-"""What every report section shares: reading metrics files, number formatting, and matplotlib set up for
-files (the Agg backend). No torch here: the report reads only metrics files."""
+"""What every report section shares: number formatting, and matplotlib set up for files (the Agg backend).
+No torch here: the report reads only metrics files (`physlm.report.gather`)."""
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 from typing import Any
 
 import matplotlib
 
-from physlm import io
-
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["plt", "read_json", "read_csv", "fmt", "to_float"]
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A metrics JSON file, {} when it is absent (a study whose stage has not run)."""
-    return io.read_json(path) if path.is_file() else {}
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    """A metrics CSV file as rows of strings, [] when it is absent."""
-    if not path.is_file():
-        return []
-    with path.open() as fh:
-        return list(csv.DictReader(fh))
+__all__ = ["plt", "fmt", "to_float"]
 
 
 def fmt(value: Any) -> str:

@@ -1,8 +1,10 @@
 """The report: every study's metrics files -> reports/summary.md and PNG figures. Reads only metrics files
 (JSON and CSV) and never imports torch (tests/test_import_graph.py checks).
 
-For each study it gathers `StudyMetrics`: train.json, loss.csv, probe.json, evaluate.json and the probe
-stage's tables. The studies are grouped by world, in the order params.yaml lists them; each world's section
+For each study it gathers `StudyMetrics`: detail/{train,probe,evaluate}.json (each stage's whole summary; the
+study's <stage>.json files are their DVC headline numbers), loss.csv and the probe stage's tables. It holds no
+wall-clock time: the report is a DVC output, and a rerun that changes no result must reproduce it byte for byte
+(timings are in MLflow and logs/). The studies are grouped by world, in the order params.yaml lists them; each world's section
 (its `report` step, physlm/worlds/<world>/report.py) writes its tables and draws its figures. The report
 itself adds the training table and `loss.png` (training and validation loss of every study).
 """
@@ -13,31 +15,43 @@ from pathlib import Path
 from typing import Any
 
 from physlm import worlds
-from physlm.figures import fmt, plt, read_csv, read_json
+from physlm.errors import DataError
+from physlm.figures import fmt, plt
+from physlm.io import read_csv, read_json
 
 StudyMetrics = dict[str, Any]  # train, probe, evaluate (JSON), loss (rows), tables ({name: rows})
 
 
+# what the report itself reads of each stage's detail file (a world's section reads its own keys)
+KEYS = {"train": ("final_loss", "final_val_loss", "tokens_seen", "params", "device"), "probe": (), "evaluate": ()}
+
+
 def gather(studies: list[str], metrics_dir: Path) -> dict[str, StudyMetrics]:
-    """{study: StudyMetrics} for the studies' directories under `metrics_dir` (missing files read as empty)."""
+    """{study: StudyMetrics} for the studies' directories under `metrics_dir`; DataError, naming the file, when
+    one is missing (its stage has not run), unreadable, or not what its stage writes."""
     out = {}
     for study in studies:
         d = metrics_dir / study
+        out[study] = {}
+        for stage, keys in KEYS.items():
+            path = d / "detail" / f"{stage}.json"
+            found = read_json(path, keys)
+            if not isinstance(found, dict):
+                raise DataError(f"{path}: expected a JSON object, got {type(found).__name__}")
+            out[study][stage] = found
         tables = {p.stem: read_csv(p) for p in sorted((d / "probe").glob("*.csv"))}
-        out[study] = {"train": read_json(d / "train.json"), "probe": read_json(d / "probe.json"),
-                      "evaluate": read_json(d / "evaluate.json"), "loss": read_csv(d / "loss.csv"), "tables": tables}
+        out[study] |= {"loss": read_csv(d / "loss.csv", ("step", "loss", "val_loss")), "tables": tables}
     return out
 
 
 def training_markdown(found: dict[str, StudyMetrics]) -> str:
-    lines = ["## Training", "", "| study | params | final loss | final val loss | tokens | seconds | tokens/s | device |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["## Training", "", "| study | params | final loss | final val loss | tokens | device |", "|---|---|---|---|---|---|"]
     for study, m in found.items():
         t = m["train"]
         if t:
             lines.append(f"| {study} | {t['params']} | {fmt(t['final_loss'])} | {fmt(t['final_val_loss'])} | {t['tokens_seen']} | "
-                         f"{fmt(t['seconds'])} | {t['tokens_per_s']:.0f} | {t['device']} |")
-    return "\n".join(lines + ["", "Figure: `loss.png`.", ""])
+                         f"{t['device']} |")
+    return "\n".join(lines + ["", "Figure: `loss.png`. Wall-clock times and throughput: `mlflow ui` (or logs/<study>/).", ""])
 
 
 def plot_loss(found: dict[str, dict[str, Any]], path: Path) -> None:

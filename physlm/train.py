@@ -55,12 +55,14 @@ from physlm import distributed
 from physlm.device import Peak, autocast, deterministic, peak_flops, pick_device, synchronize
 from physlm.distributed import PARALLEL, Ranks
 from physlm.errors import DataError
+from physlm.io import read_npy
 from physlm.lora import LoraConfig
 from physlm.mlm import MASK_RATE, encoder_config, mask_batch
 from physlm.model import GPT, GPTConfig
 
 DECAYS = ("cosine", "linear", "constant")
 CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_KEYS = ("model", "optimizer", "step", "history", "rng", "meta")  # what `_save` writes
 OBJECTIVES = ("clm", "mlm")
 
 Batch = tuple[Tensor, Tensor]
@@ -152,12 +154,13 @@ class Plan:
 
 
 def load_windows(tokens: Path, split: str) -> np.ndarray:
-    """A tokenized split, `<tokens>/<split>.npy`, memory-mapped; DataError if unreadable."""
+    """A tokenized split, `<tokens>/<split>.npy`, memory-mapped; DataError if it is missing, unreadable or not
+    windows [N, T+1] of integer token ids."""
     path = Path(tokens) / f"{split}.npy"
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable token shard ({err})") from None
+    windows = read_npy(path)
+    if windows.ndim != 2 or windows.dtype.kind not in "iu":
+        raise DataError(f"{path}: not a token shard (expected 2-D integer windows, got {windows.dtype} {list(windows.shape)})")
+    return windows
 
 
 @dataclass
@@ -571,14 +574,60 @@ def _save(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, h
 
 def _resume(path: Path, meta: dict, model: GPT, optimizer: torch.optim.Optimizer) -> tuple[int, list[dict]]:
     """(step, history) from the checkpoint at `path`, loaded into model and optimizer (on every rank); (0, [])
-    when there is none, or when it was made with other configs or data (warned: it is stale and will be
-    overwritten)."""
+    when there is none, and also, with a one-line warning, when it is unreadable (empty, truncated, corrupt, not
+    a physlm checkpoint, states that do not fit the model) or was made with other configs or data (stale):
+    training starts from scratch and the next checkpoint replaces it. Loaded with weights_only=True, so a
+    checkpoint never runs code; torch's advice to load one otherwise is never shown."""
     if not path.exists():
         return 0, []
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state["meta"] != meta:
+    state, problem = _read_checkpoint(path)
+    if problem is None and state["meta"] != meta:
         warnings.warn(f"{path}: checkpoint is from other configs or data; ignoring it and training from scratch")
         return 0, []
-    distributed.load_full_state(model, optimizer, state["model"], state["optimizer"])
+    problem = problem or _misfit(state, model, optimizer)
+    if problem is not None:
+        warnings.warn(f"{path}: unreadable checkpoint ({problem}); ignoring it and training from scratch")
+        return 0, []
+    try:  # checked to fit: a failure now may have loaded part of the model, so training from scratch is no option
+        distributed.load_full_state(model, optimizer, state["model"], state["optimizer"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+        raise DataError(f"{path}: checkpoint does not load ({type(err).__name__}); delete it to train from scratch") from None
     torch.set_rng_state(state["rng"])
     return state["step"], state["history"]
+
+
+def _read_checkpoint(path: Path) -> tuple[dict, str | None]:
+    """The checkpoint's dict, or why it is none. Of torch.load's errors (long, and advising weights_only=False)
+    only the type is kept, and its warnings (e.g. about a foreign pickle protocol) are silenced."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except EOFError:
+        return {}, "empty file"
+    except Exception as err:  # noqa: BLE001 (zip, pickle and I/O errors of many types)
+        return {}, f"truncated, corrupt or not a torch file: {type(err).__name__}"
+    if not isinstance(state, dict):
+        return {}, f"a {type(state).__name__}, not a physlm checkpoint"
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing or not isinstance(state["meta"], dict):
+        return {}, f"not a physlm checkpoint: no {', '.join(missing) or 'meta dict'}"
+    return state, None
+
+
+def _misfit(state: dict, model: GPT, optimizer: torch.optim.Optimizer) -> str | None:
+    """Why a checkpoint of the right configs still cannot be loaded (its states' names, shapes or types), else None."""
+    saved, optim, rng, step = state["model"], state["optimizer"], state["rng"], state["step"]
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if not isinstance(saved, dict) or {k: tuple(v.shape) if isinstance(v, Tensor) else None for k, v in saved.items()} != shapes:
+        return "its model state does not fit the model"
+    groups = optim.get("param_groups") if isinstance(optim, dict) else None
+    sizes = [len(g["params"]) for g in optimizer.param_groups]
+    if not (isinstance(groups, list) and isinstance(optim.get("state"), dict)
+            and [len(g["params"]) if isinstance(g, dict) and isinstance(g.get("params"), list) else -1 for g in groups] == sizes):
+        return "its optimizer state does not fit the model"
+    if not (isinstance(rng, Tensor) and rng.dtype == torch.uint8 and rng.shape == torch.get_rng_state().shape):
+        return "its random state is malformed"
+    if not (isinstance(step, int) and step >= 0 and isinstance(state["history"], list)):
+        return "its step or history is malformed"
+    return None

@@ -1,4 +1,6 @@
-"""train@STUDY: train the GPT on data/<dataset>/tokens; write models/STUDY, metrics/STUDY/{train.json,loss.csv}.
+"""train@STUDY: train the GPT on data/<dataset>/tokens; write models/STUDY, metrics/STUDY/{train.json,
+detail/train.json,loss.csv} (results only: a rerun writes them byte-identical) and logs/STUDY/{train.json,
+train_log.csv} (untracked: wall-clock seconds, throughput, data_wait, MFU, the resume point; MLflow has them too).
 
 The plan comes from the world's train step where it has one (physlm/worlds/<world>/train.py; the biography
 world's regimes: mixed training, QA finetuning), else it is the plain one: the tokenized train split, no second
@@ -8,8 +10,8 @@ the step count through finetuning (column `phase`). The validation loss is alway
 
 With `train.stream` (a world that streams), the training windows are generated on the fly from the dataset's
 world and seed (physlm/stream.py; tokens/stream.json says how) on `train.stream_workers` processes instead of
-read from tokens/train.npy. train.json records `stream` and, as always, `data_wait`: the share of time the
-loop waited for data (about 0 when the stream keeps up).
+read from tokens/train.npy. detail/train.json records `stream`, and logs/STUDY/train.json, as always, `data_wait`:
+the share of time the loop waited for data (about 0 when the stream keeps up).
 
 Resumes from checkpoints/STUDY/ when an earlier run of the same config was interrupted; the checkpoint is
 removed once the model is safely written. Runs as one process (`python -m stages.train STUDY`) or one per
@@ -39,7 +41,7 @@ LOOP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}  # the `train` key
 
 
 def configs(paths: Paths, cfg) -> tuple[GPTConfig, TrainConfig]:
-    meta = read_json(paths.tokens / "meta.json")
+    meta = read_json(paths.tokens / "meta.json", ("vocab_size", "context") + (("bos_id",) if cfg.train.doc_mask else ()))
     model_cfg = GPTConfig(vocab_size=meta["vocab_size"], context=meta["context"], **cfg.model.model_dump())
     segment_start = meta["bos_id"] if cfg.train.doc_mask else None
     loop = {k: v for k, v in cfg.train.model_dump().items() if k in LOOP_KEYS}
@@ -61,32 +63,39 @@ def tracking(paths: Paths, cfg, device: str, ranks: Ranks) -> ContextManager[Run
     return start_run(paths.study, "train", cfg.model_dump(), device=device)
 
 
-def summary(result: TrainResult, cfg, paths: Paths, device: str, world_size: int, peak: Peak | None) -> dict:
-    """train.json: final losses, throughput and data_wait (medians over the log rows), MFU on CUDA, and what ran
-    where and on which data (`stream`: generated on the fly)."""
+TIMING = ("tokens_per_s", "data_wait", "mfu")  # a history row's wall-clock columns: logs/ and MLflow, never loss.csv
+
+
+def results(result: TrainResult, tuned: TrainResult | None, trainable: int | None, cfg, paths: Paths, device: str,
+            world_size: int) -> tuple[dict, dict]:
+    """(headline, detail) of the training: what is a function of params, data, seed and device only, so a rerun
+    writes them byte-identical. The headline (metrics/STUDY/train.json, DVC metrics) holds the final losses,
+    tokens seen and parameter count (and the finetuned losses); the detail (metrics/STUDY/detail/train.json) adds
+    the model params, the dataset, where it ran, and the finetune phase."""
+    headline = {"final_loss": result.final_loss, "final_val_loss": result.final_val_loss, "tokens_seen": result.tokens_seen,
+                "params": result.model.num_params()}
+    detail = headline | {"device": device, "world_size": world_size, "model": cfg.model.model_dump(), "data": paths.dataset,
+                         "stream": cfg.train.stream}
+    if tuned is not None:
+        headline |= {"finetune_final_loss": tuned.final_loss, "finetune_final_val_loss": tuned.final_val_loss}
+        detail["finetune"] = {"final_loss": tuned.final_loss, "final_val_loss": tuned.final_val_loss,
+                              "tokens_seen": tuned.tokens_seen, "trainable_params": trainable}
+    return headline, detail
+
+
+def timings(result: TrainResult, tuned: TrainResult | None, peak: Peak | None) -> dict:
+    """logs/STUDY/train.json (untracked) and MLflow: wall-clock seconds, throughput, data_wait (the share of time
+    the loop waited for data; medians over the log rows), MFU on CUDA, and the step a rerun resumed from."""
 
     def median(key: str) -> float | None:
         values = [row[key] for row in result.history if key in row]
         return float(np.median(values)) if values else None
 
-    return {
-        "final_loss": result.final_loss,
-        "final_val_loss": result.final_val_loss,
-        "tokens_seen": result.tokens_seen,
-        "seconds": result.seconds,
-        "tokens_per_s": median("tokens_per_s"),
-        "data_wait": median("data_wait"),
-        "mfu": median("mfu"),
-        "peak_tflops": peak.tflops if peak else None,
-        "peak_estimated": peak.estimated if peak else None,
-        "params": result.model.num_params(),
-        "resumed_from": result.resumed_from,
-        "device": device,
-        "world_size": world_size,
-        "model": cfg.model.model_dump(),
-        "data": paths.dataset,
-        "stream": cfg.train.stream,
-    }
+    out = {"seconds": result.seconds, **{key: median(key) for key in TIMING}, "resumed_from": result.resumed_from,
+           "peak_tflops": peak.tflops if peak else None, "peak_estimated": peak.estimated if peak else None}
+    if tuned is not None:
+        out["finetune"] = {"seconds": tuned.seconds, "resumed_from": tuned.resumed_from}
+    return out
 
 
 def main(paths: Paths, cfg) -> None:
@@ -110,20 +119,23 @@ def main(paths: Paths, cfg) -> None:
                 history += [r | {"step": train_cfg.steps + r["step"], "phase": "finetune"} for r in tuned.history]
             if not ranks.main:
                 return
-            metrics = summary(result, cfg, paths, str(device), ranks.size, peak_flops(device))
-            if tuned is not None:
-                metrics["finetune"] = {"final_loss": tuned.final_loss, "final_val_loss": tuned.final_val_loss,
-                                       "seconds": tuned.seconds, "tokens_seen": tuned.tokens_seen,
-                                       "trainable_params": lora.trainable_parameters(start) if ft.lora else final.num_params()}
-            run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=train_cfg.steps)
+            trainable = (lora.trainable_parameters(start) if ft.lora else final.num_params()) if tuned is not None else None
+            headline, detail = results(result, tuned, trainable, cfg, paths, str(device), ranks.size)
+            timing = timings(result, tuned, peak_flops(device))
+            run.log_metrics(headline | timing, step=train_cfg.steps)
             with atomic_path(paths.model, is_dir=True) as tmp:
                 save_model(final, tmp)
                 if tuned is not None:
                     (tmp / "pretrained").mkdir()
                     save_model(result.model, tmp / "pretrained")
-            write_csv(paths.metrics / "loss.csv", history)
-            write_json(paths.metrics / "train.json", metrics)
+            write_csv(paths.metrics / "loss.csv", [{k: v for k, v in row.items() if k not in TIMING} for row in history])
+            write_json(paths.metrics / "detail" / "train.json", detail)
+            write_json(paths.metrics / "train.json", headline)
+            write_csv(paths.logs / "train_log.csv", history)
+            write_json(paths.logs / "train.json", timing)
     shutil.rmtree(paths.checkpoints, ignore_errors=True)
+    with contextlib.suppress(OSError):  # checkpoints/ itself, once no study has one
+        paths.checkpoints.parent.rmdir()
     tail = f"; finetuned: loss {tuned.final_loss:.4f}, val {tuned.final_val_loss:.4f}" if tuned is not None else ""
     print(f"train@{paths.study}: loss {result.final_loss:.4f}, val {result.final_val_loss:.4f}{tail} -> {paths.model}")
 

@@ -1,4 +1,5 @@
-"""Shared test helpers: one-thread torch for tiny models, and a tiny version of the demo params."""
+"""Shared test helpers: one-thread torch for tiny models, and tiny versions of the demo params (the grammar
+world's, the iGSM and biography studies', and all worlds together for the DVC pipeline test)."""
 
 from __future__ import annotations
 
@@ -65,4 +66,71 @@ def tiny_params() -> dict:
     params["studies"]["cfg_uni"]["train"] = {}
     params["studies"]["cfg_uni"]["evaluate"] = {}
     params["studies"]["cfg_demo"]["probe"] = {"encoder": {"steps": 4, "batch_size": 8}}
+    return params
+
+
+# The tiny iGSM and biography studies (tests/test_igsm_stages.py, tests/test_bio_stages.py, tests/test_pipeline.py).
+TINY_STUDY_MODEL = {"depth": 1, "width": 32, "heads": 2}
+BIO_POOLS = {"first_names": 20, "middle_names": 20, "last_names": 20, "cities": 10, "universities": 10, "majors": 10,
+             "employers": 10}
+STUDY_TRAIN = {"steps": 6, "batch_size": 4, "micro_batch_size": 2, "eval_every": 3, "checkpoint_every": 3, "log_every": 3,
+               "warmup_steps": 1, "eval_batches": 1}
+BIO_FINETUNE = {"steps": 4, "lr": 1.0e-3, "weight_decay": 0.01, "batch_size": 4}
+
+
+def tiny_igsm_params(**generate) -> dict:
+    """The repo's params.yaml with only the igsm_demo dataset (120 training problems) and study (a one-block
+    model, 6 steps, a few probe and eval problems); `generate` overrides the dataset's generate keys."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data = params["datasets"]["igsm_demo"]
+    data["generate"].update({"train_problems": 120, "eval_problems": 12, "workers": 1} | generate)
+    data["tokenize"]["context"] = 256
+    params["datasets"] = {"igsm_demo": data}
+    study = params["studies"]["igsm_demo"]
+    study.update(model=dict(TINY_STUDY_MODEL), train=dict(STUDY_TRAIN),
+                 probe={"properties": ["nece", "can_next"], "train_problems": 8, "test_problems": 4, "picks": 3, "steps": 3,
+                        "batch_size": 8},
+                 evaluate={"problems": 3, "beams": [1, 2], "batch_size": 4})
+    params["studies"] = {"igsm_demo": study}
+    return params
+
+
+def tiny_bio_params(**generate) -> dict:
+    """The biography regimes at a tiny scale: datasets bio_tiny (24 people) and bio_celeb (12 celebrities more),
+    studies bio_ft (pretrain + full finetune), bio_lora, bio_mix (mixed training) and bio_celebrity; `generate`
+    overrides bio_tiny's generate keys."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data = params["datasets"]["bio_single"]
+    data["generate"].update({"people": 24, "pools": dict(BIO_POOLS)} | generate)
+    data["tokenize"]["context"] = 64
+    celeb = {**data, "generate": {**data["generate"], "variant": "permute", "celebrities": 12}}
+    params["datasets"] = {"bio_tiny": data, "bio_celeb": celeb}
+    base = {"world": "bio", "data": "bio_tiny", "model": dict(TINY_STUDY_MODEL),
+            "probe": {"people": 6, "p_steps": 3, "q_steps": 3}, "evaluate": {"people": 4, "beams": [1, 2], "batch_size": 8}}
+    params["studies"] = {
+        "bio_ft": {**base, "train": {**STUDY_TRAIN, "finetune": BIO_FINETUNE}},
+        "bio_lora": {**base, "train": {**STUDY_TRAIN, "finetune": {**BIO_FINETUNE, "lora": {"rank_qv": 2, "rank_emb": 4, "alpha": 4.0}}}},
+        "bio_mix": {**base, "train": {**STUDY_TRAIN, "mix": 0.5}, "probe": {"p_steps": 0, "q_steps": 3, "people": 6, "layers": [0, -1]}},
+        "bio_celebrity": {**base, "data": "bio_celeb", "train": {**STUDY_TRAIN, "finetune": BIO_FINETUNE}},
+    }
+    return params
+
+
+def tiny_every_world() -> dict:
+    """Every world at a tiny scale in one params.yaml, for the DVC pipeline (tests/test_pipeline.py): tiny_params'
+    grammar dataset with cfg_demo and cfg_uni (its train.steps and evaluate.samples set to the shared values, so
+    `dvc exp run -S studies.cfg_uni.train.steps=...` has a key to set: DVC's -S adds no new key without a `+`),
+    tiny_igsm_params' igsm_demo (its probe and evaluate in one process), and tiny_bio_params' bio_tiny dataset
+    with the finetuned bio_ft study. The iGSM and biography studies set model.depth themselves; the grammar
+    studies take the shared default."""
+    params = tiny_params()
+    params["studies"]["cfg_uni"]["train"] = {"steps": TINY["train"]["steps"]}
+    params["studies"]["cfg_uni"]["evaluate"] = {"samples": TINY["evaluate"]["cfg"]["samples"]}
+    params["studies"]["cfg_uni"]["probe"] = {"control": False, "multihead": {"steps": 0}}  # the suite's, at the tiny sizes
+    igsm = tiny_igsm_params()
+    for stage in ("probe", "evaluate"):  # one process: at this size, starting a second one costs more than it saves
+        igsm["studies"]["igsm_demo"][stage]["workers"] = 1
+    bio = tiny_bio_params()
+    params["datasets"] |= {"igsm_demo": igsm["datasets"]["igsm_demo"], "bio_tiny": bio["datasets"]["bio_tiny"]}
+    params["studies"] |= {"igsm_demo": igsm["studies"]["igsm_demo"], "bio_ft": bio["studies"]["bio_ft"]}
     return params

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from conftest import BIO_POOLS, tiny_bio_params
 
 from physlm.worlds.bio import pqprobe
 from physlm.worlds.bio.text import bio_vocab
@@ -23,28 +24,11 @@ from physlm.worlds.bio import people as bio
 from physlm.worlds.bio.train import mixed_windows
 
 ROOT = Path(__file__).resolve().parents[1]
-POOLS = {"first_names": 20, "middle_names": 20, "last_names": 20, "cities": 10, "universities": 10, "majors": 10, "employers": 10}
-TINY_TRAIN = {"steps": 6, "batch_size": 4, "micro_batch_size": 2, "eval_every": 3, "checkpoint_every": 3, "log_every": 3,
-              "warmup_steps": 1, "eval_batches": 1}
-FINETUNE = {"steps": 4, "lr": 1.0e-3, "weight_decay": 0.01, "batch_size": 4}
+POOLS = BIO_POOLS
 
 
 def tiny_bio(tmp_path: Path, **generate) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    data = params["datasets"]["bio_single"]
-    data["generate"].update({"people": 24, "pools": POOLS} | generate)
-    data["tokenize"]["context"] = 64
-    celeb = {**data, "generate": {**data["generate"], "variant": "permute", "celebrities": 12}}
-    params["datasets"] = {"bio_tiny": data, "bio_celeb": celeb}
-    base = {"world": "bio", "data": "bio_tiny", "model": {"depth": 1, "width": 32, "heads": 2},
-            "probe": {"people": 6, "p_steps": 3, "q_steps": 3}, "evaluate": {"people": 4, "beams": [1, 2], "batch_size": 8}}
-    params["studies"] = {
-        "bio_ft": {**base, "train": {**TINY_TRAIN, "finetune": FINETUNE}},
-        "bio_lora": {**base, "train": {**TINY_TRAIN, "finetune": {**FINETUNE, "lora": {"rank_qv": 2, "rank_emb": 4, "alpha": 4.0}}}},
-        "bio_mix": {**base, "train": {**TINY_TRAIN, "mix": 0.5}, "probe": {"p_steps": 0, "q_steps": 3, "people": 6, "layers": [0, -1]}},
-        "bio_celebrity": {**base, "data": "bio_celeb", "train": {**TINY_TRAIN, "finetune": FINETUNE}},
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_bio_params(**generate)))
     return tmp_path
 
 
@@ -77,25 +61,32 @@ def test_bio_regimes_run_every_stage(tmp_path: Path) -> None:
 
     for study in ("bio_ft", "bio_lora", "bio_celebrity"):  # finetuned: the model before finetuning is kept
         assert (repo / f"models/{study}/pretrained/model.safetensors").is_file()
-        train = json.loads((repo / f"metrics/{study}/train.json").read_text())
+        train = json.loads((repo / f"metrics/{study}/detail/train.json").read_text())
         assert train["finetune"]["tokens_seen"] == 4 * 4 * 64
-        evaluate = json.loads((repo / f"metrics/{study}/evaluate.json").read_text())
+        evaluate = json.loads((repo / f"metrics/{study}/detail/evaluate.json").read_text())
         assert set(evaluate["pretrained"]) == {"P_train", "P_test"}
         loss = pl.read_csv(repo / f"metrics/{study}/loss.csv")
         assert loss["phase"].to_list() == ["train"] * 2 + ["finetune"] * 4  # logged every 3 of 6 steps, every 1 of 4
         assert loss["step"].to_list() == [3, 6, 7, 8, 9, 10]  # finetuning continues the step count
-    lora = json.loads((repo / "metrics/bio_lora/train.json").read_text())["finetune"]["trainable_params"]
-    full = json.loads((repo / "metrics/bio_ft/train.json").read_text())["finetune"]["trainable_params"]
+    lora = json.loads((repo / "metrics/bio_lora/detail/train.json").read_text())["finetune"]["trainable_params"]
+    full = json.loads((repo / "metrics/bio_ft/detail/train.json").read_text())["finetune"]["trainable_params"]
     assert 0 < lora < full
     assert not (repo / "models/bio_mix/pretrained").exists()
-    evaluate = json.loads((repo / "metrics/bio_mix/evaluate.json").read_text())
+    evaluate = json.loads((repo / "metrics/bio_mix/detail/evaluate.json").read_text())
     for split in ("P_train", "P_test"):
         assert set(evaluate[split]) == {"greedy", "beam2"} and evaluate[split]["greedy"]["n"] == 4 * 6
-    probe = json.loads((repo / "metrics/bio_ft/probe.json").read_text())
+    probe = json.loads((repo / "metrics/bio_ft/detail/probe.json").read_text())
     assert {"P_trained_major_whole_p0", "P_control_major_whole_p0", "Q_trained_major_whole", "Q_control_major_whole"} <= set(probe)
-    mix = json.loads((repo / "metrics/bio_mix/probe.json").read_text())
+    mix = json.loads((repo / "metrics/bio_mix/detail/probe.json").read_text())
     assert not any(k.startswith("P_") for k in mix)
     assert {"Q_trained_L0_major_whole", "Q_trained_major_whole"} <= set(mix)  # layer 0 tagged, the last not
+    headline = json.loads((repo / "metrics/bio_ft/probe.json").read_text())  # DVC metrics: per model, the report's means
+    assert set(headline) == {f"{p}_{m}" for p in ("P_offset-1", "P_offset0", "Q") for m in ("trained", "control")}
+    assert json.loads((repo / "metrics/bio_ft/train.json").read_text()).keys() == {
+        "final_loss", "final_val_loss", "tokens_seen", "params", "finetune_final_loss", "finetune_final_val_loss"}
+    assert set(json.loads((repo / "metrics/bio_ft/evaluate.json").read_text())) == {
+        f"{pre}{s}_{d}" for pre, decodings in (("", ("greedy", "beam2")), ("pretrained_", ("greedy",)))
+        for s in ("P_train", "P_test") for d in decodings}
     reports = repo / "reports"
     for figure in ("bio_regimes.png", "bio_regimes_train.png", "pprobe_bio_ft.png", "qprobe_bio_ft.png", "qprobe_bio_mix.png"):
         assert (reports / figure).is_file(), figure

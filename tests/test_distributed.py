@@ -207,8 +207,9 @@ def test_train_stage_under_torchrun_writes_once(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "physlm.distributed", "2", "stages.train", "cfg_demo"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    metrics = json.loads((tmp_path / "metrics/cfg_demo/train.json").read_text())
-    assert metrics["world_size"] == 2 and metrics["data_wait"] is not None and metrics["mfu"] is None
+    metrics = json.loads((tmp_path / "metrics/cfg_demo/detail/train.json").read_text())
+    timing = json.loads((tmp_path / "logs/cfg_demo/train.json").read_text())
+    assert metrics["world_size"] == 2 and timing["data_wait"] is not None and timing["mfu"] is None
     assert (tmp_path / "models/cfg_demo/model.safetensors").is_file()
     assert not (tmp_path / "checkpoints/cfg_demo").exists()
     assert done.stdout.count("train@cfg_demo: loss") == 1

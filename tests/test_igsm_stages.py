@@ -11,26 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny_igsm_params
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
 def tiny_igsm(tmp_path: Path, **generate) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    data = params["datasets"]["igsm_demo"]
-    data["generate"].update({"train_problems": 120, "eval_problems": 12, "workers": 1} | generate)
-    data["tokenize"]["context"] = 256
-    params["datasets"] = {"igsm_demo": data}
-    study = params["studies"]["igsm_demo"]
-    study.update(model={"depth": 1, "width": 32, "heads": 2},
-                 train={"steps": 6, "batch_size": 4, "micro_batch_size": 2, "eval_every": 3, "checkpoint_every": 3,
-                        "log_every": 3, "warmup_steps": 1, "eval_batches": 1},
-                 probe={"properties": ["nece", "can_next"], "train_problems": 8, "test_problems": 4, "picks": 3, "steps": 3,
-                        "batch_size": 8},
-                 evaluate={"problems": 3, "beams": [1, 2], "batch_size": 4})
-    params["studies"] = {"igsm_demo": study}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_igsm_params(**generate)))
     return tmp_path
 
 
@@ -49,7 +37,7 @@ def test_igsm_study_runs_every_stage(tmp_path: Path) -> None:
     assert sorted(p.name for p in raw.iterdir()) == ["ood.parquet", "opmax.parquet", "reask.parquet", "stream.json", "test.parquet", "train.parquet"]
     meta = json.loads((repo / "data/igsm_demo/tokens/meta.json").read_text())
     assert meta["world"] == "igsm" and meta["units"] == "names" and meta["windows"]["train"] > 0
-    evaluate = json.loads((repo / "metrics/igsm_demo/evaluate.json").read_text())
+    evaluate = json.loads((repo / "metrics/igsm_demo/detail/evaluate.json").read_text())
     for eval_set in ("test", "opmax", "ood", "reask"):
         assert set(evaluate[eval_set]) == {"greedy", "beam2"}
         assert evaluate[eval_set]["greedy"]["n"] == 3
@@ -60,10 +48,13 @@ def test_igsm_study_runs_every_stage(tmp_path: Path) -> None:
         assert found["problems"] == 3 and found["steps"] >= 3
         assert sum(found["next_param"].values()) == pytest.approx(1.0)
         assert sum(c["n"] for c in found["parts"].values()) >= 3
-    probe = json.loads((repo / "metrics/igsm_demo/probe.json").read_text())
+    probe = json.loads((repo / "metrics/igsm_demo/detail/probe.json").read_text())
     assert {"nece_trained", "nece_control", "can_next_trained", "nece_majority"} <= set(probe)
     assert sorted(p.name for p in (repo / "metrics/igsm_demo").rglob("*")) == sorted(  # no attention placeholders
-        ["evaluate.json", "loss.csv", "probe", "probe.csv", "probe.json", "train.json"])
+        ["detail", "evaluate.json", "evaluate.json", "loss.csv", "probe", "probe.csv", "probe.json", "probe.json", "train.json",
+         "train.json"])
+    assert set(json.loads((repo / "metrics/igsm_demo/evaluate.json").read_text())) == {
+        f"{s}_{d}" for s in ("test", "opmax", "ood", "reask") for d in ("greedy", "beam2")} | {"control_greedy", "tf_test_next_param_valid"}
     reports = repo / "reports"
     assert (reports / "igsm_igsm_demo.png").is_file() and (reports / "vprobe_igsm_demo.png").is_file()
     assert (reports / "igsm_steps_igsm_demo.png").is_file()

@@ -111,8 +111,8 @@ def test_interrupted_train_stage_resumes_to_the_same_weights(tmp_path: Path) -> 
     assert (resumed / "checkpoints/cfg_demo/checkpoint.pt").is_file()
     for repo in (straight, resumed):
         assert run("train", repo, **ONE_THREAD).returncode == 0
-    assert json.loads((resumed / "metrics/cfg_demo/train.json").read_text())["resumed_from"] == checkpoint_every
-    assert json.loads((straight / "metrics/cfg_demo/train.json").read_text())["resumed_from"] is None
+    assert json.loads((resumed / "logs/cfg_demo/train.json").read_text())["resumed_from"] == checkpoint_every
+    assert json.loads((straight / "logs/cfg_demo/train.json").read_text())["resumed_from"] is None
     weights = [(repo / "models/cfg_demo/model.safetensors").read_bytes() for repo in (straight, resumed)]
     assert weights[0] == weights[1]
     assert not (resumed / "checkpoints/cfg_demo").exists()

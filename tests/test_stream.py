@@ -222,9 +222,9 @@ def test_train_stage_streams_igsm_and_records_the_sample(tmp_path: Path) -> None
     rebuilt = rebuilt_windows(frame, lambda row: vocab.encode(igsm_sequence(row["problem"], row["solution"], row["answer"])),
                               spec.width)
     assert all(np.array_equal(r, spec.window(j)) for j, r in enumerate(rebuilt))
-    metrics = json.loads((repo / "metrics/igsm_demo/train.json").read_text())
+    metrics = json.loads((repo / "metrics/igsm_demo/detail/train.json").read_text())
     assert metrics["stream"] is True and metrics["tokens_seen"] == 4 * 4 * spec.context
-    assert 0.0 <= metrics["data_wait"] <= 1.0
+    assert 0.0 <= json.loads((repo / "logs/igsm_demo/train.json").read_text())["data_wait"] <= 1.0
     assert (repo / "models/igsm_demo/model.safetensors").is_file()
 
 

@@ -70,15 +70,17 @@ def check_outputs(root: Path) -> float:
                 f"data/{DATASET}/tokens/test.npy", f"data/{DATASET}/tokens/tokenizer.json", f"data/{DATASET}/tokens/meta.json",
                 f"models/{STUDY}/model.safetensors", f"metrics/{STUDY}/train.json", f"metrics/{STUDY}/loss.csv",
                 f"metrics/{STUDY}/probe.json", f"metrics/{STUDY}/probe/probe.csv", f"metrics/{STUDY}/evaluate.json",
+                *(f"metrics/{STUDY}/detail/{stage}.json" for stage in ("train", "probe", "evaluate")),
                 "reports/summary.md", "reports/toy_copy.png", "reports/loss.png"):
         assert (root / out).is_file(), out
     assert json.loads((root / f"data/{DATASET}/tokens/meta.json").read_text())["world"] == "toy"
     summary = (root / "reports/summary.md").read_text()
     assert "## Toy: copy the prompt" in summary and f"| {STUDY} |" in summary
-    probe = json.loads((root / f"metrics/{STUDY}/probe.json").read_text())
+    assert set(json.loads((root / f"metrics/{STUDY}/probe.json").read_text())) == {"trained_accuracy", "control_accuracy"}
+    probe = json.loads((root / f"metrics/{STUDY}/detail/probe.json").read_text())
     assert {"trained_accuracy", "control_accuracy", "majority"} <= set(probe)
     assert all(0.0 <= probe[k] <= 1.0 for k in ("trained_accuracy", "control_accuracy", "majority"))
-    evaluated = json.loads((root / f"metrics/{STUDY}/evaluate.json").read_text())
+    evaluated = json.loads((root / f"metrics/{STUDY}/detail/evaluate.json").read_text())
     assert evaluated["examples"] == TINY["evaluate"]["toy"]["examples"]
     for name in ("trained", "control"):
         accuracy = evaluated[name]["accuracy"]
@@ -154,9 +156,8 @@ def test_toy_world_runs_every_stage_in_process(tmp_path: Path, monkeypatch: pyte
     for step in STEP.values():  # every step ran from the tests-only package
         if step:
             assert Path(toy.step(step).__file__).parent == TOY
-    left = {p.name for p in tmp_path.iterdir()} - {"checkpoints"}  # train leaves checkpoints/ behind, empty
-    assert left == {"data", "metrics", "models", "params.yaml", "reports"}, left
-    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+    left = {p.name for p in tmp_path.iterdir()}  # no checkpoints/ left behind once training is done
+    assert left == {"data", "logs", "metrics", "models", "params.yaml", "reports"}, left
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -194,12 +195,13 @@ def test_toy_world_through_dvc(tmp_path: Path) -> None:
     sh(["git", "commit", "-qm", "baseline"], repo, env)
 
     first = sh(["dvc", "repro"], repo, env)
-    assert ran(first) == {f"generate@{DATASET}", f"tokenize@{DATASET}", f"train@{STUDY}", f"probe@{STUDY}",
+    assert ran(first) == {"validate", f"generate@{DATASET}", f"tokenize@{DATASET}", f"train@{STUDY}", f"probe@{STUDY}",
                           f"evaluate@{STUDY}", "report"}, first
     check_outputs(repo)
     assert ran(sh(["dvc", "repro"], repo, env)) == set()
 
     status = sh(["git", "status", "--porcelain", "--untracked-files=all"], repo, env)
     changed = {line[3:] for line in status.splitlines()}
-    assert changed == {"dvc.lock", *(f"metrics/{STUDY}/{f}" for f in ("train.json", "loss.csv", "probe.json",
-                                                                        "probe/probe.csv", "evaluate.json"))}, status
+    assert changed == {"dvc.lock", "metrics/params.ok", *(f"metrics/{STUDY}/{f}" for f in (
+        "train.json", "loss.csv", "probe.json", "probe/probe.csv", "evaluate.json", "detail/train.json", "detail/probe.json",
+        "detail/evaluate.json"))}, status

@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -63,6 +63,10 @@ class WorldParams:
     probe: type[Section]  # probe.<world>, deep-merged with studies.<s>.probe
     evaluate: type[Section]  # evaluate.<world>, deep-merged with studies.<s>.evaluate
     train: type[Section] = TrainParams  # train, deep-merged with studies.<s>.train (a subclass adds the world's keys)
+    # checks across a study's validated sections ({"train", "probe", "evaluate"} -> stage model), run by the
+    # validate stage before any output is touched: raise ValueError("<params key>: why") (e.g. a probed layer
+    # deeper than the model)
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,23 +112,41 @@ class Tokenized:
 
 @dataclass(frozen=True)
 class Probed:
-    """A probe step's result: `summary` -> metrics/<study>/probe.json, each table -> metrics/<study>/probe/<name>.csv
-    (a world writes the tables it has, no empty ones), `log` -> the MLflow run, `line` -> the stage's last printed
-    line."""
+    """A probe step's result: `headline` -> metrics/<study>/probe.json (the DVC metrics: a few flat headline
+    numbers, what `dvc exp show` lists), `summary` -> metrics/<study>/detail/probe.json (everything the report
+    reads), each table -> metrics/<study>/probe/<name>.csv (a world writes the tables it has, no empty ones),
+    `log` -> the MLflow run, `line` -> the stage's last printed line. Nothing here may be a wall-clock time:
+    these files are in git and must not change when no result does (timings go to `log`)."""
 
     summary: dict[str, Any]
     tables: dict[str, list[dict[str, Any]]]
     log: dict[str, Any]
     line: str
+    headline: dict[str, float]
 
 
 @dataclass(frozen=True)
 class Evaluated:
-    """An evaluate step's result: `metrics` -> metrics/<study>/evaluate.json, `log` -> MLflow, `line` -> stdout."""
+    """An evaluate step's result: `headline` -> metrics/<study>/evaluate.json (DVC metrics, flat, a few numbers),
+    `metrics` -> metrics/<study>/detail/evaluate.json, `log` -> MLflow, `line` -> stdout."""
 
     metrics: dict[str, Any]
     log: dict[str, Any]
     line: str
+    headline: dict[str, float]
+
+
+def pick(data: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[str, float]:
+    """A flat headline from a nested summary: {name: (key, subkey, ...)} -> {name: value} for the paths present
+    (a study without a control or a multi-head probe simply has fewer headline numbers)."""
+    out: dict[str, float] = {}
+    for name, path in paths.items():
+        node: Any = data
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if isinstance(node, (int, float)) and not isinstance(node, bool):
+            out[name] = node
+    return out
 
 
 _REGISTERED: dict[str, World] = {}

@@ -39,4 +39,4 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
         metrics["control"] = copy_scores(control, texts, batch_size=e.batch_size, seed=cfg.seed)
     log = {f"{name}_accuracy": metrics[name]["accuracy"] for name in ("trained", "control") if name in metrics}
     line = f"{len(texts)} copies, exact match: " + ", ".join(f"{k.removesuffix('_accuracy')} {v:.3f}" for k, v in log.items())
-    return Evaluated(metrics, log, line)
+    return Evaluated(metrics, log, line, headline=log)

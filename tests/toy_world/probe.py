@@ -61,4 +61,4 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     summary = {f"{r['model']}_accuracy": r["accuracy"] for r in rows} | {"majority": majority, "examples": len(texts)}
     scores = ", ".join(f"{r['model']} {r['accuracy']:.3f}" for r in rows)
     line = f"first letter at the separator: {scores} (majority {majority:.3f})"
-    return Probed(summary, {"probe": rows}, summary, line)
+    return Probed(summary, {"probe": rows}, summary, line, headline={k: v for k, v in summary.items() if k.endswith("_accuracy")})

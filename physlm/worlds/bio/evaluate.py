@@ -57,16 +57,16 @@ def decoding_name(beams: int) -> str:
 
 def answer_ids(
     model: torch.nn.Module, vocab: TextVocab, questions: Sequence[str], *, beams: int, batch_size: int,
-    max_new_tokens: int,
+    max_new_tokens: int, desc: str | None = None,
 ) -> list[list[int]]:
     """The tokens each question's generation writes (`<eos>` included when written): greedy for beams=1,
-    else beam search."""
+    else beam search. `desc` names a progress bar (None: none)."""
     prompts = [[Vocab.bos_id, *vocab.encode(qa_prompt(q))] for q in questions]
     if beams == 1:
         return generate(model, prompts, max_new_tokens=max_new_tokens, temperature=0.0, eos_id=Vocab.eos_id, seed=0,
-                        batch_size=batch_size)
+                        batch_size=batch_size, desc=desc)
     return beam_search(model, prompts, beams=beams, max_new_tokens=max_new_tokens, eos_id=Vocab.eos_id,
-                       batch_size=batch_size)
+                       batch_size=batch_size, desc=desc)
 
 
 def read_answer(vocab: TextVocab, ids: Sequence[int]) -> str:
@@ -91,14 +91,15 @@ def exact_match(generated: str, value: str) -> bool:
 
 
 def score(
-    model: torch.nn.Module, vocab: TextVocab, qa: pl.DataFrame, *, beams: int, batch_size: int
+    model: torch.nn.Module, vocab: TextVocab, qa: pl.DataFrame, *, beams: int, batch_size: int, desc: str | None = None
 ) -> list[QAAttempt]:
     """Every row of a qa table (physlm.worlds.bio.people.qa_frame) answered once; room for the longest value's tokens,
-    the "." and `<eos>`."""
+    the "." and `<eos>`. `desc` names a progress bar (None: none)."""
     values = qa["value"].to_list()
     targets = [vocab.encode(v) for v in values]
     budget = max(map(len, targets), default=0) + 2
-    ids = answer_ids(model, vocab, qa["question"].to_list(), beams=beams, batch_size=batch_size, max_new_tokens=budget)
+    ids = answer_ids(model, vocab, qa["question"].to_list(), beams=beams, batch_size=batch_size, max_new_tokens=budget,
+                     desc=desc)
     answers = [read_answer(vocab, row) for row in ids]
     decoding = decoding_name(beams)
     return [QAAttempt(split, attribute, decoding, person, answer, exact_match(answer, value), row[:1] == target[:1])
@@ -125,10 +126,13 @@ def summarize(attempts: Sequence[QAAttempt]) -> dict:
 
 
 def qa_accuracy(
-    model: torch.nn.Module, vocab: TextVocab, qa: pl.DataFrame, *, beams: Sequence[int] = (1, 4), batch_size: int = 64
+    model: torch.nn.Module, vocab: TextVocab, qa: pl.DataFrame, *, beams: Sequence[int] = (1, 4), batch_size: int = 64,
+    desc: str | None = None,
 ) -> dict:
-    """`summarize` of every qa row answered with each beam count (1: greedy)."""
-    return summarize([a for k in beams for a in score(model, vocab, qa, beams=k, batch_size=batch_size)])
+    """`summarize` of every qa row answered with each beam count (1: greedy); `desc` names a progress bar per
+    decoding (None: none)."""
+    return summarize([a for k in beams for a in score(model, vocab, qa, beams=k, batch_size=batch_size,
+                                                      desc=None if desc is None else f"{desc} {decoding_name(k)}")])
 
 
 def accuracy_rows(summary: Mapping) -> list[dict]:
@@ -145,16 +149,24 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     finetuning (`pretrained`), which has never seen a question."""
     e = cfg.evaluate
     model = load_model(paths.model, device)
+    pretrained = paths.model / "pretrained"  # read up front too: a bad file stops the stage before any work
+    before = load_model(pretrained, device) if pretrained.is_dir() else None
     vocab = TextVocab.load(paths.tokens / "tokenizer.json")
-    qa = read_parquet(paths.raw / "qa.parquet", ["person", "attribute", "question", "value", "split"])
+    qa = read_parquet(paths.raw / "qa.parquet", {"person": pl.Int64, "attribute": pl.String, "question": pl.String,
+                                                 "value": pl.String, "split": pl.String})
     people = {split: qa.filter(pl.col("split") == split)["person"].unique(maintain_order=True).to_list()[: e.people]
               for split in SPLITS}
     asked = qa.filter(pl.col("person").is_in(people["P_train"] + people["P_test"]))
-    metrics = qa_accuracy(model, vocab, asked, beams=e.beams, batch_size=e.batch_size)
-    if (paths.model / "pretrained").is_dir():
-        before = load_model(paths.model / "pretrained", device)
-        metrics["pretrained"] = qa_accuracy(before, vocab, asked, beams=e.beams[:1], batch_size=e.batch_size)
+    step = f"evaluate {paths.study}: QA"  # the progress bars' names
+    metrics = qa_accuracy(model, vocab, asked, beams=e.beams, batch_size=e.batch_size, desc=step)
+    if before is not None:
+        metrics["pretrained"] = qa_accuracy(before, vocab, asked, beams=e.beams[:1], batch_size=e.batch_size,
+                                            desc=f"{step} before finetuning")
     log = {f"{split}_{d}": found["accuracy"] for split in SPLITS for d, found in metrics.get(split, {}).items()}
     metrics["rows"] = accuracy_rows({k: v for k, v in metrics.items() if k != "pretrained"})
     line = ", ".join(f"{split}/{d} {found['accuracy']:.3f}" for split in SPLITS for d, found in metrics.get(split, {}).items())
-    return Evaluated(metrics, log, line)
+    # metrics/<study>/evaluate.json (what `dvc exp show` lists): QA accuracy per split and decoding, and the model's
+    # before finetuning (a finetuned study)
+    headline = log | {f"pretrained_{split}_{d}": found["accuracy"] for split in SPLITS
+                      for d, found in metrics.get("pretrained", {}).get(split, {}).items()}
+    return Evaluated(metrics, log, line, headline)

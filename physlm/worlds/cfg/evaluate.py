@@ -11,15 +11,27 @@ parse; `diversity.py`), and (`evaluate.cfg.robust`) accuracy on corrupted prompt
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import torch
 
 from physlm.artifacts import load_model, random_model
 from physlm.io import Paths, read_parquet
-from physlm.worlds import Evaluated
+from physlm.worlds import Evaluated, pick
 from physlm.worlds.cfg.diversity import subtree_diversity_compare
 from physlm.worlds.cfg.generation import Scored, diversity, kl_to_grammar, sample_cut0, sample_prefix, score_samples
 from physlm.worlds.cfg.language import load_language
 from physlm.worlds.cfg.robust import robust_eval
+
+
+def headline(metrics: dict, e) -> dict[str, float]:
+    """metrics/<study>/evaluate.json (what `dvc exp show` lists): generation accuracy from <bos> and from a test
+    prefix, the random-init control's, distinct share, the per-token KL to the grammar's next-token distribution
+    (trained and control), and how often a corrupted prefix is repaired, per temperature."""
+    cut = f"cut{e.prefix}"
+    return pick(metrics, {"cut0_accuracy": ("cut0", "accuracy"), f"{cut}_accuracy": (cut, "accuracy"),
+                          "control_cut0_accuracy": ("control_cut0", "accuracy"), "cut0_distinct": ("cut0", "distinct"),
+                          "kl_trained": ("kl", "trained", "mean"), "kl_control": ("kl", "control", "mean")}
+                | {f"repaired_T{float(t):g}": ("robust", f"T{float(t)}", "repaired") for t in e.robust.temperatures})
 
 
 def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
@@ -28,14 +40,16 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     grammar, judge = language.grammar, language.judge()
     model = load_model(paths.model, device)
     context = model.cfg.context
-    train_set = {tuple(t) for t in read_parquet(paths.raw / "train.parquet", ["tokens"])["tokens"].to_list()}
-    held_out = read_parquet(paths.raw / "test.parquet", ["tokens"])["tokens"].to_list()
+    tokens = {"tokens": pl.List(pl.UInt16)}  # the sentences' terminals (or bag tokens)
+    train_set = {tuple(t) for t in read_parquet(paths.raw / "train.parquet", tokens)["tokens"].to_list()}
+    held_out = read_parquet(paths.raw / "test.parquet", tokens)["tokens"].to_list()
     test = [t for t in held_out if len(t) > e.prefix][: e.prefix_samples]
     control = random_model(model.cfg, cfg.seed + 1, device)
     common = dict(context=context, temperature=e.temperature, batch_size=e.batch_size)
+    step = f"evaluate {paths.study}:"  # the progress bars' names
     results: dict[str, Scored] = {}
     extra: dict = {}
-    cut0 = sample_cut0(model, samples=e.samples, seed=cfg.seed, **common)
+    cut0 = sample_cut0(model, samples=e.samples, seed=cfg.seed, desc=f"{step} cut0 samples", **common)
     results["cut0"] = score_samples(cut0, judge, train_set)
     correct = [s if s is not None and judge(s) else None for s in cut0]
     extra["diversity_cut0"] = diversity(correct, held_out)
@@ -43,17 +57,18 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
         extra["subtree_diversity_cut0"] = subtree_diversity_compare(correct, held_out[: len(correct)], grammar)
     if e.kl_sentences:
         kl_set = [t for t in held_out if len(t) < context][: e.kl_sentences]
-        extra["kl"] = {"trained": kl_to_grammar(model, grammar, kl_set, e.batch_size, language.bags),
-                       "control": kl_to_grammar(control, grammar, kl_set, e.batch_size, language.bags)}
+        extra["kl"] = {name: kl_to_grammar(net, grammar, kl_set, e.batch_size, language.bags, desc=f"{step} KL {name}")
+                       for name, net in (("trained", model), ("control", control))}
     if test:
-        samples = sample_prefix(model, test, prefix=e.prefix, seed=cfg.seed + 1, **common)
+        samples = sample_prefix(model, test, prefix=e.prefix, seed=cfg.seed + 1, desc=f"{step} cut{e.prefix} samples", **common)
         results[f"cut{e.prefix}"] = score_samples(samples, judge, train_set)
     if e.robust.sentences and test and language.bags is None:  # corruption acts on terminals, not on bag tokens
         r = e.robust
         extra["robust"] = robust_eval(model, grammar, test[: r.sentences], prefix=e.prefix, rate=r.rate, kind=r.kind,
-                                      temperatures=r.temperatures, context=context, seed=cfg.seed + 3, batch_size=e.batch_size)
+                                      temperatures=r.temperatures, context=context, seed=cfg.seed + 3, batch_size=e.batch_size,
+                                      desc=f"{step} corrupted prefixes")
     if e.control_samples:
-        samples = sample_cut0(control, samples=e.control_samples, seed=cfg.seed + 2, **common)
+        samples = sample_cut0(control, samples=e.control_samples, seed=cfg.seed + 2, desc=f"{step} control cut0 samples", **common)
         results["control_cut0"] = score_samples(samples, judge, train_set)
     metrics = {name: vars(scored) for name, scored in results.items()} | extra
     metrics["data"] = {"test_sentences_accepted": float(np.mean([judge(t) for t in held_out[:100]])),
@@ -62,4 +77,5 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     log = {k: v for k, v in metrics.items() if k not in ("data", "diversity_cut0", "subtree_diversity_cut0")}
     kl = f", KL {extra['kl']['trained']['mean']:.4f} (control {extra['kl']['control']['mean']:.3f})" if "kl" in extra else ""
     robust = "".join(f", corrupted {t}: repaired {v['repaired']:.3f}" for t, v in extra.get("robust", {}).items() if t.startswith("T"))
-    return Evaluated(metrics, log, ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()) + kl + robust)
+    return Evaluated(metrics, log, ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()) + kl + robust,
+                     headline(metrics, e))

@@ -64,8 +64,10 @@ class Attempt:
     unnecessary_ops: int
 
 
-def solve(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab, *, beams: int, batch_size: int) -> list[str | None]:
-    """The generated continuation text of each problem (None when the prompt leaves no room in the context)."""
+def solve(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab, *, beams: int, batch_size: int,
+          desc: str | None = None) -> list[str | None]:
+    """The generated continuation text of each problem (None when the prompt leaves no room in the context);
+    `desc` names a progress bar (None: none)."""
     context = model.cfg.context
     prompts = [[Vocab.bos_id, *vocab.encode(igsm_prompt(p.problem))] for p in problems]
     fits = [i for i, p in enumerate(prompts) if len(p) < context]
@@ -75,23 +77,27 @@ def solve(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab,
     room = context + 1 - max(len(prompts[i]) for i in fits)
     chosen = [prompts[i] for i in fits]
     if beams == 1:
-        ids = generate(model, chosen, max_new_tokens=room, temperature=0.0, eos_id=Vocab.eos_id, seed=0, batch_size=batch_size)
+        ids = generate(model, chosen, max_new_tokens=room, temperature=0.0, eos_id=Vocab.eos_id, seed=0, batch_size=batch_size,
+                       desc=desc)
     else:
-        ids = beam_search(model, chosen, beams=beams, max_new_tokens=room, eos_id=Vocab.eos_id, batch_size=batch_size)
+        ids = beam_search(model, chosen, beams=beams, max_new_tokens=room, eos_id=Vocab.eos_id, batch_size=batch_size, desc=desc)
     for i, tokens in zip(fits, ids):
         out[i] = vocab.decode([t for t in tokens if t != Vocab.eos_id])
     return out
 
 
 def evaluate_set(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab, eval_set: str, beams: Sequence[int],
-                 batch_size: int) -> tuple[list[Attempt], dict]:
+                 batch_size: int, desc: str | None = None) -> tuple[list[Attempt], dict]:
     """One eval set: its problems solved with each beam count (1 = greedy) and judged, and the teacher-forced
-    checks; a job of `physlm.parallel.cpu_map` (the evaluate stage runs the sets side by side on a CPU)."""
+    checks; a job of `physlm.parallel.cpu_map` (the evaluate stage runs the sets side by side on a CPU). `desc`
+    names a progress bar per part (None: none)."""
     attempts: list[Attempt] = []
     for b in beams:
-        texts = solve(model, problems, vocab, beams=b, batch_size=batch_size)
-        attempts += score(problems, texts, eval_set=eval_set, decoding="greedy" if b == 1 else f"beam{b}")
-    return attempts, teacher_forced(model, problems, vocab, batch_size=batch_size)
+        decoding = "greedy" if b == 1 else f"beam{b}"
+        texts = solve(model, problems, vocab, beams=b, batch_size=batch_size, desc=None if desc is None else f"{desc} {decoding}")
+        attempts += score(problems, texts, eval_set=eval_set, decoding=decoding)
+    forced_desc = None if desc is None else f"{desc} teacher-forced next parameters"
+    return attempts, teacher_forced(model, problems, vocab, batch_size=batch_size, desc=forced_desc)
 
 
 def score(problems: Sequence[Problem], generations: Sequence[str | None], *, eval_set: str, decoding: str) -> list[Attempt]:
@@ -134,9 +140,11 @@ def summarize(attempts: Sequence[Attempt]) -> dict:
 
 # ------------------------------------------------------------------------- teacher-forced steps
 
-def teacher_forced(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab, *, batch_size: int) -> dict:
+def teacher_forced(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab, *, batch_size: int,
+                   desc: str | None = None) -> dict:
     """The teacher-forced step checks of the module docstring on `problems` (those whose gold sequence fits
-    the context): choice fractions and valid_chance, `by_op` valid rates, and per part its accuracy and n."""
+    the context): choice fractions and valid_chance, `by_op` valid rates, and per part its accuracy and n.
+    `desc` names a progress bar over the next-parameter prompts, the long part (None: none)."""
     context = model.cfg.context
     every = [(p, forced_problem(p, vocab)) for p in problems]
     longest = max((len(vocab.encode(q.name)) for p in problems for q in p.params), default=1)  # a name's tokens
@@ -166,7 +174,7 @@ def teacher_forced(model: torch.nn.Module, problems: Sequence[Problem], vocab: T
             prompts.append([*fp.ids[:s], define])
             where.append((p, k))
     outs = generate(model, prompts, max_new_tokens=longest + 1, temperature=0.0, eos_id=Vocab.eos_id, seed=0,
-                    batch_size=batch_size) if prompts else []
+                    batch_size=batch_size, desc=desc) if prompts else []
     choices, chance, by_op = [], [], defaultdict(list)
     for (p, k), out in zip(where, outs):
         done = set(p.order[:k])
@@ -204,7 +212,10 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     jobs = [(model, sets[s], vocab, s, tuple(e.beams), e.batch_size) for s in EVAL_SETS]
     if e.control:  # greedy on the test set
         jobs.append((random_model(model.cfg, cfg.seed + 1, device), sets["test"], vocab, "test", (1,), e.batch_size))
-    done = cpu_map(evaluate_set, jobs, resolve_workers(e.workers) if device.type == "cpu" else 1, desc="iGSM eval sets")
+    workers = min(resolve_workers(e.workers) if device.type == "cpu" else 1, len(jobs))
+    step = f"evaluate {paths.study}:"
+    bars = [f"{step} {name}" if workers == 1 else None for name in (*EVAL_SETS, "control")]  # bars of jobs run in this process
+    done = cpu_map(evaluate_set, [(*job, bar) for job, bar in zip(jobs, bars)], workers, desc=f"{step} eval sets")
     attempts = [a for found, _ in done[: len(EVAL_SETS)] for a in found]
     forced = {s: f for s, (_, f) in zip(EVAL_SETS, done)}
     samples = {}
@@ -224,4 +235,10 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
            | {f"tf_{s}_next_param_valid": f["next_param"]["valid"] for s, f in forced.items() if f["steps"]}
            | {f"tf_{s}_{k}": c["accuracy"] for s, f in forced.items() for k, c in f["parts"].items() if c["n"]})
     line = ", ".join(f"{s}/{d} {found['accuracy']:.3f}" for s in EVAL_SETS for d, found in metrics[s].items())
-    return Evaluated(metrics, log, line)
+    # metrics/<study>/evaluate.json (what `dvc exp show` lists): whole-solution accuracy per eval set and decoding,
+    # the control's, and the teacher-forced share of valid next parameters on the test set
+    headline = ({f"{s}_{d}": found["accuracy"] for s in EVAL_SETS for d, found in metrics[s].items()}
+                | {f"control_{d}": found["accuracy"] for d, found in metrics.get("control", {}).items()})
+    if forced["test"]["steps"]:
+        headline["tf_test_next_param_valid"] = forced["test"]["next_param"]["valid"]
+    return Evaluated(metrics, log, line, headline)

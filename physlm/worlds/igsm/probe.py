@@ -24,6 +24,8 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
     settings = VProbeConfig(properties=tuple(p.properties), picks=p.picks, rank=p.rank, steps=p.steps, batch_size=p.batch_size,
                             lr=p.lr, weight_decay=p.weight_decay, workers=resolve_workers(p.workers))
-    rows, summary = run_vprobes(models, train, test, vocab, settings, cfg.seed)
+    rows, summary = run_vprobes(models, train, test, vocab, settings, cfg.seed, desc=f"probe {paths.study}: vprobe")
     line = ", ".join(f"{r['property']}/{r['model']} {r['accuracy']:.3f} (majority {r['majority']:.3f})" for r in rows)
-    return Probed(summary, {"probe": rows}, summary, line)
+    # metrics/<study>/probe.json (what `dvc exp show` lists): each property's accuracy, trained and control
+    headline = {f"{r['property']}_{r['model']}": r["accuracy"] for r in rows}
+    return Probed(summary, {"probe": rows}, summary, line, headline)
