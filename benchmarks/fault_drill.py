@@ -6,8 +6,8 @@ leave nothing half-written, or (a bad checkpoint) warn once and train from scrat
 
 In a temporary directory it copies the repo's code (physlm/, stages/: later edits of the working tree cannot
 change a run) and makes a base repo with every world at a tiny scale (tests/conftest.py `tiny_every_world`):
-each dataset generated and tokenized, each world's study trained, cfg_demo also probed and evaluated (the
-report's inputs). Each case spoils a fresh copy of the base repo (its params.yaml, an upstream file, a
+each dataset generated and tokenized, each world's study trained, probed and evaluated (the report's inputs;
+the report reads every study of params.yaml). Each case spoils a fresh copy of the base repo (its params.yaml, an upstream file, a
 checkpoint) and runs `python -m stages.<stage> NAME` there as a subprocess. The Markdown table says, per case,
 the exit code, how many lines stderr held and the first of them (a checkpoint case: its lines naming the
 checkpoint, the rest being progress bars), what was left over (paths added or changed under
@@ -255,9 +255,12 @@ def snapshot(repo: Path) -> dict[str, tuple[int, int] | None]:
 
 def base_repo(code: Path, repo: Path) -> None:
     repo.mkdir()
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_every_world(), sort_keys=False))
-    steps = [(s, d) for d in DATASETS.values() for s in ("generate", "tokenize")] + [("train", s) for s in STUDIES.values()]
-    for name, target in [*steps, ("probe", "cfg_demo"), ("evaluate", "cfg_demo"), ("report", "")]:
+    params = tiny_every_world()
+    params["studies"] = {name: study for name, study in params["studies"].items() if name in STUDIES.values()}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    steps = [(s, d) for d in DATASETS.values() for s in ("generate", "tokenize")]
+    steps += [(s, study) for study in STUDIES.values() for s in ("train", "probe", "evaluate")]
+    for name, target in [*steps, ("report", "")]:
         done = stage(code, repo, name, target)
         if done.returncode:
             sys.exit(f"fault drill: the base repo's {name}@{target} failed:\n{done.stderr[-3000:]}")
