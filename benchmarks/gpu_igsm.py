@@ -83,8 +83,12 @@ class Runner:
             raise StageFailed(f"{stage}@{name} failed (exit {proc.returncode}):\n" + "\n".join(tail))
         return seconds
 
-    def metrics(self, study: str, name: str) -> dict:
-        return json.loads((self.work / "metrics" / study / name).read_text())
+    def metrics(self, study: str, stage: str) -> dict:
+        """A stage's full results (metrics/<study>/detail/<stage>.json) and its timings (logs/<study>/<stage>.json:
+        seconds, tokens_per_s, mfu, ...; the git-tracked metrics hold no wall-clock times)."""
+        found = json.loads((self.work / "metrics" / study / "detail" / f"{stage}.json").read_text())
+        timings = self.work / "logs" / study / f"{stage}.json"
+        return found | (json.loads(timings.read_text()) if timings.exists() else {})
 
 
 def steps_for(seconds: float, tokens_per_s: float, tokens_per_step: int, lo: int, hi: int) -> int:
@@ -118,16 +122,16 @@ def calibrate(run: Runner, params: dict, data: str, study: dict, steps: int, rec
         study["train"]["compile"] = calib["train"]["compile"] = False
         run.params(params)
         record["stage_s"]["train_calibration"] = run.stage("train", "calib", f"{data}_calibration_nocompile")
-    rate = run.metrics("calib", "train.json")["tokens_per_s"]
+    rate = run.metrics("calib", "train")["tokens_per_s"]
     record["calibration_tokens_per_s"] = rate
     return rate
 
 
 def summary(run: Runner, study: str, record: dict, probed: bool) -> None:
-    train = run.metrics(study, "train.json")
+    train = run.metrics(study, "train")
     record["train"] = {k: train.get(k) for k in ("device", "params", "seconds", "tokens_per_s", "mfu", "data_wait",
                                                   "tokens_seen", "final_loss", "final_val_loss")}
-    ev = run.metrics(study, "evaluate.json")
+    ev = run.metrics(study, "evaluate")
     sets = [s for s in ("test", "opmax", "ood", "reask", "control") if s in ev]
     record["evaluate"] = {s: {d: {k: v for k, v in r.items() if k in ("accuracy", "answer_accuracy", "n")}
                               for d, r in ev[s].items()} for s in sets}
@@ -137,7 +141,7 @@ def summary(run: Runner, study: str, record: dict, probed: bool) -> None:
         record["teacher_forced_test"] = {"next_param": tf["next_param"], "valid_chance": tf["valid_chance"],
                                          "parts": {k: v["accuracy"] for k, v in tf["parts"].items()}}
     if probed:
-        record["probe"] = run.metrics(study, "probe.json")
+        record["probe"] = run.metrics(study, "probe")
 
 
 def phase_demo(run: Runner, args: argparse.Namespace, record: dict) -> None:
@@ -172,7 +176,7 @@ def phase_demo(run: Runner, args: argparse.Namespace, record: dict) -> None:
     for stage in ("train", "evaluate", "probe"):
         record["stage_s"][stage] = run.stage(stage, "gpu_demo", f"demo_{stage}")
         if stage == "train":
-            write(run, "demo", record | {"train": run.metrics("gpu_demo", "train.json")})
+            write(run, "demo", record | {"train": run.metrics("gpu_demo", "train")})
     summary(run, "gpu_demo", record, probed=True)
 
 
