@@ -10,13 +10,12 @@ content-based attention altogether ("pos": learned scores per relative offset; "
 These are Part 1's GPT / GPT_rel / GPT_rot / GPT_pos / GPT_uni variants (SPEC 1.2). `canon` adds Part 4.1's
 Canon layers (SPEC 7.1: residual causal depthwise convolutions over the last 4 tokens, with the paper's
 no-residual and SiLU ablations) at points A-D of every block; docs/architectures.md maps all of it to the
-paper. A `KVCache` lets sampling feed one token
-per step (it keeps each Canon point's last inputs too), and `pad` lets one batch
-hold prompts of different lengths: each row is left-padded, its real tokens keep their own positions
-0, 1, ..., and no real token attends to a pad. tests/test_model.py checks causality, cache/full-forward
-parity, that rotary attention scores depend only on the relative offset, the exact patterns of "uni" and
-"pos", that padding leaves every row's logits as they are alone (every scheme, cached or not), and that
-unpadded calls stay bit-identical to golden digests recorded before padding existed.
+paper. A `KVCache` lets sampling feed one token per step (it keeps each Canon point's last inputs too), and
+`pad` lets one batch hold prompts of different lengths: each row is left-padded, its real tokens keep their
+own positions 0, 1, ..., and no real token attends to a pad. tests/test_model.py checks causality,
+cache/full-forward parity, that rotary attention scores depend only on the relative offset, the exact patterns
+of "uni" and "pos", that padding leaves every row's logits as they are alone (every scheme and architecture,
+cached or not), and that unpadded calls stay bit-identical to golden digests recorded before padding existed.
 """
 
 from __future__ import annotations
