@@ -1,18 +1,21 @@
 """The GPT decoder the Physics of Language Models experiments train, in one file.
 
 A GPT-2 layout: token embedding, `depth` pre-LayerNorm blocks (causal self-attention, GELU MLP), final
-LayerNorm, linear head. Position enters as rotary rotations of queries and keys ("rot", the papers'
-default), as a learned absolute embedding added to the input ("abs", GPT-2), as DeBERTa-style relative terms
-in the attention scores ("rel"), or replaces content-based attention altogether ("pos": learned scores per
-relative offset; "uni": fixed uniform windows). These are Part 1's GPT / GPT_rel / GPT_rot / GPT_pos /
-GPT_uni variants (SPEC 1.2). `canon` adds Part 4.1's Canon layers (SPEC 7.1: residual causal depthwise
-convolutions over the last 4 tokens) at points A-D of every block. A `KVCache` lets sampling feed one token
-per step (it keeps each Canon point's last inputs too), and `pad` lets one batch
-hold prompts of different lengths: each row is left-padded, its real tokens keep their own positions
-0, 1, ..., and no real token attends to a pad. tests/test_model.py checks causality, cache/full-forward
-parity, that rotary attention scores depend only on the relative offset, the exact patterns of "uni" and
-"pos", that padding leaves every row's logits as they are alone (every scheme, cached or not), and that
-unpadded calls stay bit-identical to golden digests recorded before padding existed.
+LayerNorm, linear head. `block="llama"` swaps in Part 4.1's Llama block (SPEC 7.2): RMSNorm for every
+LayerNorm and a gated SiLU MLP. Position enters as rotary rotations of queries and keys ("rot", the papers'
+default; `rope_dim` turns only the first dims of each head, Part 4.1's reduced RoPE), as a learned absolute
+embedding added to the input ("abs", GPT-2), as DeBERTa-style relative terms in the attention scores ("rel"),
+not at all ("nope": content attention under the causal mask only, Part 4.1's Llama(NoPE)), or replaces
+content-based attention altogether ("pos": learned scores per relative offset; "uni": fixed uniform windows).
+These are Part 1's GPT / GPT_rel / GPT_rot / GPT_pos / GPT_uni variants (SPEC 1.2). `canon` adds Part 4.1's
+Canon layers (SPEC 7.1: residual causal depthwise convolutions over the last 4 tokens, with the paper's
+no-residual and SiLU ablations) at points A-D of every block; docs/architectures.md maps all of it to the
+paper. A `KVCache` lets sampling feed one token per step (it keeps each Canon point's last inputs too), and
+`pad` lets one batch hold prompts of different lengths: each row is left-padded, its real tokens keep their
+own positions 0, 1, ..., and no real token attends to a pad. tests/test_model.py checks causality,
+cache/full-forward parity, that rotary attention scores depend only on the relative offset, the exact patterns
+of "uni" and "pos", that padding leaves every row's logits as they are alone (every scheme and architecture,
+cached or not), and that unpadded calls stay bit-identical to golden digests recorded before padding existed.
 """
 
 from __future__ import annotations
@@ -31,12 +34,18 @@ POSITIONS = {
     "rot": "rotary rotation of queries and keys (RoFormer, rotate-half convention)",
     "abs": "learned absolute position embedding added to the token embedding (GPT-2)",
     "rel": "DeBERTa-style disentangled relative attention: content-content + content-position + position-content",
+    "nope": "no positional information: content attention q k^T under the causal mask only (Llama(NoPE), Part 4.1)",
     "pos": "position-only attention: a learned score per head and offset i - j, softmax over j <= i; no q/k",
     "uni": "fixed uniform attention: head h averages the previous 2^h - 1 tokens (position 0: itself); no q/k",
 }
 CONTENT_FREE = ("pos", "uni")  # schemes whose attention weights ignore the input: only values are projected
 REL_MAX_DISTANCE = 64  # "rel": offsets i - j beyond this share the embedding of REL_MAX_DISTANCE (DeBERTa's k)
 CANON_POINTS = "ABCD"  # Canon layer placements in a block (SPEC 7.1), see `Canon`
+BLOCKS = {
+    "gpt2": "pre-LayerNorm block with a GELU MLP; residual projections initialised at 0.02 / sqrt(2 * depth)",
+    "llama": "pre-RMSNorm block with a gated SiLU MLP down(silu(gate(x)) * up(x)); every Linear initialised at 0.02",
+}
+RMS_EPS = 1e-6  # RMSNorm's epsilon: HF Llama's (and LlamaCanon's) rms_norm_eps default
 
 
 def _check(ok: bool, field: str, why: str) -> None:
@@ -51,22 +60,32 @@ class GPTConfig:
     depth: int = 4  # transformer blocks
     width: int = 128  # residual stream dim
     heads: int = 4  # attention heads; head dim = width // heads
+    block: str = "gpt2"  # block type, a key of BLOCKS: norms and MLP ("llama": RMSNorm + gated SiLU MLP)
     pos: str = "rot"  # positional scheme, a key of POSITIONS
-    mlp_ratio: int = 4  # MLP hidden dim = mlp_ratio * width
+    mlp_ratio: int = 4  # MLP hidden dim = mlp_ratio * width (gpt2); 2 * mlp_ratio * width // 3 (llama: same params)
+    mlp_hidden: int = 0  # MLP hidden dim if > 0, overriding mlp_ratio (llama: of gate and of up, each)
     dropout: float = 0.0  # on embeddings, attention weights and residual branches; training only
-    rope_base: float = 10000.0  # rotary: pair i turns by position * rope_base ** (-2i / head_dim)
+    rope_base: float = 10000.0  # rotary: pair i turns by position * rope_base ** (-2i / rotated dims)
+    rope_dim: int = 0  # rotary turns the first rope_dim dims of each head, the rest untouched; 0: all of head_dim
     bias: bool = False  # biases in Linear and LayerNorm (GPT-2 had them; without is as good and simpler)
     causal: bool = True  # False: every position attends to every position (the encoder-only MLM control)
     canon: str = ""  # Canon layers (Part 4.1, SPEC 7.1) at these points of every block, a subset of "ABCD"
     canon_kernel: int = 4  # Canon: causal depthwise convolution over this many tokens (the current one included)
+    canon_residual: bool = True  # Canon: h + conv(h) ("Canon(res)"); False: conv(h) alone ("Canon(no-res)")
+    canon_activation: bool = False  # Canon: SiLU on the convolution's output, before the residual add
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context", "depth", "width", "heads", "mlp_ratio"):
             _check(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
+        _check(self.block in BLOCKS, "block", f"must be one of {sorted(BLOCKS)}, got {self.block!r}")
         _check(self.pos in POSITIONS, "pos", f"must be one of {sorted(POSITIONS)}, got {self.pos!r}")
+        _check(self.mlp_hidden >= 0, "mlp_hidden", f"must be >= 0 (0: from mlp_ratio), got {self.mlp_hidden}")
         _check(self.width % self.heads == 0, "width", f"{self.width} is not divisible by heads={self.heads}")
-        even = self.pos != "rot" or self.head_dim % 2 == 0
+        even = self.pos != "rot" or self.rope_dim > 0 or self.head_dim % 2 == 0
         _check(even, "width", f"rotary needs an even head dim (width // heads), got {self.head_dim}")
+        _check(self.rope_dim == 0 or self.pos == "rot", "rope_dim", f"partial rotary needs pos 'rot', got {self.pos!r}")
+        _check(0 <= self.rope_dim <= self.head_dim and self.rope_dim % 2 == 0, "rope_dim",
+               f"must be even and in [0, head_dim={self.head_dim}] (0: all of it), got {self.rope_dim}")
         _check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
         _check(self.rope_base > 1.0, "rope_base", f"must be > 1, got {self.rope_base}")
         _check(self.causal or self.pos in ("rot", "abs"), "causal", f"an encoder (causal=False) needs pos rot or abs, got {self.pos!r}")
@@ -79,6 +98,18 @@ class GPTConfig:
     @property
     def head_dim(self) -> int:
         return self.width // self.heads
+
+    @property
+    def rotary_dim(self) -> int:
+        """The dims of each head that rotary turns (its first ones): rope_dim, or all of head_dim."""
+        return self.rope_dim or self.head_dim
+
+    @property
+    def mlp_width(self) -> int:
+        """The MLP's hidden width h (llama: of the gate and of the up projection, each; fc outputs 2h)."""
+        if self.mlp_hidden:
+            return self.mlp_hidden
+        return self.mlp_ratio * self.width if self.block == "gpt2" else 2 * self.mlp_ratio * self.width // 3
 
 
 class KVCache:
@@ -221,11 +252,15 @@ class Canon(nn.Module):
     Conv1d initialisation), zero before the start of the sequence. A token looks back only over its own
     row's or segment's tokens: with `padding`, lags beyond a token's own position are dropped, so pads and
     earlier packed examples never enter (every example gets the output it gets alone). With a cache the
-    last kernel-1 inputs of each point are kept (`KVCache.inputs`) so one token at a time gives the same."""
+    last kernel-1 inputs of each point are kept (`KVCache.inputs`) so one token at a time gives the same.
 
-    def __init__(self, channels: int, kernel: int, key: tuple[int, str]):
+    The paper's ablations: `residual=False` gives h' = conv(h) ("Canon(no-res)"); `activation=True` applies
+    SiLU to the convolution's output before the residual add, h' = h + silu(conv(h)) (where the official
+    LlamaCanon puts it: inside its short convolution, whose output is then added to h)."""
+
+    def __init__(self, channels: int, kernel: int, key: tuple[int, str], residual: bool = True, activation: bool = False):
         super().__init__()
-        self.key, self.kernel = key, kernel
+        self.key, self.kernel, self.residual, self.activation = key, kernel, residual, activation
         self.conv = nn.Conv1d(channels, channels, kernel, groups=channels, bias=False)  # weight [m, 1, kernel]
 
     def forward(self, x: Tensor, cache: KVCache | None, padding: LeftPad | None) -> Tensor:
@@ -240,17 +275,29 @@ class Canon(nn.Module):
             if padding is not None:  # a lag beyond a token's own row or segment start adds nothing
                 shifted = shifted * (padding.positions >= lag)[..., None].to(x.dtype)
             y = torch.addcmul(y, shifted, weight[:, keep - lag])
-        return x + y
+        if self.activation:
+            y = F.silu(y)
+        return x + y if self.residual else y
+
+
+def _canon(cfg: GPTConfig, channels: int, layer: int, point: str) -> Canon | None:
+    """Canon point `point` of block `layer` over `channels` channels, if cfg.canon has it."""
+    if point not in cfg.canon:
+        return None
+    return Canon(channels, cfg.canon_kernel, (layer, point), cfg.canon_residual, cfg.canon_activation)
 
 
 class Rotary(nn.Module):
-    """Rotates pair (i, i + head_dim/2) of a query or key at position p by angle p * rope_base^(-2i/head_dim)."""
+    """Rotates pair (i, i + r/2) of a query or key at position p by angle p * rope_base^(-2i/r), r = cfg.rotary_dim
+    (all of head_dim by default). With rope_dim < head_dim ("partial RoPE", as LlamaCanon's `rope_dim`) only the
+    first r dims turn, as if the head were r wide, and dims r .. head_dim-1 pass through untouched."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        inv_freq = cfg.rope_base ** (-torch.arange(0, cfg.head_dim, 2, dtype=torch.float64) / cfg.head_dim)
+        r = cfg.rotary_dim
+        inv_freq = cfg.rope_base ** (-torch.arange(0, r, 2, dtype=torch.float64) / r)
         angles = torch.outer(torch.arange(cfg.context, dtype=torch.float64), inv_freq)
-        angles = torch.cat((angles, angles), dim=-1)  # [context, head_dim]
+        angles = torch.cat((angles, angles), dim=-1)  # [context, r]
         self.register_buffer("cos", angles.cos().float(), persistent=False)
         self.register_buffer("sin", angles.sin().float(), persistent=False)
 
@@ -265,6 +312,10 @@ class Rotary(nn.Module):
 
 
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate-half rotary on x's first cos.size(-1) dims; the rest of x is passed through."""
+    r = cos.size(-1)
+    if r < x.size(-1):
+        return torch.cat((_rotate(x[..., :r], cos, sin), x[..., r:]), dim=-1)
     x1, x2 = x.chunk(2, dim=-1)
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
@@ -290,7 +341,7 @@ def _offsets(start: int, T: int, S: int, device: torch.device) -> Tensor:
 class Attention(nn.Module):
     """Causal multi-head self-attention; the scheme (cfg.pos) decides how the weights are formed.
 
-    "rot"/"abs": softmax(q k^T / sqrt(d)). "rel" (DeBERTa, He et al. 2021, eq. 4): scores
+    "rot"/"abs"/"nope": softmax(q k^T / sqrt(d)) ("rot" after rotating q and k, "nope" with nothing else). "rel" (DeBERTa, He et al. 2021, eq. 4): scores
     (q_i.k_j + q_i.Kr[d] + k_j.Qr[d]) / sqrt(3d) with d = min(i - j, REL_MAX_DISTANCE), Kr, Qr the per-layer
     projections of a learned relative embedding table. "pos": softmax over j <= i of a learned scalar
     offset_logits[h, i - j] (zeros at init: a uniform causal average). "uni": head h (1-based) puts weight
@@ -308,7 +359,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.width, cfg.width, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
         projected = (1 if cfg.pos in CONTENT_FREE else 3) * cfg.width  # Canon-B acts on the concatenated q, k, v
-        self.canon = Canon(projected, cfg.canon_kernel, (layer, "B")) if "B" in cfg.canon else None
+        self.canon = _canon(cfg, projected, layer, "B")
         self.rotary = Rotary(cfg) if cfg.pos == "rot" else None
         if cfg.pos == "pos":
             self.offset_logits = nn.Parameter(torch.zeros(cfg.heads, cfg.context))
@@ -402,31 +453,59 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    """gpt2: proj(gelu(fc(x))), hidden width h = cfg.mlp_width. llama (gated): fc is one Linear whose output of
+    width 2h is the concatenation gate || up (HF Llama's gate_proj and up_proj stacked: gate first), and the MLP
+    is proj(silu(gate) * up). Canon-D acts on fc's whole output before the nonlinearity: the pre-activation
+    (m = h) or gate || up (m = 2h), as SPEC 7.1 places it."""
+
     def __init__(self, cfg: GPTConfig, layer: int = 0):
         super().__init__()
-        self.fc = nn.Linear(cfg.width, cfg.mlp_ratio * cfg.width, bias=cfg.bias)
-        self.proj = nn.Linear(cfg.mlp_ratio * cfg.width, cfg.width, bias=cfg.bias)
+        self.gated = cfg.block == "llama"
+        hidden = cfg.mlp_width
+        fc_out = 2 * hidden if self.gated else hidden
+        self.fc = nn.Linear(cfg.width, fc_out, bias=cfg.bias)
+        self.proj = nn.Linear(hidden, cfg.width, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
-        # Canon-D: on the pre-activation, before the nonlinearity
-        self.canon = Canon(cfg.mlp_ratio * cfg.width, cfg.canon_kernel, (layer, "D")) if "D" in cfg.canon else None
+        self.canon = _canon(cfg, fc_out, layer, "D")
 
     def forward(self, x: Tensor, cache: KVCache | None = None, padding: LeftPad | None = None) -> Tensor:
         h = self.fc(x)
         if self.canon is not None:
             h = self.canon(h, cache, padding)
+        if self.gated:
+            gate, up = h.chunk(2, dim=-1)
+            return self.drop(self.proj(F.silu(gate) * up))
         return self.drop(self.proj(F.gelu(h)))
 
 
+class RMSNorm(nn.Module):
+    """Llama's norm: x / sqrt(mean(x^2) + RMS_EPS) * weight over the last dim (no centring, no bias), the
+    normalisation in float32, then cast back to x's dtype before the weight (as HF's LlamaRMSNorm)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.weight * F.rms_norm(x.float(), self.weight.shape, eps=RMS_EPS).to(x.dtype)
+
+
+def _norm(cfg: GPTConfig) -> nn.Module:
+    """The block type's norm: LayerNorm (gpt2, biased if cfg.bias) or RMSNorm (llama)."""
+    return RMSNorm(cfg.width) if cfg.block == "llama" else nn.LayerNorm(cfg.width, bias=cfg.bias)
+
+
 class Block(nn.Module):
-    """Pre-LayerNorm block; Canon-A sits between ln_1 and attention, Canon-C between ln_2 and the MLP."""
+    """Pre-norm block (ln_1, ln_2: LayerNorm for gpt2, RMSNorm for llama); Canon-A sits between ln_1 and
+    attention, Canon-C between ln_2 and the MLP (B inside attention, D inside the MLP)."""
 
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.width, bias=cfg.bias)
-        self.canon_a = Canon(cfg.width, cfg.canon_kernel, (layer, "A")) if "A" in cfg.canon else None
+        self.ln_1 = _norm(cfg)
+        self.canon_a = _canon(cfg, cfg.width, layer, "A")
         self.attn = Attention(cfg, layer)
-        self.ln_2 = nn.LayerNorm(cfg.width, bias=cfg.bias)
-        self.canon_c = Canon(cfg.width, cfg.canon_kernel, (layer, "C")) if "C" in cfg.canon else None
+        self.ln_2 = _norm(cfg)
+        self.canon_c = _canon(cfg, cfg.width, layer, "C")
         self.mlp = MLP(cfg, layer)
 
     def attention_input(self, x: Tensor, cache: KVCache | None = None, padding: LeftPad | None = None) -> Tensor:
@@ -443,7 +522,11 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """Untied output head: vocabularies here are tiny, and no shared tensors keeps safetensors simple."""
+    """Untied output head: vocabularies here are tiny, and no shared tensors keeps safetensors simple.
+
+    Init: every Linear and Embedding N(0, 0.02), biases 0, norms 1, Canon convolutions PyTorch's default; the
+    gpt2 block also scales its residual projections (attn.proj, mlp.proj) to 0.02 / sqrt(2 * depth) (GPT-2),
+    the llama block does not (HF Llama's init, which Part 4.1's Llama models use)."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -452,11 +535,11 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(cfg.context, cfg.width) if cfg.pos == "abs" else None
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, layer) for layer in range(cfg.depth))
-        self.ln_f = nn.LayerNorm(cfg.width, bias=cfg.bias)
+        self.ln_f = _norm(cfg)
         self.head = nn.Linear(cfg.width, cfg.vocab_size, bias=False)
         self.apply(_init_weights)
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2 * depth)
-            if name.endswith(".proj.weight"):
+            if name.endswith(".proj.weight") and cfg.block == "gpt2":
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.depth))
 
     def forward(
@@ -530,7 +613,7 @@ class GPT(nn.Module):
 
 
 def _init_weights(module: nn.Module) -> None:
-    """GPT-2 init: weights N(0, 0.02), biases 0 (LayerNorms keep their ones/zeros)."""
+    """GPT-2 init: weights N(0, 0.02), biases 0 (LayerNorms and RMSNorms keep their ones/zeros)."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
     if isinstance(module, nn.Linear) and module.bias is not None:

@@ -21,28 +21,46 @@ class Section(BaseModel):
 
 
 class ModelParams(Section):
+    """docs/architectures.md maps these keys to the papers' models (Part 1's variants, Part 4.1's Llama(RoPE),
+    Llama(NoPE), reduced RoPE, Canon layers and their ablations)."""
+
     depth: int = Field(gt=0, description="transformer blocks")
     width: int = Field(gt=0, description="residual stream width")
     heads: int = Field(gt=0, description="attention heads (width must divide)")
-    pos: Literal["rot", "abs", "rel", "pos", "uni"] = Field(
+    block: Literal["gpt2", "llama"] = Field(
+        "gpt2", description="gpt2: pre-LayerNorm block, GELU MLP; llama (Part 4.1): RMSNorm everywhere (eps 1e-6, no"
+        " bias), gated SiLU MLP down(silu(gate(x)) * up(x)), no 1/sqrt(2 depth) init scaling")
+    pos: Literal["rot", "abs", "rel", "nope", "pos", "uni"] = Field(
         description="rot: rotary (default); abs: learned absolute positions; rel: DeBERTa-style relative;"
-        " pos: learned position-only attention; uni: fixed uniform windows of 2^h - 1 previous tokens"
+        " nope: no positional information (causal mask only); pos: learned position-only attention;"
+        " uni: fixed uniform windows of 2^h - 1 previous tokens"
     )
-    mlp_ratio: int = Field(gt=0, description="MLP hidden width = mlp_ratio * width")
+    mlp_ratio: int = Field(gt=0, description="MLP hidden width = mlp_ratio * width (gpt2); llama: 2 * mlp_ratio *"
+                           " width // 3 for gate and for up, each (the same parameter count; 4 gives 8/3 width)")
+    mlp_hidden: int = Field(0, ge=0, description="MLP hidden width if > 0, overriding mlp_ratio (llama: of gate and of up)")
     dropout: float = Field(ge=0.0, lt=1.0)
     rope_base: float = Field(gt=1.0)
+    rope_dim: int = Field(0, ge=0, description="pos rot only: rotary turns the first rope_dim dims of each head"
+                          " (even, <= head dim), the rest carry no position; 0 = all (Part 4.1's reduced RoPE: head dim / 4)")
     canon: str = Field("", pattern="^[ABCD]*$", description="Canon layers (Part 4.1) at these points of every"
                        " block: a subset of ABCD (A before attention, B on q/k/v, C before the MLP, D inside it); '' none")
     canon_kernel: int = Field(4, ge=1, description="tokens each Canon convolution spans (the paper's 4)")
+    canon_residual: bool = Field(True, description="Canon(res) h + conv(h); false: Canon(no-res), conv(h) alone")
+    canon_activation: bool = Field(False, description="SiLU on each Canon convolution's output, before the residual add")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelParams:
         """Checks across fields (GPTConfig repeats them; here they name the params key): heads divide the
-        width, and no Canon point is named twice."""
+        width, no Canon point is named twice, and rope_dim fits the head of a rotary model."""
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         if len(set(self.canon)) != len(self.canon):
             raise ValueError(f"canon {self.canon!r} names a Canon point twice")
+        head_dim = self.width // self.heads
+        if self.rope_dim and self.pos != "rot":
+            raise ValueError(f"rope_dim {self.rope_dim} needs pos 'rot' (partial rotary), got pos {self.pos!r}")
+        if self.rope_dim % 2 or self.rope_dim > head_dim:
+            raise ValueError(f"rope_dim {self.rope_dim} must be even and at most the head dim {head_dim} (width // heads)")
         return self
 
 

@@ -59,6 +59,11 @@ def write_params(tmp_path: Path, edit) -> Path:
         ("train", lambda p: p["train"].update(lr="fast"), "train.lr"),
         ("train", lambda p: p["studies"]["cfg_demo"]["model"].update(canon="ABE"), "studies.cfg_demo.model.canon"),
         ("train", lambda p: p["model"].update(canon_kernel=0), "model.canon_kernel"),
+        ("train", lambda p: p["model"].update(block="mamba"), "model.block"),
+        ("train", lambda p: p["model"].update(rope_dim=-2), "model.rope_dim"),
+        ("train", lambda p: p["model"].update(rope_dim=3), "studies.cfg_demo.model"),  # odd: checked with width, heads
+        ("train", lambda p: p["model"].update(pos="nope", rope_dim=8), "studies.cfg_demo.model"),  # rotary only
+        ("train", lambda p: p["model"].update(canon_residual="maybe"), "model.canon_residual"),
         ("train", lambda p: p["train"].update(decay="exponential"), "train.decay"),
         ("generate", lambda p: p["datasets"]["cfg_demo"]["generate"].update(train_sentences=0), "datasets.cfg_demo.generate.train_sentences"),
         ("generate", lambda p: p["datasets"]["cfg_demo"]["generate"].update(extra=1), "datasets.cfg_demo.generate.extra"),
@@ -115,3 +120,21 @@ def test_stage_script_prints_one_line_and_writes_nothing(tmp_path: Path) -> None
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cfg3zz" in lines[0], proc.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_model_params_are_gpt_config_fields_with_the_same_defaults() -> None:
+    """stages/train.py passes the `model` section to GPTConfig as keywords: every key must be a field, and the
+    keys params.yaml may leave out (the Part 4.1 options) default to what GPTConfig defaults to."""
+    import dataclasses
+
+    from physlm.model import BLOCKS, POSITIONS, GPTConfig
+    from physlm.params import ModelParams
+
+    fields = {f.name: f.default for f in dataclasses.fields(GPTConfig)}
+    assert set(ModelParams.model_fields) <= set(fields)
+    for name, info in ModelParams.model_fields.items():
+        if not info.is_required():
+            assert info.default == fields[name], name
+    literal = {"block": BLOCKS, "pos": POSITIONS}
+    for name, options in literal.items():
+        assert set(ModelParams.model_fields[name].annotation.__args__) == set(options), name
