@@ -11,6 +11,11 @@ examples are packed by `physlm.tokenize.pack_windows` with the dataset's `tokeni
 `<bos> s <eos>` (drawn from `random.Random(f"stream-cut:{seed}:{j}")`), and the rest of the last example is
 dropped. Windows are independent, so any number of worker processes gives the same windows.
 
+Loss masks: where the tokenized train split has one (tokens/meta.json's `loss_mask`), every streamed example
+carries its mask (`Example.loss`, one 0/1 per id), packed as the ids by `physlm.tokenize.pack_loss` with the
+dataset's `eos_loss` (`Packed.loss`), and the stream hands out `Windows` (ids and mask) instead of bare arrays:
+the same (ids, mask) as tokenize's packing of the same examples.
+
 Files: the generate stage of a world that streams writes `raw/stream.json` (`stream_record`: world, seed,
 generate section, and what else its source reads, e.g. a grammar's text); tokenize copies it to
 `tokens/stream.json` and writes `tokens/stream_sample.parquet` (`sample_frame`: the examples of the first
@@ -21,6 +26,7 @@ generate section, and what else its source reads, e.g. a grammar's text); tokeni
 making each micro-batch's windows on a pool of spawned processes, a bounded number ahead, handed out in order.
 
 Tests (tests/test_stream.py): 1 and 2 workers give equal windows; window j is a pure function of (seed, j);
+a masked stream's (ids, mask) equal tokenize's packing of its examples, in both layouts;
 streamed iGSM problems are training-split problems whose decoded text the judge accepts; streamed grammar
 sentences pass the membership check; the sample equals the first windows; train() resumes exactly on the
 stream; the train stage end to end; streaming a world without a stream step is a one-line error. Speed:
@@ -48,11 +54,11 @@ import polars as pl
 from physlm import worlds
 from physlm.errors import DataError
 from physlm.io import read_json
-from physlm.tokenize import pack_windows
+from physlm.tokenize import Windows, pack_loss, pack_windows
 
 RECORD = "stream.json"
 SAMPLE = "stream_sample.parquet"
-COUNTS = ("windows", "tokens", "dropped_too_long")  # meta.json's counts: not part of the tokenization
+COUNTS = ("windows", "tokens", "dropped_too_long", "loss_mask")  # meta.json's counts: not part of the tokenization
 MAX_DROPPED = 10_000  # over-long examples one window may skip before the stream gives up
 
 
@@ -64,11 +70,13 @@ def stream_record(world: str, seed: int, generate: Any, **extra: Any) -> dict:
 
 @dataclass(frozen=True)
 class Example:
-    """One streamed example: its index k in the window, token ids (no <bos>/<eos>) and world payload."""
+    """One streamed example: its index k in the window, token ids (no <bos>/<eos>) and world payload, and its
+    loss mask where the dataset has one (1: the token is a training target, 0: context only)."""
 
     k: int
     ids: np.ndarray
     payload: Any  # iGSM: the Problem; grammar: (Sentence, terminals, tokens, perturbed)
+    loss: np.ndarray | None = None  # one 0/1 per id (a masked dataset's examples), None: every id a target
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class Packed:
     window: np.ndarray  # [context + 1] uint16
     examples: list[Example]  # those packed into it, in order (the last may be cut off)
     cut: int  # tokens of the first example's <bos> s <eos> skipped (always 0 for pack "sentences")
+    loss: np.ndarray | None = None  # [context + 1] uint8: the window's loss mask, where the stream has masks
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,8 @@ class StreamSpec:
     bos_id: int
     eos_id: int
     vocab_size: int
+    loss: bool = False  # the examples carry loss masks (the tokenized train split has one)
+    eos_loss: bool = False  # with loss masks: each example's <eos> is a target (`Tokenized.eos_loss`)
 
     @classmethod
     def load(cls, tokens: Path) -> StreamSpec:
@@ -109,7 +120,8 @@ class StreamSpec:
         spec = cls(world=record["world"], seed=record["seed"], generate=json.dumps(record["generate"], sort_keys=True),
                    extra=json.dumps(extra, sort_keys=True), tokens=json.dumps(tokenization, sort_keys=True),
                    context=meta["context"], pack=meta["pack"], bos_id=meta["bos_id"], eos_id=meta["eos_id"],
-                   vocab_size=meta["vocab_size"])
+                   vocab_size=meta["vocab_size"], loss="train" in meta.get("loss_mask", {}),
+                   eos_loss=meta.get("eos_loss", False))
         if _source(spec).vocab_size != spec.vocab_size:
             raise DataError(f"{path}: the stream's vocabulary differs from tokens/meta.json's vocab_size {spec.vocab_size}")
         return spec
@@ -141,12 +153,21 @@ class StreamSpec:
             if not examples and self.pack == "stream":
                 cut = random.Random(f"stream-cut:{self.seed}:{j}").randrange(len(example.ids) + 2)
                 need += cut
+            if (example.loss is not None) != self.loss:
+                raise DataError(f"stream window {j}: example {k - 1} {'lacks' if self.loss else 'has'} a loss mask, but"
+                                f" the tokenized train split {'has' if self.loss else 'has none'}")
             examples.append(example)
             total += len(example.ids) + 2
         flat = np.concatenate([e.ids for e in examples])
         offsets = np.concatenate([[0], np.cumsum([len(e.ids) for e in examples])])
         row = pack_windows(flat, offsets, self.context + cut, self.bos_id, self.eos_id, pack="stream")[0]
-        return Packed(row[cut:], examples, cut)
+        if not self.loss:
+            return Packed(row[cut:], examples, cut)
+        loss = np.concatenate([e.loss for e in examples])
+        if len(loss) != len(flat):
+            raise DataError(f"stream window {j}: a loss mask's length differs from its example's")
+        mask = pack_loss(loss, offsets, self.context + cut, pack="stream", eos_loss=self.eos_loss)[0]
+        return Packed(row[cut:], examples, cut, mask[cut:])
 
     def record(self) -> dict[str, Any]:
         """stream.json's keys beside world, seed and generate (what the world's source reads)."""
@@ -162,6 +183,14 @@ class StreamSpec:
     def windows(self, js: Sequence[int]) -> np.ndarray:
         """Windows [len(js), context + 1] (uint16)."""
         return np.stack([self.window(j) for j in js])
+
+    def batch(self, js: Sequence[int]) -> np.ndarray | Windows:
+        """What training takes for windows js: `windows(js)`, or, for a masked stream, `Windows` of them and
+        their loss masks [len(js), context + 1] (uint8)."""
+        if not self.loss:
+            return self.windows(js)
+        packed = [self.packed(j) for j in js]
+        return Windows(np.stack([p.window for p in packed]), np.stack([p.loss for p in packed]))
 
     def sample_frame(self, count: int | None = None) -> pl.DataFrame:
         """The examples of windows 0 .. count-1 (default `generate.stream_sample`): the world's Parquet columns
@@ -208,6 +237,10 @@ class Stream:
     def width(self) -> int:
         return self.spec.width
 
+    @property
+    def masked(self) -> bool:
+        return self.spec.loss
+
     def identity(self) -> str:
         return self.spec.identity()
 
@@ -223,14 +256,14 @@ def _init_worker(spec: StreamSpec) -> None:
     _WORKER_SPEC = spec
 
 
-def _make(js: list[int]) -> np.ndarray:
-    return _WORKER_SPEC.windows(js)
+def _make(js: list[int]) -> np.ndarray | Windows:
+    return _WORKER_SPEC.batch(js)
 
 
 class Producer:
-    """The windows [len(js), context + 1] of each list js of `rows`, in order, made on `workers` spawned
-    processes with at most `ahead` (default 2 per worker) lists in flight; the pool starts on the first
-    request. An error in a worker is raised by `__next__`. `close` cancels what is pending and joins the pool."""
+    """The windows [len(js), context + 1] of each list js of `rows` (`StreamSpec.batch`), in order, made on
+    `workers` spawned processes with at most `ahead` (default 2 per worker) lists in flight; the pool starts on
+    the first request. An error in a worker is raised by `__next__`. `close` cancels what is pending and joins the pool."""
 
     def __init__(self, spec: StreamSpec, rows: Iterator[list[int]], workers: int, ahead: int | None = None) -> None:
         if workers < 1:
@@ -243,7 +276,7 @@ class Producer:
     def __iter__(self) -> Producer:
         return self
 
-    def __next__(self) -> np.ndarray:
+    def __next__(self) -> np.ndarray | Windows:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init_worker, initargs=(self.spec,))

@@ -13,6 +13,11 @@ Packing: every sentence becomes `<bos> s <eos>` and sentences are concatenated i
   position 0 always holds a sentence start, as when a model generates from `<bos>` alone (cut0); a small
   model trained on `stream` windows rarely sees `<bos>` without history and generates worse from it.
 Windows are stored as a uint16 `.npy` array that loads memory-mapped.
+
+Loss masks: a world may say which tokens are training targets (1) and which are context only (0), e.g. loss
+only on the answers. `pack_loss` packs such a per-token mask exactly as `pack_windows` packs the tokens (the
+same rows, the same layout); the `<bos>` packing adds is never a target, the `<eos>` is one when `eos_loss`.
+The mask rides with the tokens as `Windows` and is stored as a uint8 `.npy` array of the windows' shape.
 """
 
 from __future__ import annotations
@@ -65,6 +70,29 @@ class Vocab:
         return cls(tuple(sorted(vocab, key=vocab.__getitem__)))
 
 
+@dataclass(frozen=True)
+class Windows:
+    """Packed windows [N, T+1] of token ids with their loss mask [N, T+1] (1: the token is a training target,
+    0: context only), row for row; `loss` None: every token is a target. Indexing takes rows of both."""
+
+    tokens: np.ndarray
+    loss: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.loss is not None and self.loss.shape != self.tokens.shape:
+            raise DataError(f"a loss mask of shape {list(self.loss.shape)} for windows of shape {list(self.tokens.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, rows) -> Windows:
+        return Windows(self.tokens[rows], None if self.loss is None else self.loss[rows])
+
+    @property
+    def width(self) -> int:
+        return self.tokens.shape[1]
+
+
 def pack_windows(flat: np.ndarray, offsets: np.ndarray, context: int, bos_id: int, eos_id: int,
                  pack: str = "stream") -> np.ndarray:
     """Windows [n, context+1] of the stream `<bos> s0 <eos> <bos> s1 <eos> ...` in the `pack` layout.
@@ -72,20 +100,33 @@ def pack_windows(flat: np.ndarray, offsets: np.ndarray, context: int, bos_id: in
     `flat` holds the concatenated (already encoded) sentences, `offsets` their n+1 boundaries.
     """
     stream, starts = _stream(flat, np.asarray(offsets, dtype=np.int64), bos_id, eos_id)
-    width = context + 1
-    if pack == "stream":
-        count = len(stream) // width
-        rows = np.arange(count) * width
-    elif pack == "sentences":
-        rows = _sentence_starts(starts, len(stream), width)
-        count = len(rows)
-    else:
-        raise ValueError(f"pack must be 'stream' or 'sentences', got {pack!r}")
-    if count == 0:
-        raise DataError(f"only {len(stream)} tokens: not enough for one window of {width}")
     if stream.max(initial=0) >= np.iinfo(np.uint16).max:
         raise DataError("token ids exceed uint16")
-    return stream[rows[:, None] + np.arange(width)].astype(np.uint16)
+    return _cut(stream, starts, context + 1, pack).astype(np.uint16)
+
+
+def pack_loss(loss: np.ndarray, offsets: np.ndarray, context: int, pack: str = "stream",
+              eos_loss: bool = False) -> np.ndarray:
+    """The loss mask [n, context+1] (uint8) of `pack_windows`' windows of the same sentences: each sentence's
+    mask `loss` (one 0/1 per token of `flat`), 0 at the `<bos>` before it, `eos_loss` at the `<eos>` after it."""
+    loss = np.asarray(loss)
+    if loss.ndim != 1 or (len(loss) and not np.isin(loss, (0, 1)).all()):
+        raise DataError("a loss mask is one 0 or 1 per token")
+    stream, starts = _stream(loss.astype(np.int64), np.asarray(offsets, dtype=np.int64), 0, int(eos_loss))
+    return _cut(stream, starts, context + 1, pack).astype(np.uint8)
+
+
+def _cut(stream: np.ndarray, starts: np.ndarray, width: int, pack: str) -> np.ndarray:
+    """The windows [n, width] of a packed stream in the `pack` layout (module docstring)."""
+    if pack == "stream":
+        rows = np.arange(len(stream) // width) * width
+    elif pack == "sentences":
+        rows = _sentence_starts(starts, len(stream), width)
+    else:
+        raise ValueError(f"pack must be 'stream' or 'sentences', got {pack!r}")
+    if len(rows) == 0:
+        raise DataError(f"only {len(stream)} tokens: not enough for one window of {width}")
+    return stream[rows[:, None] + np.arange(width)]
 
 
 def _sentence_starts(starts: np.ndarray, total: int, width: int) -> np.ndarray:

@@ -27,6 +27,15 @@ j = step * batch_size + micro * micro_batch_size + r, so every window is used on
 Objectives: "clm" (default), next-token prediction by a causal model; "mlm", masked-LM for the encoder-only
 control (`physlm/mlm.py`): the inputs are w[:-1] masked by `physlm.mlm.mask_batch`, seeded by (seed, step,
 micro-step) so resume still holds, the targets the original ids at the masked positions, -1 elsewhere.
+
+Loss masks (`physlm.tokenize.Windows`: windows with a 0/1 mask per token, 1 where the token is a training
+target; `load_windows` reads `<split>.loss.npy`; a stream's windows carry one when its examples do): a target
+whose mask is 0 becomes -1, ignored by the loss, for the train, finetune and val windows alike ("clm": the
+target w[t+1] keeps the mask of token t+1; "mlm": a selected token is a target only where its mask is 1). The
+loss of a micro-batch is the mean over its targets, and a step's the mean over its micro-batches (as for
+"mlm"); a micro-batch without any target is a DataError (its loss is undefined). Windows without a mask train
+exactly as before. `tokens_seen` counts every window token; a masked run also counts its targets
+(`targets_seen`, in each history row and the checkpoint).
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ from physlm.io import read_npy
 from physlm.lora import LoraConfig
 from physlm.mlm import MASK_RATE, encoder_config, mask_batch
 from physlm.model import GPT, GPTConfig
+from physlm.tokenize import Windows
 
 DECAYS = ("cosine", "linear", "constant")
 CHECKPOINT = "checkpoint.pt"
@@ -69,10 +79,13 @@ Batch = tuple[Tensor, Tensor]
 Masking = Callable[..., tuple[np.ndarray, np.ndarray]]  # (windows [B, T], seed=...) -> (inputs, targets)
 
 
-class Windows(Protocol):
+Data = np.ndarray | Windows  # windows [N, T+1]: token ids alone (every token a target) or with a loss mask
+
+
+class WindowBatches(Protocol):
     """Windows [len(js), T+1] for each list js of window indices, in order (`physlm.stream.Producer`)."""
 
-    def __next__(self) -> np.ndarray: ...
+    def __next__(self) -> Data: ...
     def close(self) -> None: ...
 
 
@@ -80,9 +93,10 @@ class WindowSource(Protocol):
     """An endless stream of training windows, window j a pure function of j (`physlm.stream.Stream`)."""
 
     width: int  # T + 1
+    masked: bool  # its windows come with loss masks (`Windows`)
 
     def identity(self) -> str: ...  # changes whenever any window would
-    def open(self, rows: Iterator[list[int]]) -> Windows: ...
+    def open(self, rows: Iterator[list[int]]) -> WindowBatches: ...
 
 
 @dataclass(frozen=True)
@@ -139,7 +153,7 @@ class Finetune:
     """A second phase after training (the biography world's QA finetuning): its windows, its loop settings,
     and LoRA adapters (merged into plain weights when it ends) or None for a full finetune."""
 
-    windows: np.ndarray
+    windows: Data
     config: TrainConfig
     lora: LoraConfig | None = None
 
@@ -149,18 +163,26 @@ class Plan:
     """What the train stage runs: training on `train` windows (None: the stream), then `finetune` if any. A
     world without a train step gets the plain plan: its tokenized train split, no second phase."""
 
-    train: np.ndarray | None
+    train: Data | None
     finetune: Finetune | None = None
 
 
-def load_windows(tokens: Path, split: str) -> np.ndarray:
-    """A tokenized split, `<tokens>/<split>.npy`, memory-mapped; DataError if it is missing, unreadable or not
-    windows [N, T+1] of integer token ids."""
+def load_windows(tokens: Path, split: str) -> Data:
+    """A tokenized split, `<tokens>/<split>.npy`, memory-mapped, with its loss mask `<split>.loss.npy` as
+    `Windows` where the world gave one (else the bare array); DataError if either is missing, unreadable or
+    malformed (not windows [N, T+1] of integer token ids; not a 0/1 mask of their shape)."""
     path = Path(tokens) / f"{split}.npy"
     windows = read_npy(path)
     if windows.ndim != 2 or windows.dtype.kind not in "iu":
         raise DataError(f"{path}: not a token shard (expected 2-D integer windows, got {windows.dtype} {list(windows.shape)})")
-    return windows
+    mask_path = Path(tokens) / f"{split}.loss.npy"
+    if not mask_path.exists():
+        return windows
+    loss = read_npy(mask_path)
+    if loss.shape != windows.shape or loss.dtype.kind not in "bu" or loss.max(initial=0) > 1:
+        raise DataError(f"{mask_path}: not a loss mask of {path.name} (expected 0/1 of shape {list(windows.shape)},"
+                        f" got {loss.dtype} {list(loss.shape)})")
+    return Windows(windows, loss)
 
 
 @dataclass
@@ -170,6 +192,7 @@ class TrainResult:
     final_loss: float | None  # train loss of the last logged step (None if nothing was logged)
     final_val_loss: float | None  # val loss of the last eval step (None without val windows or evals)
     tokens_seen: int  # train tokens in all updates so far, including those before a resume
+    targets_seen: int | None  # of them, the targets (loss mask 1) predicted; None without a loss mask (all are)
     seconds: float  # wall time of this call
     resumed_from: int | None  # step of the checkpoint this call resumed from
 
@@ -200,8 +223,8 @@ def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:
 def train(
     model_cfg: GPTConfig,
     cfg: TrainConfig,
-    train_windows: np.ndarray | WindowSource,
-    val_windows: np.ndarray | None,
+    train_windows: Data | WindowSource,
+    val_windows: Data | None,
     ckpt_dir: Path,
     *,
     on_log: Callable[[dict], None] | None = None,
@@ -212,9 +235,9 @@ def train(
     mask_rate: float = MASK_RATE,
     init: GPT | None = None,
 ) -> TrainResult:
-    """Train a fresh GPT on windows [N, T+1] (inputs w[:-1], targets w[1:]) or on a stream of them (a
-    `WindowSource`, module docstring), resuming from ckpt_dir if it holds a checkpoint of the same configs,
-    data and start. `init` (a model of `model_cfg`, possibly with
+    """Train a fresh GPT on windows [N, T+1] (inputs w[:-1], targets w[1:]; `Windows` with a loss mask: only
+    the targets it marks) or on a stream of them (a `WindowSource`, module docstring), resuming from ckpt_dir
+    if it holds a checkpoint of the same configs, data and start. `init` (a model of `model_cfg`, possibly with
     frozen parameters, e.g. `physlm.lora.apply_lora`'s) is the start instead of a fresh one (finetuning); it
     is copied, and only its parameters with requires_grad train. `stop_after=k` returns after update k without writing an
     extra checkpoint, as an interruption would; a rerun resumes from the last periodic checkpoint.
@@ -225,12 +248,15 @@ def train(
     accumulation = accumulation_steps(cfg, ranks.size)
     masking = _masking(objective, mask_rate, model_cfg)
     token_limit = model_cfg.vocab_size if masking is None else model_cfg.vocab_size - 1  # the mask id is no data
-    if isinstance(train_windows, np.ndarray):
-        _check_windows("train_windows", train_windows, model_cfg, 1, token_limit)
+    if isinstance(train_windows, (np.ndarray, Windows)):
+        train_windows = _as_windows(train_windows)
+        _check_windows("train_windows", train_windows.tokens, model_cfg, 1, token_limit)
     elif not 2 <= train_windows.width <= model_cfg.context + 1:
         raise DataError(f"train_windows: stream windows of {train_windows.width} tokens do not fit context {model_cfg.context}")
     if val_windows is not None:
-        _check_windows("val_windows", val_windows, model_cfg, cfg.micro_batch_size, token_limit)
+        val_windows = _as_windows(val_windows)
+        _check_windows("val_windows", val_windows.tokens, model_cfg, cfg.micro_batch_size, token_limit)
+    masked = train_windows.loss is not None if isinstance(train_windows, Windows) else train_windows.masked
     dev = pick_device(device)
     with deterministic(dev):
         torch.manual_seed(cfg.seed)
@@ -248,15 +274,16 @@ def train(
             meta["objective"] = {"name": objective, "mask_rate": mask_rate}
         if init is not None:  # (absent for a fresh start, likewise)
             meta["init"] = _state_fingerprint(init)
-        start, history = _resume(ckpt, meta, model, optimizer)
+        start, history, targets_before = _resume(ckpt, meta, model, optimizer)
         compiled = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
         fwd = distributed.replicate(compiled, cfg.parallel, ranks, dev)
         last = min(cfg.steps, stop_after if stop_after is not None else cfg.steps)
-        tokens_per_step = cfg.batch_size * (_width(train_windows) - 1)
+        tokens_per_step = cfg.batch_size * (train_windows.width - 1)
         meter = _Meter(dev, tokens_per_step, flops_per_token, peak_flops(dev), ranks)
         keys = functools.partial(_keys, start, last, accumulation, ranks.rank)
         make, streamed = _batch_maker(train_windows, cfg, masking, dev.type == "cuda", keys())
         loader = Prefetcher(make, keys(), dev)
+        targets = _Targets(dev, ranks, targets_before) if masked else None
         bar = tqdm(total=cfg.steps, initial=start, desc="train", mininterval=1.0,
                    disable=not progress or not ranks.main)
 
@@ -269,6 +296,8 @@ def train(
                 step_loss = torch.zeros((), device=dev)
                 for micro in range(accumulation):
                     x, y = loader.next()
+                    if targets is not None:
+                        targets.add(y)
                     with distributed.gradient_sync(fwd, model, micro == accumulation - 1):
                         with autocast(dev):
                             _, loss = fwd(x, y, segment_start=cfg.segment_start)
@@ -286,6 +315,8 @@ def train(
                 evaluating = done % cfg.eval_every == 0 or done == cfg.steps
                 if done % cfg.log_every == 0 or evaluating:  # every rank: the loss mean and evaluation are collective
                     row = {"step": done, "loss": distributed.mean_over_ranks(step_loss, ranks).item(), "lr": lr}
+                    if targets is not None:
+                        row["targets_seen"] = targets.total()
                     row |= meter.read(loader)
                     if evaluating and val_batches:
                         row["val_loss"] = evaluate(model, val_batches, dev, cfg.segment_start)
@@ -296,13 +327,15 @@ def train(
                             on_log(row)
                     meter.restart(loader)
                 if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                    _save(ckpt, model, optimizer, done, history, meta, ranks)
+                    _save(ckpt, model, optimizer, done, history, meta, ranks,
+                          None if targets is None else targets.total())
         finally:
             loader.close()
             if streamed is not None:
                 streamed.close()
             bar.close()
         model = distributed.gather_model(model, ranks)
+        targets_seen = None if targets is None else targets.total()
 
     val_rows = [row["val_loss"] for row in history if "val_loss" in row]
     return TrainResult(
@@ -311,6 +344,7 @@ def train(
         final_loss=history[-1]["loss"] if history else None,
         final_val_loss=val_rows[-1] if val_rows else None,
         tokens_seen=max(start, last) * tokens_per_step,
+        targets_seen=targets_seen,
         seconds=time.perf_counter() - started,
         resumed_from=start or None,
     )
@@ -319,8 +353,8 @@ def train(
 def train_mlm(
     model_cfg: GPTConfig,
     train_cfg: TrainConfig,
-    train_windows: np.ndarray,
-    val_windows: np.ndarray | None,
+    train_windows: Data,
+    val_windows: Data | None,
     ckpt_dir: Path,
     *,
     mask_rate: float = MASK_RATE,
@@ -379,28 +413,28 @@ def _keys(start: int, last: int, accumulation: int, rank: int) -> Iterator[tuple
     return ((step, rank * accumulation + m) for step in range(start, last) for m in range(accumulation))
 
 
-def _batch_maker(train_windows: np.ndarray | WindowSource, cfg: TrainConfig, masking: Masking | None, pin: bool,
-                 keys: Iterator[tuple[int, int]]) -> tuple[Callable[..., Batch], Windows | None]:
-    """make(step, micro) for the Prefetcher, which calls it for `keys` in order: rows of the window array, or
+def _batch_maker(train_windows: Windows | WindowSource, cfg: TrainConfig, masking: Masking | None, pin: bool,
+                 keys: Iterator[tuple[int, int]]) -> tuple[Callable[..., Batch], WindowBatches | None]:
+    """make(step, micro) for the Prefetcher, which calls it for `keys` in order: rows of the windows, or
     the stream's next micro-batch (opened on the same keys; returned too, to be closed)."""
-    if isinstance(train_windows, np.ndarray):
+    if isinstance(train_windows, Windows):
         return functools.partial(_train_batch, train_windows, cfg, masking, pin), None
     streamed = train_windows.open(stream_rows(step, micro, cfg) for step, micro in keys)
     return functools.partial(_stream_batch, streamed, cfg, masking, pin), streamed
 
 
-def _stream_batch(streamed: Windows, cfg: TrainConfig, masking: Masking | None, pin: bool, step: int,
+def _stream_batch(streamed: WindowBatches, cfg: TrainConfig, masking: Masking | None, pin: bool, step: int,
                   micro: int) -> Batch:
-    return _host_batch(next(streamed), masking, (cfg.seed, 0, step, micro), pin)
+    return _host_batch(_as_windows(next(streamed)), masking, (cfg.seed, 0, step, micro), pin)
 
 
-def _width(train_windows: np.ndarray | WindowSource) -> int:
-    return train_windows.shape[1] if isinstance(train_windows, np.ndarray) else train_windows.width
+def _as_windows(windows: Data) -> Windows:
+    return windows if isinstance(windows, Windows) else Windows(windows)
 
 
-def _data_identity(train_windows: np.ndarray | WindowSource, val_windows: np.ndarray | None) -> str:
+def _data_identity(train_windows: Windows | WindowSource, val_windows: Windows | None) -> str:
     """What a checkpoint resumes only on: the arrays' fingerprint, or the stream's identity and the val windows'."""
-    if isinstance(train_windows, np.ndarray):
+    if isinstance(train_windows, Windows):
         return _fingerprint(train_windows, val_windows)
     return f"stream:{train_windows.identity()}:{_fingerprint(val_windows)}"
 
@@ -420,17 +454,25 @@ def _masking(objective: str, rate: float, model_cfg: GPTConfig) -> Masking | Non
     return functools.partial(mask_batch, rate=rate, mask_token=mask, vocab_size=mask)
 
 
-def _train_batch(windows: np.ndarray, cfg: TrainConfig, masking: Masking | None, pin: bool, step: int,
+def _train_batch(windows: Windows, cfg: TrainConfig, masking: Masking | None, pin: bool, step: int,
                  micro: int) -> Batch:
     """Global micro-batch `micro` of update `step`, on the host (see `_host_batch`)."""
     rows = batch_rows(cfg.seed, step, micro, cfg, len(windows))
     return _host_batch(windows[rows], masking, (cfg.seed, 0, step, micro), pin)
 
 
-def _host_batch(windows: np.ndarray, masking: Masking | None, key: tuple[int, ...], pin: bool) -> Batch:
+def _host_batch(windows: Windows, masking: Masking | None, key: tuple[int, ...], pin: bool) -> Batch:
     """Inputs w[:, :-1] and targets w[:, 1:] ("mlm": the masked inputs and their targets, -1 where not masked,
-    seeded by `key`) as int64 host tensors, pinned when `pin` so the copy to the GPU can be asynchronous."""
-    x, y = (windows[:, :-1], windows[:, 1:]) if masking is None else masking(windows[:, :-1], seed=key)
+    seeded by `key`), and -1 where the loss mask is 0, as int64 host tensors, pinned when `pin` so the copy to
+    the GPU can be asynchronous. DataError if the loss mask leaves no target."""
+    w = windows.tokens
+    x, y = (w[:, :-1], w[:, 1:]) if masking is None else masking(w[:, :-1], seed=key)
+    if windows.loss is not None:
+        keep = windows.loss[:, 1:] if masking is None else windows.loss[:, :-1]  # the mask of each target token
+        y = np.where(keep != 0, y.astype(np.int64), -1)
+        if not (y >= 0).any():
+            raise DataError(f"a micro-batch of {len(w)} windows without any target (loss mask 0 throughout; batch key"
+                            f" {key}): its loss is undefined; use larger micro-batches, or windows that hold targets")
     return _int64(x, pin), _int64(y, pin)
 
 
@@ -510,7 +552,21 @@ class _Meter:
         self.steps, self.began, loader.waited = 0, time.perf_counter(), 0.0
 
 
-def _val_batches(windows: np.ndarray, cfg: TrainConfig, dev: torch.device, masking: Masking | None = None) -> list[Batch]:
+class _Targets:
+    """Targets (ids >= 0) of the training batches, counted on the device (no sync in the hot loop); `total` is
+    collective: every rank's count since the start, plus `before` (those before a resume)."""
+
+    def __init__(self, dev: torch.device, ranks: Ranks, before: int) -> None:
+        self.count, self.ranks, self.before = torch.zeros((), dtype=torch.float64, device=dev), ranks, before
+
+    def add(self, y: Tensor) -> None:
+        self.count += (y >= 0).sum()
+
+    def total(self) -> int:
+        return self.before + round(distributed.mean_over_ranks(self.count, self.ranks).item() * self.ranks.size)
+
+
+def _val_batches(windows: Windows, cfg: TrainConfig, dev: torch.device, masking: Masking | None = None) -> list[Batch]:
     """The fixed val set: the first eval_batches full micro-batches of the val windows ("mlm": masked once,
     seeded by (seed, 1, batch))."""
     count = min(cfg.eval_batches, len(windows) // cfg.micro_batch_size)
@@ -532,13 +588,20 @@ def _check_windows(name: str, windows: np.ndarray, model_cfg: GPTConfig, min_row
         raise DataError(f"{name}: token ids must lie in [0, vocab_size={model_cfg.vocab_size})")
 
 
-def _fingerprint(*arrays: np.ndarray | None) -> str:
-    """Hash of the arrays' shapes, dtypes and bytes: a checkpoint only resumes on the data it was made on."""
+def _fingerprint(*windows: Windows | None) -> str:
+    """Hash of the windows' shapes, dtypes and bytes, and of their loss masks (windows without one hash as their
+    bare array always did): a checkpoint only resumes on the data it was made on."""
     h = hashlib.blake2b(digest_size=16)
-    for a in arrays:
-        h.update(repr(None if a is None else (a.shape, a.dtype.str)).encode())
+
+    def add(a: np.ndarray | None, tag: str = "") -> None:
+        h.update((tag + repr(None if a is None else (a.shape, a.dtype.str))).encode())
         if a is not None:
             h.update(np.ascontiguousarray(a).data)
+
+    for w in windows:
+        add(None if w is None else w.tokens)
+        if w is not None and w.loss is not None:
+            add(w.loss, "loss")
     return h.hexdigest()
 
 
@@ -552,9 +615,9 @@ def _state_fingerprint(model: nn.Module) -> str:
 
 
 def _save(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, history: list[dict], meta: dict,
-          ranks: Ranks) -> None:
+          ranks: Ranks, targets_seen: int | None = None) -> None:
     """Write the checkpoint atomically (a temporary file moved into place), from rank 0. Every rank calls it:
-    gathering a sharded model's state is collective."""
+    gathering a sharded model's state is collective. A masked run also keeps its `targets_seen`."""
     model_state, optim_state = distributed.full_state(model, optimizer)
     if not ranks.main:
         return
@@ -567,33 +630,36 @@ def _save(path: Path, model: GPT, optimizer: torch.optim.Optimizer, step: int, h
         "rng": torch.get_rng_state(),
         "meta": meta,
     }
+    if targets_seen is not None:
+        state["targets_seen"] = targets_seen
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def _resume(path: Path, meta: dict, model: GPT, optimizer: torch.optim.Optimizer) -> tuple[int, list[dict]]:
-    """(step, history) from the checkpoint at `path`, loaded into model and optimizer (on every rank); (0, [])
-    when there is none, and also, with a one-line warning, when it is unreadable (empty, truncated, corrupt, not
-    a physlm checkpoint, states that do not fit the model) or was made with other configs or data (stale):
+def _resume(path: Path, meta: dict, model: GPT, optimizer: torch.optim.Optimizer) -> tuple[int, list[dict], int]:
+    """(step, history, targets_seen) from the checkpoint at `path`, loaded into model and optimizer (on every
+    rank; targets_seen 0 where it kept none); (0, [], 0) when there is none, and also, with a one-line warning,
+    when it is unreadable (empty, truncated, corrupt, not a physlm checkpoint, states that do not fit the model)
+    or was made with other configs or data (stale):
     training starts from scratch and the next checkpoint replaces it. Loaded with weights_only=True, so a
     checkpoint never runs code; torch's advice to load one otherwise is never shown."""
     if not path.exists():
-        return 0, []
+        return 0, [], 0
     state, problem = _read_checkpoint(path)
     if problem is None and state["meta"] != meta:
         warnings.warn(f"{path}: checkpoint is from other configs or data; ignoring it and training from scratch")
-        return 0, []
+        return 0, [], 0
     problem = problem or _misfit(state, model, optimizer)
     if problem is not None:
         warnings.warn(f"{path}: unreadable checkpoint ({problem}); ignoring it and training from scratch")
-        return 0, []
+        return 0, [], 0
     try:  # checked to fit: a failure now may have loaded part of the model, so training from scratch is no option
         distributed.load_full_state(model, optimizer, state["model"], state["optimizer"])
     except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
         raise DataError(f"{path}: checkpoint does not load ({type(err).__name__}); delete it to train from scratch") from None
     torch.set_rng_state(state["rng"])
-    return state["step"], state["history"]
+    return state["step"], state["history"], state.get("targets_seen", 0)
 
 
 def _read_checkpoint(path: Path) -> tuple[dict, str | None]:
@@ -630,4 +696,6 @@ def _misfit(state: dict, model: GPT, optimizer: torch.optim.Optimizer) -> str | 
         return "its random state is malformed"
     if not (isinstance(step, int) and step >= 0 and isinstance(state["history"], list)):
         return "its step or history is malformed"
+    if not isinstance(state.get("targets_seen", 0), int):
+        return "its targets_seen is malformed"
     return None

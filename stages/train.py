@@ -8,6 +8,10 @@ phase. A plan with a finetune phase trains again from the first phase's model (L
 weights when done), writes the model before finetuning to models/STUDY/pretrained, and its loss.csv continues
 the step count through finetuning (column `phase`). The validation loss is always on tokens/test.npy.
 
+Loss masks: a split the world masked (tokens/<split>.loss.npy, physlm/tokenize.py) trains and validates only on
+its target tokens (physlm/train.py); detail/train.json then records `targets_seen` (the target tokens among
+`tokens_seen`, which counts every window token) and loss.csv a `targets_seen` column.
+
 With `train.stream` (a world that streams), the training windows are generated on the fly from the dataset's
 world and seed (physlm/stream.py; tokens/stream.json says how) on `train.stream_workers` processes instead of
 read from tokens/train.npy. detail/train.json records `stream`, and logs/STUDY/train.json, as always, `data_wait`:
@@ -75,12 +79,17 @@ def results(result: TrainResult, tuned: TrainResult | None, trainable: int | Non
     headline = {"final_loss": result.final_loss, "final_val_loss": result.final_val_loss, "tokens_seen": result.tokens_seen,
                 "params": result.model.num_params()}
     detail = headline | {"device": device, "world_size": world_size, "model": cfg.model.model_dump(), "data": paths.dataset,
-                         "stream": cfg.train.stream}
+                         "stream": cfg.train.stream} | _targets(result)
     if tuned is not None:
         headline |= {"finetune_final_loss": tuned.final_loss, "finetune_final_val_loss": tuned.final_val_loss}
         detail["finetune"] = {"final_loss": tuned.final_loss, "final_val_loss": tuned.final_val_loss,
-                              "tokens_seen": tuned.tokens_seen, "trainable_params": trainable}
+                              "tokens_seen": tuned.tokens_seen, "trainable_params": trainable} | _targets(tuned)
     return headline, detail
+
+
+def _targets(result: TrainResult) -> dict:
+    """{"targets_seen": n} for a run on loss-masked windows (absent otherwise: every token was a target)."""
+    return {} if result.targets_seen is None else {"targets_seen": result.targets_seen}
 
 
 def timings(result: TrainResult, tuned: TrainResult | None, peak: Peak | None) -> dict:

@@ -1,5 +1,6 @@
 """physlm.distributed: 2 CPU processes (gloo) train like 1 process with 2 accumulation steps, under DDP and
-FSDP2, and on a stream of windows from the world generator with attention kept inside packed examples; a
+FSDP2, on loss-masked windows (counting the same targets), and on a stream of windows from the world
+generator with attention kept inside packed examples; a
 resumed 2-process run equals an uninterrupted one; only rank 0 writes and logs; the launcher runs the train
 stage through torchrun."""
 
@@ -35,6 +36,15 @@ def data() -> tuple:
     from test_train import MODEL, VAL, WINDOWS
 
     return MODEL, WINDOWS, VAL
+
+
+def masked_data() -> tuple:
+    """test_train's windows with its loss masks."""
+    from test_train import LOSS, VAL, VAL_LOSS, WINDOWS
+
+    from physlm.tokenize import Windows
+
+    return Windows(WINDOWS, LOSS), Windows(VAL, VAL_LOSS)
 
 
 def stream_tokens(out: Path) -> None:
@@ -79,6 +89,11 @@ def worker(rank: int, port: int, out: Path, device: str) -> None:
         whole = rank == 0 or parallel == "ddp"  # FSDP: the other ranks keep shards
         weights = {k: v.detach().cpu().clone() for k, v in result.model.state_dict().items()} if whole else {}
         runs[name] = {"history": result.history, "resumed_from": result.resumed_from, "weights": weights}
+    masked, masked_val = masked_data()
+    result = train(model_cfg, TrainConfig(**CONFIG), masked, masked_val, out / "masked", device=dev, progress=False,
+                   on_log=logged.append)
+    runs["masked"] = {"history": result.history, "resumed_from": result.resumed_from, "targets_seen": result.targets_seen,
+                      "weights": {k: v.detach().cpu().clone() for k, v in result.model.state_dict().items()}}
     stream_cfg, source, stream_val = stream_data(out)  # streamed windows, attention inside packed examples
     result = train(stream_cfg, TrainConfig(**CONFIG, segment_start=0), source, stream_val, out / "stream", device=dev,
                    progress=False, on_log=logged.append)
@@ -140,12 +155,22 @@ def test_two_processes_train_like_one_with_accumulation(ranks: list[dict], singl
     assert_same_training(ranks[0]["runs"][parallel], single, rtol=1e-6, atol=1e-6)
 
 
+def test_two_processes_train_on_masked_windows_like_one(ranks: list[dict]) -> None:
+    model_cfg, *_ = data()
+    masked, masked_val = masked_data()
+    single = train(model_cfg, TrainConfig(**CONFIG), masked, masked_val, ranks[0]["dir"] / "masked-one", progress=False)
+    assert_same_training(ranks[0]["runs"]["masked"], single, rtol=1e-6, atol=1e-6)
+    assert ranks[0]["runs"]["masked"]["targets_seen"] == ranks[1]["runs"]["masked"]["targets_seen"] == single.targets_seen
+    assert [row["targets_seen"] for row in ranks[0]["runs"]["masked"]["history"]] == \
+        [row["targets_seen"] for row in single.history]
+
+
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_two_gpus_train_like_one(tmp_path: Path) -> None:
     """nccl, bf16 autocast: the same training within bf16 rounding."""
     single = one_rank(tmp_path / "one", "cuda:0")
     for parallel, run in two_ranks(tmp_path, "cuda")[0]["runs"].items():
-        if parallel != "resumed":
+        if parallel in ("ddp", "fsdp"):  # the others train on other data or are cut short
             assert_same_training(run, single, rtol=2e-2, atol=2e-3)
 
 
@@ -163,7 +188,7 @@ def test_only_rank_zero_writes_and_logs(ranks: list[dict]) -> None:
     assert second["saved"] == [] and second["logged"] == 0
     assert all(not run["history"] for name, run in second["runs"].items() if name != "resumed")
     written = {Path(p).parent.name for p in first["saved"]}
-    assert written == {"ddp", "resumed", "fsdp", "stream"} and first["logged"] > 0
+    assert written == {"ddp", "resumed", "fsdp", "masked", "stream"} and first["logged"] > 0
     assert sorted(p.name for p in (first["dir"] / "ddp").iterdir()) == ["checkpoint.pt"]
 
 

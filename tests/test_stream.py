@@ -22,7 +22,7 @@ from physlm.worlds.igsm.params import IgsmGenerateParams
 from physlm.worlds.igsm.tokenize import vocabulary
 from physlm.worlds.cfg.language import resolve_grammar
 from physlm.io import write_json
-from physlm.model import GPTConfig
+from physlm.model import GPT, GPTConfig
 from physlm.stream import Producer, Stream, StreamSpec, stream_record
 from physlm.worlds.igsm.text import PROB, SOL, igsm_sequence, parse_generation
 from physlm.worlds.cfg.tokenize import cfg_vocab
@@ -235,3 +235,141 @@ def test_bio_study_cannot_stream(tmp_path: Path) -> None:
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert "studies.bio_single.train.stream" in lines[0] and "fixed knowledge" in lines[0]
     assert sorted(p.name for p in repo.iterdir()) == ["params.yaml"]
+
+
+# ------------------------------------------------------------------------------------------ loss masks
+
+
+@pytest.fixture
+def toy_stream():
+    """The tests-only toy world, registered with a stream step (its copy-only loss mask rides on the stream)."""
+    import dataclasses
+
+    from physlm import worlds
+    from toy_world import WORLD
+
+    assert "toy" not in worlds.names()
+    worlds.register(dataclasses.replace(WORLD, steps=frozenset({"stream"})))
+    try:
+        yield
+    finally:
+        worlds.unregister("toy")
+
+
+def toy_spec(tmp_path: Path, context: int = 24, pack: str = "sentences", loss: str = "copy") -> StreamSpec:
+    """A tokens directory of a toy dataset of 5-letter strings, masked (`loss: copy`) or not, loaded."""
+    from toy_world.params import ToyGenerateParams
+
+    tokens = tmp_path / f"toy-{context}-{pack}-{loss}"
+    tokens.mkdir()
+    generate = ToyGenerateParams(train_examples=10, test_examples=10, length=5, letters=4)
+    write_json(tokens / "stream.json", stream_record("toy", 0, generate))
+    meta = {"world": "toy", "context": context, "pack": pack, "vocab_size": 29, "bos_id": 0, "eos_id": 1, "separator": "="}
+    if loss == "copy":  # what tokenize writes for a masked train split
+        meta |= {"loss": "copy", "eos_loss": True, "loss_mask": {"train": {"targets": 1, "share": 0.5}}}
+    write_json(tokens / "meta.json", meta)
+    return StreamSpec.load(tokens)
+
+
+@pytest.mark.parametrize(("pack", "context"), [("sentences", 24), ("stream", 20)])
+def test_masked_stream_packs_as_tokenize_does(tmp_path: Path, toy_stream, pack: str, context: int) -> None:
+    """A streamed window's (ids, mask) are tokenize's packing (`pack_windows`, `pack_loss`) of the window's
+    examples, in both layouts (stream: the materialized stream of its examples from the cut); the mask marks the
+    copies and their <eos> only."""
+    from physlm.tokenize import pack_loss, pack_windows
+    from toy_world.tokenize import encode_masked
+
+    spec = toy_spec(tmp_path, context, pack)
+    assert spec.loss and spec.eos_loss and Stream(spec).masked
+    cuts = set()
+    for j in range(6):
+        packed = spec.packed(j)
+        flat, offsets, loss = encode_masked([e.payload for e in packed.examples])
+        if pack == "sentences":
+            ids, mask = (pack_windows(flat, offsets, context, 0, 1, pack=pack)[0],
+                         pack_loss(loss, offsets, context, pack=pack, eos_loss=True)[0])
+        else:  # one window holding the whole stream of the examples, from the cut
+            whole = len(flat) + 2 * (len(offsets) - 1) - 1
+            ids = pack_windows(flat, offsets, whole, 0, 1, pack=pack)[0][packed.cut : packed.cut + spec.width]
+            mask = pack_loss(loss, offsets, whole, pack=pack, eos_loss=True)[0][packed.cut : packed.cut + spec.width]
+        assert np.array_equal(packed.window, ids) and np.array_equal(packed.loss, mask)
+        marker, copy = None, []  # a token is in a copy when the last <bos> or `=` before it is `=`
+        for t in packed.window.tolist():
+            marker = t if t in (0, 2) else marker
+            copy.append(t == 1 or (t >= 3 and marker == 2))
+        if pack == "sentences":
+            assert packed.loss.tolist() == [int(c) for c in copy]
+        else:  # a window cut inside an example's prompt before its `=` does not know it is in the prompt
+            first = next(i for i, t in enumerate(packed.window.tolist()) if t in (0, 2))
+            assert packed.loss[first:].tolist() == [int(c) for c in copy[first:]]
+        cuts.add(packed.cut)
+    assert pack == "sentences" or len(cuts) > 1
+    batch = spec.batch([3, 1])
+    assert np.array_equal(batch.tokens, spec.windows([3, 1]))
+    assert np.array_equal(batch.loss, np.stack([spec.packed(3).loss, spec.packed(1).loss]))
+
+
+def test_unmasked_toy_stream_hands_out_bare_windows(tmp_path: Path, toy_stream) -> None:
+    spec = toy_spec(tmp_path, loss="all")
+    assert not spec.loss and spec.packed(0).loss is None and isinstance(spec.batch([0, 1]), np.ndarray)
+
+
+def test_stream_examples_must_agree_with_the_tokenized_mask(tmp_path: Path, toy_stream) -> None:
+    """Examples with masks on a dataset whose train split has none (or the reverse) are a one-line error."""
+    import dataclasses
+
+    from physlm.errors import DataError
+
+    spec = toy_spec(tmp_path, loss="copy")
+    with pytest.raises(DataError, match="lacks a loss mask"):
+        dataclasses.replace(spec, tokens=spec.tokens.replace('"copy"', '"all"')).packed(0)
+    with pytest.raises(DataError, match="has a loss mask"):
+        dataclasses.replace(spec, loss=False).packed(0)
+
+
+class InProcess:
+    """A masked stream made in this process (the spawned workers of `Stream` do not know a registered world)."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.spec, self.width, self.masked = spec, spec.width, spec.loss
+
+    def identity(self) -> str:
+        return self.spec.identity()
+
+    def open(self, rows):
+        return Batches(self.spec.batch(js) for js in rows)
+
+
+class Batches:
+    def __init__(self, made) -> None:
+        self.made = made
+
+    def __next__(self):
+        return next(self.made)
+
+    def close(self) -> None:
+        pass
+
+
+def test_training_on_a_masked_stream_takes_the_loss_on_its_targets(tmp_path: Path, toy_stream) -> None:
+    """The first update's loss is the masked loss of the fresh model on stream windows 0..3, the targets counted
+    are theirs, and a resumed run equals an uninterrupted one."""
+    from test_train import hand_loss
+
+    spec = toy_spec(tmp_path)
+    model = GPTConfig(vocab_size=spec.vocab_size, context=spec.context, depth=1, width=32, heads=2)
+    cfg = TrainConfig(steps=6, batch_size=4, micro_batch_size=4, lr=3e-3, eval_every=3, eval_batches=1,
+                      checkpoint_every=2, log_every=1)
+    val = spec.batch(range(1000, 1004))
+    whole = train(model, cfg, InProcess(spec), val, tmp_path / "whole", progress=False)
+    torch.manual_seed(cfg.seed)
+    first = spec.batch(range(4))
+    with torch.no_grad():
+        expected = hand_loss(GPT(model), first.tokens, first.loss).item()
+    assert whole.history[0]["loss"] == pytest.approx(expected, abs=1e-5)
+    assert whole.history[0]["targets_seen"] == int(first.loss[:, 1:].sum())
+    assert whole.targets_seen == int(spec.batch(range(24)).loss[:, 1:].sum())
+    train(model, cfg, InProcess(spec), val, tmp_path / "cut", stop_after=3, progress=False)
+    resumed = train(model, cfg, InProcess(spec), val, tmp_path / "cut", progress=False)
+    assert resumed.resumed_from == 2 and resumed.targets_seen == whole.targets_seen
+    assert [(r["loss"], r.get("val_loss")) for r in resumed.history] == [(r["loss"], r.get("val_loss")) for r in whole.history]

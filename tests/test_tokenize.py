@@ -1,4 +1,5 @@
-"""Packing into windows and the HF tokenizer file agree with each other and keep sentences intact."""
+"""Packing into windows and the HF tokenizer file agree with each other and keep sentences intact; loss masks
+are packed exactly as the tokens (hand-built windows of both layouts, with and without a target <eos>)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from physlm.errors import DataError
-from physlm.tokenize import Vocab, pack_windows
+from physlm.tokenize import Vocab, Windows, drop_long, pack_loss, pack_windows
 from physlm.worlds.cfg.tokenize import cfg_decode, cfg_encode, cfg_vocab
 
 
@@ -75,3 +76,60 @@ def test_sentence_layout_starts_every_window_at_a_sentence() -> None:
 def test_unknown_layout() -> None:
     with pytest.raises(ValueError, match="pack"):
         pack_windows(cfg_encode(np.array([1, 2, 3])), np.array([0, 3]), context=2, bos_id=0, eos_id=1, pack="zigzag")
+
+
+# Loss masks: s0 = 5 6 7 (mask 0 1 1), s1 = 8 9 (1 0), s2 = 4 4 4 4 (0 0 1 1), packed as <bos> s <eos> ...
+MASKED = ([5, 6, 7, 8, 9, 4, 4, 4, 4], [0, 3, 5, 9], [0, 1, 1, 1, 0, 0, 0, 1, 1])
+PACKED = {  # (pack, context) -> (token windows, mask without eos_loss, mask with eos_loss), by hand
+    ("stream", 4): ([[0, 5, 6, 7, 1], [0, 8, 9, 1, 0], [4, 4, 4, 4, 1]],
+                    [[0, 0, 1, 1, 0], [0, 1, 0, 0, 0], [0, 0, 1, 1, 0]],
+                    [[0, 0, 1, 1, 1], [0, 1, 0, 1, 0], [0, 0, 1, 1, 1]]),
+    ("sentences", 5): ([[0, 5, 6, 7, 1, 0], [0, 8, 9, 1, 0, 4], [0, 4, 4, 4, 4, 1]],
+                       [[0, 0, 1, 1, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0]],
+                       [[0, 0, 1, 1, 1, 0], [0, 1, 0, 1, 0, 0], [0, 0, 0, 1, 1, 1]]),
+}
+
+
+@pytest.mark.parametrize(("pack", "context"), list(PACKED))
+@pytest.mark.parametrize("eos_loss", [False, True])
+def test_pack_loss_lays_the_mask_out_as_the_tokens(pack: str, context: int, eos_loss: bool) -> None:
+    """The mask is packed row for row with the tokens: 0 at every <bos>, eos_loss at every <eos>."""
+    flat, offsets, loss = (np.array(a) for a in MASKED)
+    tokens, without_eos, with_eos = PACKED[pack, context]
+    assert pack_windows(flat, offsets, context, bos_id=0, eos_id=1, pack=pack).tolist() == tokens
+    mask = pack_loss(loss.astype(np.uint8), offsets, context, pack=pack, eos_loss=eos_loss)
+    assert mask.dtype == np.uint8 and mask.tolist() == (with_eos if eos_loss else without_eos)
+    assert np.array_equal(pack_loss(loss.astype(bool), offsets, context, pack=pack, eos_loss=eos_loss), mask)
+
+
+def test_pack_loss_rejects_a_mask_that_is_not_zero_one() -> None:
+    with pytest.raises(DataError, match="0 or 1"):
+        pack_loss(np.array([0, 2, 1]), np.array([0, 3]), context=2)
+
+
+def test_dropping_long_examples_drops_their_masks_alike() -> None:
+    """The tokenize stage drops over-long examples from the mask with the tokens' offsets."""
+    flat, offsets, loss = (np.array(a) for a in MASKED)
+    kept_flat, kept_offsets, dropped = drop_long(flat, offsets, 3)
+    kept_loss, _, _ = drop_long(loss, offsets, 3)
+    assert dropped == 1 and kept_flat.tolist() == [5, 6, 7, 8, 9] and kept_loss.tolist() == [0, 1, 1, 1, 0]
+    assert kept_offsets.tolist() == [0, 3, 5]
+
+
+def test_windows_index_tokens_and_mask_together() -> None:
+    tokens, mask = np.arange(12).reshape(4, 3), np.eye(4, 3, dtype=np.uint8)
+    picked = Windows(tokens, mask)[[2, 0]]
+    assert picked.tokens.tolist() == [[6, 7, 8], [0, 1, 2]] and picked.loss.tolist() == [[0, 0, 1], [1, 0, 0]]
+    assert len(picked) == 2 and picked.width == 3 and Windows(tokens)[1:].loss is None
+    with pytest.raises(DataError, match="loss mask of shape"):
+        Windows(tokens, mask[:, :2])
+
+
+def test_the_tokenize_stage_rejects_a_malformed_mask() -> None:
+    from stages.tokenize import _check_loss
+
+    flat = np.arange(4)
+    assert _check_loss([np.array([True, False, True, True])], flat, "train").tolist() == [1, 0, 1, 1]
+    for bad in ([np.array([1, 0, 1])], [np.array([1, 0, 2, 1])], [np.ones(4), np.ones(4)]):
+        with pytest.raises(DataError, match="'train'"):
+            _check_loss(bad, flat, "train")

@@ -205,3 +205,60 @@ def test_toy_world_through_dvc(tmp_path: Path) -> None:
     assert changed == {"dvc.lock", "metrics/params.ok", *(f"metrics/{STUDY}/{f}" for f in (
         "train.json", "loss.csv", "probe.json", "probe/probe.csv", "evaluate.json", "detail/train.json", "detail/probe.json",
         "detail/evaluate.json"))}, status
+
+
+def in_copy(window: list[int]) -> list[int]:
+    """1 where a `sentences` window's token is a copy letter or the <eos> closing a copy (the toy's loss: copy)."""
+    marker, out = None, []
+    for t in window:
+        marker = t if t in (0, 2) else marker
+        out.append(int(t == 1 or (t >= 3 and marker == 2)))
+    return out
+
+
+def test_toy_world_with_a_loss_mask_through_tokenize_and_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                one_thread, toy) -> None:
+    """`tokenize.loss: copy`: tokenize writes each split's loss mask beside its windows (the copies and their
+    <eos>), meta.json their count and share, and train takes the loss on the copies alone (its val loss is the
+    trained model's on the test copies), counting its targets; the plain study has no mask and no count."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from physlm.artifacts import load_model
+
+    monkeypatch.setenv("PHYSLM_TRACKING", "0")
+    monkeypatch.chdir(tmp_path)
+    params = toy_params()
+    params["datasets"]["toy_masked"] = {**params["datasets"][DATASET], "tokenize": {"context": 32, "pack": "sentences",
+                                                                                     "loss": "copy"}}
+    params["studies"]["toy_masked"] = {**params["studies"][STUDY], "data": "toy_masked"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for dataset, study in ((DATASET, STUDY), ("toy_masked", "toy_masked")):
+        for stage in ("generate", "tokenize"):
+            run_stage(stage, STAGES[stage].main, [dataset])
+        run_stage("train", stages.train.main, [study])
+    plain, masked = tmp_path / f"data/{DATASET}/tokens", tmp_path / "data/toy_masked/tokens"
+    assert not list(plain.glob("*.loss.npy")) and "loss_mask" not in json.loads((plain / "meta.json").read_text())
+    meta = json.loads((masked / "meta.json").read_text())
+    assert meta["eos_loss"] is True and set(meta["loss_mask"]) == {"train", "test"}
+    for split in ("train", "test"):
+        windows, loss = np.load(masked / f"{split}.npy"), np.load(masked / f"{split}.loss.npy")
+        assert np.array_equal(windows, np.load(plain / f"{split}.npy"))  # the same tokens, now with a mask
+        assert loss.dtype == np.uint8 and loss.shape == windows.shape
+        assert loss.tolist() == [in_copy(w) for w in windows.tolist()]
+        assert meta["loss_mask"][split]["targets"] == int(loss[:, 1:].sum())
+        assert meta["loss_mask"][split]["share"] == pytest.approx(loss[:, 1:].mean())
+    detail = {name: json.loads((tmp_path / f"metrics/{name}/detail/train.json").read_text()) for name in (STUDY, "toy_masked")}
+    assert "targets_seen" not in detail[STUDY]
+    assert 0 < detail["toy_masked"]["targets_seen"] < detail["toy_masked"]["tokens_seen"] == detail[STUDY]["tokens_seen"]
+    model = load_model(tmp_path / "models/toy_masked", "cpu").eval()  # the val loss is over the test copies only
+    windows, loss = np.load(masked / "test.npy")[:8].astype(np.int64), np.load(masked / "test.loss.npy")[:8]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.from_numpy(windows[:, :-1]))[0].float(), -1)
+    picked = logp.gather(-1, torch.from_numpy(windows[:, 1:, None]))[..., 0]
+    on_copies, everywhere = -picked[torch.from_numpy(loss[:, 1:] == 1)].mean().item(), -picked.mean().item()
+    assert detail["toy_masked"]["final_val_loss"] == pytest.approx(on_copies, abs=1e-5)
+    assert abs(on_copies - everywhere) > 0.05
+    assert "targets_seen" in (tmp_path / "metrics/toy_masked/loss.csv").read_text().splitlines()[0]

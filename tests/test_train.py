@@ -1,4 +1,6 @@
-"""physlm.train: learning, lr schedule, accumulation, CPU determinism, checkpoint resume, config checks."""
+"""physlm.train: learning, lr schedule, accumulation, CPU determinism, checkpoint resume, config checks, and
+loss masks (the loss and its gradient over the masked-in targets alone, one update equal to AdamW on a hand
+computation, no mask = an all-ones mask = the bare array bit for bit, masked val loss, resume, mlm)."""
 
 import dataclasses
 import math
@@ -14,7 +16,10 @@ from conftest import golden
 from physlm.device import ASSUMED_PEAK_TFLOPS, Peak, peak_flops, peak_for
 from physlm.errors import DataError
 from physlm.model import GPT, GPTConfig
-from physlm.train import Prefetcher, TrainConfig, TrainResult, batch_rows, lr_at, train
+from physlm.mlm import encoder_config
+from physlm.tokenize import Windows
+from physlm.train import (Prefetcher, TrainConfig, TrainResult, _host_batch, _masking, batch_rows, load_windows, lr_at,
+                          make_optimizer, train)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -306,3 +311,174 @@ def test_segment_start_reaches_the_model_in_training_and_validation(tmp_path: Pa
     assert plain.history[0]["loss"] == pytest.approx(whole, abs=1e-6)
     with pytest.raises(ValueError, match=r"TrainConfig\.segment_start"):
         dataclasses.replace(cfg, segment_start=-1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loss masks: only the targets a window's mask marks are trained on
+
+
+LOSS = (np.random.default_rng(7).random(WINDOWS.shape) < 0.4).astype(np.uint8)  # ~40% of tokens are targets
+VAL_LOSS = (np.random.default_rng(8).random(VAL.shape) < 0.4).astype(np.uint8)
+
+
+def masked_run(tmp_path: Path, windows: Windows | np.ndarray = Windows(WINDOWS, LOSS),
+               val: Windows | np.ndarray | None = Windows(VAL, VAL_LOSS), stop_after: int | None = None,
+               **kw: object) -> TrainResult:
+    defaults = {"steps": 12, "batch_size": 8, "micro_batch_size": 4, "lr": 3e-3, "warmup_steps": 2,
+                "eval_every": 6, "eval_batches": 2, "checkpoint_every": 4, "log_every": 3}
+    cfg = TrainConfig(**{**defaults, **kw})
+    return train(MODEL, cfg, windows, val, tmp_path, stop_after=stop_after, progress=False)
+
+
+def hand_loss(model: GPT, tokens: np.ndarray, loss: np.ndarray) -> torch.Tensor:
+    """Cross-entropy averaged over the targets w[t+1] whose mask is 1, one by one: -log softmax(logits)[target]."""
+    logits = model(torch.from_numpy(tokens[:, :-1].astype(np.int64)))[0].float()
+    terms = [torch.logsumexp(logits[b, t], 0) - logits[b, t, int(tokens[b, t + 1])]
+             for b in range(len(tokens)) for t in range(tokens.shape[1] - 1) if loss[b, t + 1]]
+    return torch.stack(terms).sum() / len(terms)
+
+
+def test_masked_batch_loss_and_gradient_are_those_of_the_targets_alone() -> None:
+    """The targets of a masked micro-batch are -1 where the mask is 0, and the model's loss on them (value and
+    gradient) is the cross-entropy over the masked-in targets alone, computed by hand."""
+    tokens, loss = WINDOWS[:4], LOSS[:4]
+    x, y = _host_batch(Windows(tokens, loss), None, (0,), pin=False)
+    assert torch.equal(y, torch.from_numpy(np.where(loss[:, 1:] == 1, tokens[:, 1:].astype(np.int64), -1)))
+    assert torch.equal(x, torch.from_numpy(tokens[:, :-1].astype(np.int64)))
+    torch.manual_seed(0)
+    model = GPT(MODEL)
+    engine = model(x, y)[1]
+    grads = torch.autograd.grad(engine, list(model.parameters()))
+    hand = hand_loss(model, tokens, loss)
+    hand_grads = torch.autograd.grad(hand, list(model.parameters()))
+    torch.testing.assert_close(engine, hand, rtol=1e-6, atol=1e-6)
+    for g, h in zip(grads, hand_grads):
+        torch.testing.assert_close(g, h, rtol=1e-5, atol=1e-7)
+    unmasked = model(x, torch.from_numpy(tokens[:, 1:].astype(np.int64)))[1]
+    other = torch.autograd.grad(unmasked, list(model.parameters()))
+    assert max((g - o).abs().max().item() for g, o in zip(grads, other)) > 1e-3  # the mask matters: the test can fail
+
+
+def test_one_masked_update_is_adamw_on_the_hand_loss(tmp_path: Path) -> None:
+    """One update of 2 micro-batches: the step's loss is the mean of the micro-batches' masked losses, and the
+    weights after it are AdamW's step on the gradient of that hand-computed loss."""
+    cfg = TrainConfig(steps=1, batch_size=8, micro_batch_size=4, lr=3e-3, eval_every=1, eval_batches=1,
+                      checkpoint_every=1, log_every=1)
+    result = train(MODEL, cfg, Windows(WINDOWS, LOSS), None, tmp_path, progress=False)
+    torch.manual_seed(cfg.seed)
+    model = GPT(MODEL)
+    optimizer = make_optimizer(model, cfg, torch.device("cpu"))
+    rows = [batch_rows(cfg.seed, 0, micro, cfg, len(WINDOWS)) for micro in range(2)]
+    loss = sum(hand_loss(model, WINDOWS[r], LOSS[r]) for r in rows) / 2
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(0, cfg)
+    optimizer.step()
+    assert result.history[0]["loss"] == pytest.approx(loss.item(), abs=1e-6)
+    for (name, x), y in zip(result.model.state_dict().items(), model.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=name)
+    assert result.targets_seen == result.history[0]["targets_seen"] == sum(int(LOSS[r, 1:].sum()) for r in rows)
+    assert result.tokens_seen == 8 * MODEL.context  # every window token, as without a mask
+
+
+def test_tokens_masked_out_as_targets_change_nothing(tmp_path: Path) -> None:
+    """A window's last token is only ever a target: where its mask is 0, any other id trains bit-identically;
+    where it is 1, another id changes the training."""
+    off = LOSS[:, -1] == 0
+    assert off.any() and (~off).any()
+    changed = WINDOWS.copy()
+    changed[off, -1] = (changed[off, -1] + 3) % MODEL.vocab_size
+    base = masked_run(tmp_path / "base", steps=3)
+    same = masked_run(tmp_path / "same", Windows(changed, LOSS), steps=3)
+    assert without_timing(same.history) == without_timing(base.history)
+    assert_equal_weights(same.model, base.model)
+    changed[~off, -1] = (changed[~off, -1] + 3) % MODEL.vocab_size
+    other = masked_run(tmp_path / "other", Windows(changed, LOSS), steps=3)
+    assert other.history[0]["loss"] != base.history[0]["loss"]
+
+
+def test_no_mask_and_an_all_ones_mask_train_bit_identically(tmp_path: Path) -> None:
+    """Windows without a mask are the bare array; an all-ones mask makes every token a target: all three
+    train bit for bit alike (and only the masked run counts its targets: all of them)."""
+    bare = run(tmp_path / "bare", steps=6)
+    wrapped = masked_run(tmp_path / "wrapped", Windows(WINDOWS), Windows(VAL), steps=6)
+    ones = masked_run(tmp_path / "ones", Windows(WINDOWS, np.ones_like(LOSS)), Windows(VAL, np.ones_like(VAL_LOSS)),
+                      steps=6)
+    assert bare.targets_seen is None and wrapped.targets_seen is None and ones.targets_seen == ones.tokens_seen
+    for result in (wrapped, ones):
+        assert [{k: v for k, v in row.items() if k != "targets_seen"} for row in without_timing(result.history)] == \
+            without_timing(bare.history)
+        assert_equal_weights(result.model, bare.model)
+
+
+def test_masked_val_loss_is_over_the_val_targets(tmp_path: Path) -> None:
+    result = masked_run(tmp_path, steps=6, eval_every=6)
+    model = result.model.eval()
+    with torch.no_grad():
+        expected = sum(hand_loss(model, VAL[i * 4 : (i + 1) * 4], VAL_LOSS[i * 4 : (i + 1) * 4]) for i in range(2)) / 2
+    assert result.final_val_loss == pytest.approx(expected.item(), abs=1e-5)
+    unmasked = masked_run(tmp_path / "plain-val", val=VAL, steps=6, eval_every=6)
+    assert unmasked.history[-1]["loss"] == result.history[-1]["loss"]  # the same training ...
+    assert abs(unmasked.final_val_loss - result.final_val_loss) > 1e-3  # ... validated on other targets
+
+
+@pytest.mark.parametrize("stop_after", [8, 10])
+def test_masked_resume_equals_uninterrupted(tmp_path: Path, stop_after: int) -> None:
+    whole = masked_run(tmp_path / "whole")
+    masked_run(tmp_path / "resumed", stop_after=stop_after)
+    resumed = masked_run(tmp_path / "resumed")
+    assert resumed.resumed_from == 8
+    assert without_timing(resumed.history) == without_timing(whole.history)
+    assert_equal_weights(whole.model, resumed.model)
+    assert resumed.targets_seen == whole.targets_seen == whole.history[-1]["targets_seen"]
+    steps = [row["targets_seen"] for row in whole.history]
+    assert steps == sorted(steps) and steps[-1] < whole.tokens_seen
+    with pytest.warns(UserWarning, match="other configs or data"):  # another mask is other data
+        assert masked_run(tmp_path / "whole", Windows(WINDOWS, 1 - LOSS)).resumed_from is None
+
+
+def test_a_micro_batch_without_targets_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="without any target"):
+        masked_run(tmp_path, Windows(WINDOWS, np.zeros_like(LOSS)), None, steps=2)
+    with pytest.raises(DataError, match="without any target"):
+        masked_run(tmp_path, val=Windows(VAL, np.zeros_like(VAL_LOSS)), steps=2)
+
+
+def test_mlm_targets_respect_the_loss_mask() -> None:
+    """"mlm": a selected token stays a target only where its own mask is 1 (the inputs are w[:-1])."""
+    masking = _masking("mlm", 0.5, encoder_config(MODEL))
+    tokens = WINDOWS[:8]
+    plain_x, plain_y = _host_batch(Windows(tokens), masking, (0, 1), pin=False)
+    x, y = _host_batch(Windows(tokens, LOSS[:8]), masking, (0, 1), pin=False)
+    assert torch.equal(x, plain_x)
+    keep = torch.from_numpy(LOSS[:8, :-1] == 1)
+    assert torch.equal(y, torch.where(keep, plain_y, -1))
+    assert (plain_y[~keep] >= 0).any() and (y >= 0).any()
+
+
+def test_load_windows_reads_the_loss_mask(tmp_path: Path) -> None:
+    np.save(tmp_path / "train.npy", WINDOWS)
+    assert isinstance(load_windows(tmp_path, "train"), np.ndarray)  # no mask: the bare array, as always
+    np.save(tmp_path / "train.loss.npy", LOSS)
+    loaded = load_windows(tmp_path, "train")
+    assert isinstance(loaded, Windows) and np.array_equal(loaded.tokens, WINDOWS) and np.array_equal(loaded.loss, LOSS)
+    assert np.array_equal(loaded[[3, 1]].loss, LOSS[[3, 1]]) and len(loaded) == len(WINDOWS)
+    for bad in (LOSS[:, :-1], LOSS * 2):
+        np.save(tmp_path / "train.loss.npy", bad)
+        with pytest.raises(DataError, match="not a loss mask"):
+            load_windows(tmp_path, "train")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("compile", [False, True])
+def test_cuda_masked_training_matches_cpu(tmp_path: Path, compile: bool) -> None:
+    """The GPU path (pinned prefetch, bf16 autocast, optionally compiled) on masked windows: the losses track the
+    CPU run's within bf16 rounding, and the targets counted on the device are the CPU run's exactly."""
+    cpu = masked_run(tmp_path / "cpu", steps=6)
+    cfg = TrainConfig(steps=6, batch_size=8, micro_batch_size=4, lr=3e-3, warmup_steps=2, eval_every=6, eval_batches=2,
+                      checkpoint_every=4, log_every=3, compile=compile)
+    gpu = train(MODEL, cfg, Windows(WINDOWS, LOSS), Windows(VAL, VAL_LOSS), tmp_path / "gpu", device="cuda", progress=False)
+    assert gpu.targets_seen == cpu.targets_seen
+    np.testing.assert_allclose([r["loss"] for r in gpu.history], [r["loss"] for r in cpu.history], rtol=2e-2)
+    assert gpu.final_val_loss == pytest.approx(cpu.final_val_loss, rel=2e-2)

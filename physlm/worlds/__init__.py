@@ -102,12 +102,20 @@ class World:
 @dataclass(frozen=True)
 class Tokenized:
     """A tokenize step's result. The stage packs each split into windows of `tokenize.context + 1` tokens
-    (`physlm.tokenize.pack_windows`) and writes `<split>.npy`, `tokenizer.json` and `meta.json`."""
+    (`physlm.tokenize.pack_windows`) and writes `<split>.npy`, `tokenizer.json` and `meta.json`.
+
+    Loss masks: a split may return `(flat ids, offsets, loss)`, `loss` a uint8/bool array of len(flat ids):
+    1 where the token is a training target (the model is trained to predict it), 0 where it is context only.
+    The stage packs it exactly as the tokens into `<split>.loss.npy` (`physlm.tokenize.pack_loss`); the `<bos>`
+    packing puts before each example is never a target, the `<eos>` after it is one when `eos_loss`. Training
+    then takes the loss only on the targets (`physlm.train`). A split returning `(flat ids, offsets)` has no
+    mask: every token is a target (and `eos_loss` does not matter)."""
 
     vocab: Any  # a physlm.tokenize.Vocab
-    splits: Mapping[str, Any]  # split name -> a no-argument callable returning (flat ids, offsets), encoded lazily
+    splits: Mapping[str, Any]  # split name -> a no-argument callable returning (flat ids, offsets[, loss]), encoded lazily
     meta: Mapping[str, Any] = field(default_factory=dict)  # world-specific keys added to meta.json
     drop_long: bool = False  # drop examples longer than context - 1 tokens (text worlds; SPEC 2.2), counted in meta
+    eos_loss: bool = False  # with loss masks: the <eos> packing appends after each example is a target
 
 
 @dataclass(frozen=True)

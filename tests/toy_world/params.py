@@ -1,7 +1,9 @@
 """The toy world's params schemas: `datasets.<d>.generate`, `datasets.<d>.tokenize` (the engine's
-`TokenizeParams`), `probe.toy` and `evaluate.toy` (each deep-merged with a study's overrides)."""
+`TokenizeParams` and `loss`), `probe.toy` and `evaluate.toy` (each deep-merged with a study's overrides)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -14,6 +16,11 @@ class ToyGenerateParams(Section):
     test_examples: int = Field(gt=0)
     length: int = Field(gt=0, le=64, description="letters per string (an example is 2 * length + 1 tokens)")
     letters: int = Field(ge=2, le=26, description="the alphabet: the first `letters` of a..z")
+
+
+class ToyTokenizeParams(TokenizeParams):
+    loss: Literal["all", "copy"] = Field("all", description="the training targets: every token, or (a loss mask)"
+                                                           " only the copy after the separator and its <eos>")
 
 
 class ToyProbeParams(Section):
@@ -30,4 +37,4 @@ class ToyEvaluateParams(Section):
     control: bool = Field(description="also score a randomly initialised model of the same shape")
 
 
-PARAMS = WorldParams(generate=ToyGenerateParams, tokenize=TokenizeParams, probe=ToyProbeParams, evaluate=ToyEvaluateParams)
+PARAMS = WorldParams(generate=ToyGenerateParams, tokenize=ToyTokenizeParams, probe=ToyProbeParams, evaluate=ToyEvaluateParams)

@@ -1,6 +1,8 @@
 """The toy world's tokens and its tokenize step: `<bos>` = 0, `<eos>` = 1, the separator `=` = 2, a..z = 3..28
 (one vocabulary for every dataset, so tokenize needs nothing but the Parquet files). An example `abc` is
-encoded `a b c = a b c`; the stage adds `<bos>` and `<eos>` and packs the windows."""
+encoded `a b c = a b c`; the stage adds `<bos>` and `<eos>` and packs the windows. With `tokenize.loss: copy`
+each split also gives a loss mask: only the copy `a b c` and the `<eos>` after it are training targets (the
+prompt `a b c =` is context only), as a QA world trains only on its answers."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import numpy as np
 
 from physlm.errors import DataError
 from physlm.io import read_parquet
-from physlm.params import TokenizeParams
 from physlm.tokenize import BOS, EOS, Vocab
 from physlm.worlds import Tokenized
+
+from .params import ToyTokenizeParams
 
 SEP = "="
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -56,7 +59,18 @@ def encode(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return flat, np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
 
 
-def tokenize(raw: Path, params: TokenizeParams) -> Tokenized:
+def copy_mask(text: str) -> np.ndarray:
+    """The loss mask of one example `letters = letters`: 1 on the copy only."""
+    return np.array([0] * (len(text) + 1) + [1] * len(text), dtype=np.uint8)
+
+
+def encode_masked(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat ids, offsets, loss mask): `encode` and the copies' masks."""
+    flat, offsets = encode(texts)
+    return flat, offsets, np.concatenate([copy_mask(t) for t in texts]) if texts else np.zeros(0, np.uint8)
+
+
+def tokenize(raw: Path, params: ToyTokenizeParams) -> Tokenized:
     """The fixed vocabulary and the train/test examples, encoded when packed; every example must fit one
     window with its `<bos>` and `<eos>` (evaluation generates the whole copy inside the context)."""
     texts = {split: read_texts(raw / f"{split}.parquet") for split in ("train", "test")}
@@ -64,4 +78,7 @@ def tokenize(raw: Path, params: TokenizeParams) -> Tokenized:
     if 2 * longest + 3 > params.context + 1:
         raise DataError(f"{raw}: examples of {longest} letters take {2 * longest + 3} tokens, more than a window of"
                         f" tokenize.context + 1 = {params.context + 1}")
-    return Tokenized(VOCAB, {split: (lambda split=split: encode(texts[split])) for split in texts}, meta={"separator": SEP})
+    if params.loss == "all":
+        return Tokenized(VOCAB, {split: (lambda split=split: encode(texts[split])) for split in texts}, meta={"separator": SEP})
+    return Tokenized(VOCAB, {split: (lambda split=split: encode_masked(texts[split])) for split in texts},
+                     meta={"separator": SEP, "loss": "copy"}, eos_loss=True)
