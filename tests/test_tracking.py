@@ -148,8 +148,9 @@ def test_killed_processes_runs_are_marked_killed(repo: Path) -> None:
     """SIGKILL leaves the run RUNNING until the next run is created; SIGTERM ends it KILLED at once. A live
     process's run is left alone; one whose pid now belongs to a later process is KILLED."""
     exits = {"SIGKILL": -signal.SIGKILL, "SIGTERM": 128 + signal.SIGTERM}  # SIGTERM: SystemExit from the handler
-    children = {then: spawn(repo, f"s{then}", "train", then) for then in exits}
-    for then, child in children.items():
+    children = {}
+    for then in ("SIGTERM", "SIGKILL"):  # one after the other: a run created after the SIGKILL would reap its run
+        children[then] = child = spawn(repo, f"s{then}", "train", then)
         _, err = child.communicate(timeout=120)
         assert child.returncode == exits[then], err
     (killed,) = runs(repo, "sSIGKILL")
