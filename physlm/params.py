@@ -88,6 +88,9 @@ class TrainParams(Section):
     stream_workers: int = Field(0, ge=0, description="generator processes of the stream per training process (0 = all cores)")
     doc_mask: bool = Field(False, description="attention stays inside each packed example (starting at <bos>) and"
                            " positions restart there; false: whole windows, as the papers pack")
+    seed: int | None = Field(None, ge=0, description="this study's training seed (model init, batch order, dropout,"
+                             " the world's data mixing), instead of the shared `seed`; the data keep the dataset's."
+                             " Studies equal but for it form a seed group, reported as mean and spread (physlm/report.py)")
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainParams:

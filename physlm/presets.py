@@ -52,6 +52,19 @@ def gpt2(layers: int, heads: int) -> dict:
     return {"depth": layers, "width": 64 * heads, "heads": heads, "pos": "rot", "mlp_ratio": 4, "dropout": 0.0}
 
 
+def seeded(name: str, study: dict, seeds: Sequence[int]) -> dict[str, dict]:
+    """A seed group: `study` once per seed, named `<name>_s<seed>`, with `train.seed` set (physlm/report.py reports
+    the group as mean and spread over its seeds, and every seed's value)."""
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+    out = {}
+    for seed in seeds:
+        entry = copy.deepcopy(study)
+        entry["train"] = {**(entry.get("train") or {}), "seed": seed}
+        out[f"{name}_s{seed}"] = entry
+    return out
+
+
 def replace_world(params: Any, world: str) -> None:
     """Remove every dataset and study of `world` (a paper preset then writes its own)."""
     for scope in ("datasets", "studies"):

@@ -48,15 +48,20 @@ def configs(paths: Paths, cfg) -> tuple[GPTConfig, TrainConfig]:
     meta = read_json(paths.tokens / "meta.json", ("vocab_size", "context") + (("bos_id",) if cfg.train.doc_mask else ()))
     model_cfg = GPTConfig(vocab_size=meta["vocab_size"], context=meta["context"], **cfg.model.model_dump())
     segment_start = meta["bos_id"] if cfg.train.doc_mask else None
-    loop = {k: v for k, v in cfg.train.model_dump().items() if k in LOOP_KEYS}
-    return model_cfg, TrainConfig(**loop, seed=cfg.seed, segment_start=segment_start)
+    loop = {k: v for k, v in cfg.train.model_dump().items() if k in LOOP_KEYS and k != "seed"}
+    return model_cfg, TrainConfig(**loop, seed=study_seed(cfg), segment_start=segment_start)
+
+
+def study_seed(cfg) -> int:
+    """The study's training seed: its `train.seed` (the seed axis) or the shared `seed`."""
+    return cfg.seed if cfg.train.seed is None else cfg.train.seed
 
 
 def make_plan(paths: Paths, cfg, train_cfg: TrainConfig, streamed: bool) -> Plan:
     """The world's plan (its train step), or the plain one."""
     world = worlds.get(cfg.world)
     if world.takes_part("train"):
-        return world.step("train").plan(paths.tokens, cfg.train, train_cfg, cfg.seed)
+        return world.step("train").plan(paths.tokens, cfg.train, train_cfg, study_seed(cfg))
     return Plan(None if streamed else load_windows(paths.tokens, "train"))
 
 
@@ -75,11 +80,11 @@ def results(result: TrainResult, tuned: TrainResult | None, trainable: int | Non
     """(headline, detail) of the training: what is a function of params, data, seed and device only, so a rerun
     writes them byte-identical. The headline (metrics/STUDY/train.json, DVC metrics) holds the final losses,
     tokens seen and parameter count (and the finetuned losses); the detail (metrics/STUDY/detail/train.json) adds
-    the model params, the dataset, where it ran, and the finetune phase."""
+    the model params, the dataset, the seed, where it ran, and the finetune phase."""
     headline = {"final_loss": result.final_loss, "final_val_loss": result.final_val_loss, "tokens_seen": result.tokens_seen,
                 "params": result.model.num_params()}
     detail = headline | {"device": device, "world_size": world_size, "model": cfg.model.model_dump(), "data": paths.dataset,
-                         "stream": cfg.train.stream} | _targets(result)
+                         "stream": cfg.train.stream, "seed": study_seed(cfg)} | _targets(result)
     if tuned is not None:
         headline |= {"finetune_final_loss": tuned.final_loss, "finetune_final_val_loss": tuned.final_val_loss}
         detail["finetune"] = {"final_loss": tuned.final_loss, "final_val_loss": tuned.final_val_loss,
@@ -121,7 +126,7 @@ def main(paths: Paths, cfg) -> None:
                            on_log=lambda row: run.log_metrics(row, step=row["step"]), device=device)
             final, history, tuned = result.model, [r | {"phase": "train"} for r in result.history], None
             if ft is not None:
-                start = lora.apply_lora(result.model, ft.lora, seed=cfg.seed) if ft.lora else result.model
+                start = lora.apply_lora(result.model, ft.lora, seed=study_seed(cfg)) if ft.lora else result.model
                 tuned = train(model_cfg, ft.config, ft.windows, val_windows, paths.checkpoints / "finetune", init=start,
                               on_log=lambda row: run.log_metrics(row, step=train_cfg.steps + row["step"]), device=device)
                 final = lora.merge_lora(tuned.model) if ft.lora else tuned.model
