@@ -267,7 +267,7 @@ TINY = {
     "train": {"steps": 30, "batch_size": 8, "micro_batch_size": 8, "lr": 1.0e-2, "warmup_steps": 3, "eval_every": 15,
               "eval_batches": 1, "checkpoint_every": 15, "log_every": 5},
 }
-PROBE = {"examples": 40, "train_fraction": 0.5, "steps": 20, "lr": 5.0e-2, "control": True}
+PROBE = {"examples": 40, "train_fraction": 0.5, "steps": 20, "lr": 5.0e-2, "batch_size": 16, "control": True}
 EVALUATE = {"examples": 30, "length_examples": 5, "batch_size": 16, "control": True}
 
 
@@ -331,3 +331,38 @@ def test_rule_model_prefixes_are_seen_whole() -> None:
 
     greedy_answers(model, [[0, 3], [0, 4, 5]], 2, None, 2, torch.device("cpu"))
     assert (0, 3) in seen and (0, 4, 5) in seen and all(p[0] == 0 for p in seen)
+
+
+# ------------------------------------------------------------------------------------------------ preset
+
+
+def test_mano_paper_preset(tmp_path: Path) -> None:
+    """The grid: a dataset per L, a study per L x size x architecture with the paper's recipe; params.yaml is
+    rewritten and validates once the engine has the Llama / NoPE / partial-RoPE options (before, the preset stops
+    with one line naming the key and leaves the file as it was)."""
+    from physlm.params import ModelParams
+    from physlm.presets import main
+    from physlm.worlds.mano.presets import ARCHS, mano_paper
+
+    params = {"probe": {}, "evaluate": {}, "datasets": {"keep": {"world": "cfg"}, "old": {"world": "mano"}},
+              "studies": {"old": {"world": "mano", "data": "old"}}}
+    names = mano_paper(params, lengths=[10, 16], sizes=["12L768D", "8L512D"], archs=["rope", "nope_canon"])
+    assert len(names) == 8 and set(params["datasets"]) == {"keep", "p41_mano_L10", "p41_mano_L16"}
+    study = params["studies"]["p41_mano_L16_8L512D_nope_canon"]
+    assert study["model"] | {} == {"depth": 8, "width": 512, "heads": 8, "mlp_ratio": 4, "dropout": 0.0, **ARCHS["nope_canon"]}
+    assert (study["train"]["steps"], study["train"]["batch_size"], study["train"]["weight_decay"]) == (110_000, 64, 0.1)
+    assert params["studies"]["p41_mano_L10_12L768D_rope"]["train"]["steps"] == 80_000
+    assert params["datasets"]["p41_mano_L10"]["tokenize"]["context"] == 1024 and "mano" in params["probe"]
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    before = path.read_bytes()
+    if "block" in ModelParams.model_fields:
+        main(["mano-paper", "--params", str(path), "--lengths", "10"])
+        assert {n for n, s in yaml.safe_load(path.read_text())["studies"].items() if s["world"] == "mano"} == \
+            {f"p41_mano_L10_12L768D_{arch}" for arch in ARCHS}
+    else:
+        with pytest.raises(SystemExit, match="block"):
+            main(["mano-paper", "--params", str(path), "--lengths", "10"])
+        assert path.read_bytes() == before
+    with pytest.raises(SystemExit, match="unknown or empty choice 99"):
+        main(["mano-paper", "--params", str(path), "--lengths", "99"])

@@ -40,6 +40,7 @@ class ManoProbeParams(Section):
     train_fraction: float = Field(gt=0.0, lt=1.0, description="share of them that fits the probes; the rest scores them")
     steps: int = Field(gt=0, description="full-batch Adam steps of each linear probe")
     lr: float = Field(gt=0.0)
+    batch_size: int = Field(gt=0, description="expressions per forward pass when reading the hidden states")
     control: bool = Field(description="also probe a randomly initialised model of the same shape")
 
 

@@ -42,9 +42,9 @@ TRAIN = {"batch_size": 64, "micro_batch_size": 32, "lr": LR_SWEEP[2], "min_lr_ra
          "decay": "cosine", "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.98, "eps": 1.0e-6, "grad_clip": 1.0,
          "eval_every": 2000, "eval_batches": 8, "checkpoint_every": 2000, "log_every": 100, "compile": True}
 # the world's probe / evaluate defaults (what params.yaml's probe.mano / evaluate.mano hold) and the paper's sizes
-PROBE = {"examples": 300, "train_fraction": 0.7, "steps": 200, "lr": 5.0e-2, "control": True}
+PROBE = {"examples": 300, "train_fraction": 0.7, "steps": 200, "lr": 5.0e-2, "batch_size": 64, "control": True}
 EVALUATE = {"examples": 500, "length_examples": 100, "batch_size": 128, "control": True}
-PAPER_PROBE = {"examples": 4096, "steps": 500}
+PAPER_PROBE = {"examples": 4096, "steps": 500, "batch_size": 256}
 PAPER_EVALUATE = {"examples": 4096, "length_examples": 512, "batch_size": 512}
 
 

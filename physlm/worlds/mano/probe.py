@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from torch import nn
 from physlm.artifacts import load_model, random_model
 from physlm.errors import DataError
 from physlm.io import Paths
-from physlm.probing import fit, hidden_states
+from physlm.probing import fit
 from physlm.worlds import Probed
 from physlm.worlds.mano.expression import MOD
 from physlm.worlds.mano.tokenize import check_vocab, read_rows
@@ -47,12 +48,21 @@ def linear_probe(x: torch.Tensor, y: torch.Tensor, fit_rows: int, classes: int, 
         return float((head(x[fit_rows:]).argmax(-1) == y[fit_rows:]).float().mean())
 
 
-def probe_layers(model: torch.nn.Module, prompts: list[np.ndarray], y: torch.Tensor, fit_rows: int, *, steps: int,
-                 lr: float) -> list[float]:
-    """The value probe's accuracy at each layer (0 = embedding), read at each prompt's last position (`<ans>`)."""
-    at_marker = np.cumsum([len(p) for p in prompts]) - 1
-    states = hidden_states(model, prompts)[:, at_marker]  # [layers, examples, width]
-    return [linear_probe(torch.as_tensor(layer, device=y.device), y, fit_rows, MOD, steps=steps, lr=lr) for layer in states]
+@torch.no_grad()
+def states_at_last(model: torch.nn.Module, prompts: Sequence[Sequence[int]], batch_size: int) -> torch.Tensor:
+    """[layers, prompts, width]: every layer's residual stream at each prompt's last token (right-padded batches:
+    causal attention keeps the padding from the real tokens)."""
+    device = next(model.parameters()).device
+    out = []
+    for lo in range(0, len(prompts), batch_size):
+        rows = prompts[lo : lo + batch_size]
+        idx = torch.zeros(len(rows), max(len(p) for p in rows), dtype=torch.long)
+        for r, p in enumerate(rows):
+            idx[r, : len(p)] = torch.as_tensor(list(p))
+        states = model.hidden_states(idx.to(device))  # [layers, B, T, width]
+        last = torch.as_tensor([len(p) - 1 for p in rows], device=device)
+        out.append(states[:, torch.arange(len(rows), device=device), last].float())
+    return torch.cat(out, dim=1)
 
 
 def probe(paths: Paths, cfg, device: torch.device) -> Probed:
@@ -63,14 +73,15 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     if len(rows) < 4:
         raise DataError(f"{paths.raw / 'test.parquet'}: the probe needs at least 4 test examples, got {len(rows)}")
     fit_rows = min(max(1, round(p.train_fraction * len(rows))), len(rows) - 1)
-    prompts = [np.asarray(r.prompt) for r in rows]
+    prompts = [r.prompt for r in rows]
     y = torch.as_tensor([r.value for r in rows], device=device)
     common = Counter(y[:fit_rows].tolist()).most_common(1)[0][0]
     majority = float((y[fit_rows:] == common).float().mean())
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
     table, summary = [], {"examples": len(rows), "majority": majority, "chance": 1.0 / MOD}
     for name, m in models.items():
-        accuracy = probe_layers(m, prompts, y, fit_rows, steps=p.steps, lr=p.lr)
+        states = states_at_last(m, prompts, p.batch_size)  # at <ans>, the prompt's last token
+        accuracy = [linear_probe(layer, y, fit_rows, MOD, steps=p.steps, lr=p.lr) for layer in states]
         table += [{"model": name, "layer": layer, "position": "<ans>", "target": "value", "fit": fit_rows,
                    "scored": len(rows) - fit_rows, "accuracy": a, "majority": majority} for layer, a in enumerate(accuracy)]
         best = int(np.argmax(accuracy))
