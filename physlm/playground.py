@@ -9,8 +9,9 @@ forcing, with a small table helper for "accuracy by k / n / length".
   from 1..vocab, the last from vocab+1..2*vocab, so a word's end is visible in its last symbol (SPEC
   11.1.1). Duplicates are rejected and redrawn, as the released sampler does: when short words are scarce
   (Depo1: 50 one-symbol words) the lengths of the words kept lean long, which is what makes Depo1's test
-  instances ~1,460 tokens rather than 1,125 (tests/test_playground.py). Words come back in the order drawn;
-  symbols are plain integers, which each world maps to its vocabulary strings.
+  instances ~1,460 tokens rather than 1,125 (tests/test_playground.py). Words are drawn in vectorised
+  batches; the result is the first `count` distinct words of an i.i.d. stream, in the order drawn, exactly
+  the released sampler's law. Symbols are plain integers, which each world maps to its vocabulary strings.
 - `greedy_answers`: the greedy continuation of every prompt (`physlm.sampling.generate`, temperature 0), cut
   as soon as a caller's `stop` rule says the answer is complete (Depo: at the first word-end symbol).
 - `target_hits` / `teacher_forced`: one forward pass per sequence; at each target position t, whether the
@@ -58,11 +59,15 @@ def words(rng: np.random.Generator, count: int, vocab: int, min_len: int, max_le
         raise ValueError(f"{count} distinct words asked for, but only {available} exist with vocab {vocab} and "
                          f"lengths {min_len}..{max_len}")
     found: dict[tuple[int, ...], None] = {}  # insertion-ordered set
-    while len(found) < count:
-        length = int(rng.integers(min_len, max_len + 1))
-        symbols = rng.integers(1, vocab + 1, size=length)
-        symbols[-1] += vocab  # the last symbol marks the word's end
-        found.setdefault(tuple(int(s) for s in symbols), None)
+    while len(found) < count:  # the first `count` distinct words of an i.i.d. stream, drawn in batches
+        batch = max(count - len(found), 8)
+        lengths = rng.integers(min_len, max_len + 1, size=batch)
+        symbols = rng.integers(1, vocab + 1, size=(batch, max_len))
+        symbols[np.arange(batch), lengths - 1] += vocab  # the last symbol marks the word's end
+        for row, length in zip(symbols.tolist(), lengths.tolist()):
+            found.setdefault(tuple(row[:length]), None)
+            if len(found) == count:
+                break
     return list(found)
 
 
