@@ -47,7 +47,7 @@ from physlm.worlds.brevo.graph import Instance
 from physlm.worlds.brevo.sample import instance
 from physlm.worlds.brevo.params import BrevoGenerateParams
 from physlm.worlds.brevo.text import ANSWER_ID, Layout, flat_encode
-from physlm.worlds.brevo.tokenize import MASKS, tokenize
+from physlm.worlds.brevo.tokenize import tokenize
 
 # --------------------------------------------------------------------------------------------- oracle
 
@@ -255,9 +255,7 @@ def test_loss_mask(tmp_path: Path) -> None:
     brevo_generate.generate(params(), 0, tmp_path)
     tokenized = tokenize(tmp_path, SimpleNamespace(context=128, pack="sentences"))
     out = tokenized.splits["train"]()
-    assert len(out) == (3 if MASKS else 2)
-    if MASKS:
-        assert tokenized.eos_loss is True and len(out[2]) == len(out[0])
+    assert len(out) == 3 and tokenized.eos_loss is True and len(out[2]) == len(out[0])
     assert tokenized.meta["layout"]["N"] == 12 and tokenized.vocab == Layout("tokens", 12).vocab()
     with pytest.raises(DataError, match="exceeds a window"):
         tokenize(tmp_path, SimpleNamespace(context=16, pack="sentences"))

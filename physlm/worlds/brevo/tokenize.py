@@ -14,11 +14,6 @@ from physlm.worlds import Tokenized
 from physlm.worlds.brevo.frames import read_instances, read_layout
 from physlm.worlds.brevo.text import Layout, flat_encode
 
-# TODO(masks): drop this check once the engine's loss masks land (Tokenized.eos_loss and (flat, offsets, loss)
-# splits); until then the splits return (flat, offsets) and the model trains on every token.
-MASKS = "eos_loss" in {f.name for f in dataclasses.fields(Tokenized)}
-
-
 def check_vocab(tokens: Path, layout: Layout) -> None:
     """The probe and evaluate steps read the dataset's tokenizer.json: it must be the layout's vocabulary."""
     if Vocab.load(tokens / "tokenizer.json") != layout.vocab():
@@ -33,10 +28,6 @@ def tokenize(raw: Path, params: TokenizeParams) -> Tokenized:
         raise DataError(f"{raw}: an instance of {longest} tokens (with <bos> and <eos>) exceeds a window of"
                         f" tokenize.context + 1 = {params.context + 1}")
 
-    def split(name: str):
-        flat, offsets, loss = flat_encode(layout, instances[name])
-        return (flat, offsets, loss) if MASKS else (flat, offsets)
-
     meta = {"layout": dataclasses.asdict(layout)}
-    extra = {"eos_loss": True} if MASKS else {}
-    return Tokenized(layout.vocab(), {name: (lambda name=name: split(name)) for name in instances}, meta=meta, **extra)
+    splits = {name: (lambda name=name: flat_encode(layout, instances[name])) for name in instances}
+    return Tokenized(layout.vocab(), splits, meta=meta, eos_loss=True)
