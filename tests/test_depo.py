@@ -487,5 +487,50 @@ def test_stages_end_to_end(tmp_path, monkeypatch, one_thread):
     rows = Path("metrics/depo_tiny/probe/probe.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 2 * 2  # models x targets x layers (embeddings, block 1)
     summary = Path("reports/summary.md").read_text()
-    assert "## Depo (Part 4.1)" in summary and "| k | depo_tiny |" in summary and "| 4 | " in summary
+    assert "## Depo (Part 4.1)" in summary and "| | depo_tiny |" in summary and "| **k = 4** | " in summary
     assert Path("reports/depo_accuracy.png").is_file() and Path("reports/depo_probe.png").is_file()
+
+
+def test_engine_masks_path(tmp_path, monkeypatch):
+    """Once the engine takes loss masks (`Tokenized.eos_loss`), splits return (flat, offsets, mask): answers only,
+    or every token with `loss: all`."""
+    import physlm.worlds.depo.tokenize as tok
+
+    sample_split(SMALL, 2, "test", 5).write_parquet(tmp_path / "test.parquet")
+    monkeypatch.setattr(tok, "MASKS", True)
+    tokens = DepoTokens(SMALL)
+    flat, offsets, mask = tok.encode_split(tmp_path / "test.parquet", tokens, "answers")
+    assert np.array_equal(mask, answer_mask(flat, offsets, tokens)) and 0 < mask.sum() < len(mask)
+    assert tok.encode_split(tmp_path / "test.parquet", tokens, "all")[2].all()
+
+
+def test_report_one_column_per_study(tmp_path):
+    from physlm.worlds.depo.report import section
+
+    def study(K, by_k, control=None):
+        block = lambda a: {"queries": 10, "accuracy": a, "tf_accuracy": a, "exact_tf": a, "malformed": 0.0}  # noqa: E731
+        ev = {"instances": 5, "N": 20, "K": K, "trained": {**block(0.5), "by_k": {str(k): block(a) for k, a in by_k.items()}}}
+        if control is not None:
+            ev["control"] = block(control)
+        rows = [{"model": "trained", "target": t, "layer": str(layer), "accuracy": "0.5"} for t in ("answer", "hop1") for layer in (0, 1)]
+        probe = {"trained": {"answer": {"last": 0.5, "best": 0.6, "best_layer": 1, "majority": 0.1}}}
+        return {"evaluate": ev, "probe": probe, "tables": {"probe": rows}}
+
+    text = section({"a_rope": study(4, {1: 1.0, 2: 0.75, 4: 0.25}, control=0.0), "b_canon": study(8, {1: 1.0, 8: 0.125})}, tmp_path)
+    assert "| | a_rope | b_canon |" in text
+    assert "| **k = 2** | 0.750 (0.750) | – |" in text and "| **k = 8** | – | 0.125 (0.125) |" in text
+    assert "| random-init control, all k | 0.000 | – |" in text and "| a_rope | trained | answer | 0.500 | 1 (0.600) | 0.100 |" in text
+    assert (tmp_path / "depo_accuracy.png").is_file() and (tmp_path / "depo_probe.png").is_file()
+    assert section({"x": {"evaluate": {}, "probe": {}, "tables": {}}}, tmp_path) == ""
+
+
+def test_vectorised_encoding_equals_word_by_word():
+    from physlm.errors import DataError
+    from physlm.worlds.depo.tokenize import encode_texts
+
+    tokens = DepoTokens(SMALL)
+    texts = sample_split(SMALL, 5, "train", 40)["text"]
+    flat, offsets = encode_texts(texts, tokens, chunk=7)
+    assert [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] == [tokens.encode(t) for t in texts]
+    with pytest.raises(DataError, match="token '<query_9>' is not in the Depo vocabulary"):
+        encode_texts(pl.Series(["1 4 <query_9> 4"]), tokens)

@@ -30,6 +30,7 @@ from physlm.playground_eval import greedy_answers, target_hits
 from physlm.worlds import Evaluated, pick
 from physlm.worlds.depo.tokenize import COLUMNS, DepoTokens, Scored, check_vocab, encode_instances, load_tokens
 
+
 def score(model: torch.nn.Module, instances: list[Scored], tokens: DepoTokens, *, batch_size: int,
           device: torch.device | str) -> list[dict]:
     """One row per query: instance, query, k, correct (greedy exact match), malformed, tf_correct, tf_total

@@ -14,11 +14,11 @@ import polars as pl
 from tqdm import tqdm
 
 from physlm.io import write_json
-from physlm.worlds.depo.instance import DepoSpec, Instance, example
+from physlm.worlds.depo.instance import Instance, example
 from physlm.worlds.depo.params import DepoGenerateParams
+from physlm.worlds.depo.spec import SPEC_FILE, DepoSpec
 
 CHUNK = 500
-SPEC_FILE = "depo.json"
 SCHEMA = {"index": pl.Int64, "n": pl.UInt16, "words": pl.List(pl.List(pl.UInt16)), "edges": pl.List(pl.UInt16),
           "queries": pl.List(pl.UInt16), "hops": pl.List(pl.UInt16), "answers": pl.List(pl.UInt16),
           "length": pl.Int32, "text": pl.String}
@@ -42,24 +42,20 @@ def _run(job: tuple) -> pl.DataFrame:
     return _chunk(*job)
 
 
+def _counted(bar: tqdm, f: pl.DataFrame) -> pl.DataFrame:
+    bar.update(f.height)
+    return f
+
+
 def sample_split(spec: DepoSpec, seed: int, split: str, count: int, workers: int = 1) -> pl.DataFrame:
     """Instances 0..count-1 of `split` as one frame; the same whatever `workers`."""
     jobs = [(spec, seed, split, lo, min(CHUNK, count - lo)) for lo in range(0, count, CHUNK)]
-    frames = []
     with tqdm(total=count, desc=f"generate {split}", unit="inst", mininterval=2.0, leave=False) as bar:
         if workers <= 1 or len(jobs) == 1:
-            results = map(_run, jobs)
-            pool = None
+            frames = [_counted(bar, _run(job)) for job in jobs]
         else:
-            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)))
-            results = pool.imap(_run, jobs)
-        try:
-            for f in results:
-                bar.update(f.height)
-                frames.append(f)
-        finally:
-            if pool is not None:
-                pool.terminate()
+            with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+                frames = [_counted(bar, f) for f in pool.imap(_run, jobs)]
     return pl.concat(frames)
 
 

@@ -30,20 +30,23 @@ def _accuracy_lines(found: dict[str, dict[str, Any]]) -> list[str]:
         return []
     studies = list(evaluated)
     ks = sorted({int(k) for e in evaluated.values() for k in e["trained"]["by_k"]})
-    lines = ["Greedy exact match of the whole answer word (teacher-forced symbol accuracy in brackets); the earlier"
-             " queries of an instance stand answered in the prompt.", "",
-             "| k | " + " | ".join(studies) + " |", "|---|" + "---|" * len(studies)]
+    lines = ["Greedy exact match of the whole answer word by hop k (teacher-forced symbol accuracy in brackets), at n = N;"
+             " the earlier queries of an instance stand answered in the prompt. One column per study.", "",
+             "| | " + " | ".join(studies) + " |", "|---|" + "---|" * len(studies)]
+    head = [("N", lambda e: e.get("N")), ("K", lambda e: e.get("K")), ("instances (queries)",
+            lambda e: f"{e.get('instances')} ({e['trained']['queries']})")]
+    tail = [("all k", lambda e: f"{fmt(e['trained']['accuracy'])} ({fmt(e['trained']['tf_accuracy'])})"),
+            ("malformed answers", lambda e: fmt(e["trained"]["malformed"])),
+            ("random-init control, all k", lambda e: fmt(e.get("control", {}).get("accuracy")))]
+    for label, get in head:
+        lines.append(f"| {label} | " + " | ".join(str(get(evaluated[s])) for s in studies) + " |")
     for k in ks:
         cells = []
         for s in studies:
             v = evaluated[s]["trained"]["by_k"].get(str(k))
             cells.append(f"{fmt(v['accuracy'])} ({fmt(v['tf_accuracy'])})" if v else "–")
-        lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    rows = [("N", lambda e: e.get("N")), ("K", lambda e: e.get("K")), ("instances", lambda e: e.get("instances")),
-            ("queries", lambda e: e["trained"]["queries"]), ("all k", lambda e: fmt(e["trained"]["accuracy"])),
-            ("malformed", lambda e: fmt(e["trained"]["malformed"])),
-            ("random-init control", lambda e: fmt(e.get("control", {}).get("accuracy")))]
-    for label, get in rows:
+        lines.append(f"| **k = {k}** | " + " | ".join(cells) + " |")
+    for label, get in tail:
         lines.append(f"| {label} | " + " | ".join(str(get(evaluated[s])) for s in studies) + " |")
     return lines
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ANS = "<ans>"
+SPEC_FILE = "depo.json"  # the resolved spec beside the Parquet files (raw/)
 
 
 def query_token(k: int) -> str:

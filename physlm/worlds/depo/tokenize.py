@@ -29,10 +29,9 @@ from physlm.errors import DataError
 from physlm.io import read_json, read_parquet
 from physlm.tokenize import BOS, EOS, Vocab
 from physlm.worlds import Tokenized
-from physlm.worlds.depo.spec import DepoSpec
+from physlm.worlds.depo.spec import SPEC_FILE, DepoSpec
 from physlm.worlds.depo.params import DepoTokenizeParams
 
-SPEC_FILE = "depo.json"  # written by generate.py (same name)
 # The engine's loss masks (a split returning (flat, offsets, loss), `Tokenized.eos_loss`) land in parallel with
 # this world: until `Tokenized` has `eos_loss`, splits return (flat, offsets) and every token is trained on.
 MASKS = "eos_loss" in {f.name for f in dataclasses.fields(Tokenized)}
@@ -70,11 +69,11 @@ class DepoTokens:
         return [self.symbol_id(int(s)) for s in word]
 
     @functools.cached_property
-    def _ids(self) -> dict[str, int]:
+    def lookup(self) -> dict[str, int]:
         return {s: i for i, s in enumerate(self.vocab.symbols)}
 
     def encode(self, text: str) -> list[int]:
-        ids = self._ids
+        ids = self.lookup
         try:
             return [ids[w] for w in text.split()]
         except KeyError as err:
@@ -108,12 +107,25 @@ def answer_mask(ids: np.ndarray, offsets: np.ndarray, tokens: DepoTokens) -> np.
     return (marker[last] == 1).astype(np.uint8)
 
 
+def encode_texts(texts: pl.Series, tokens: DepoTokens, chunk: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
+    """(flat ids, offsets) of many instance texts, vectorised by polars in slices of `chunk` rows (2M training
+    instances hold ~10^9 tokens: never one Python int per token); DataError naming a token outside the vocabulary."""
+    parts, lengths = [], []
+    for lo in range(0, len(texts), chunk):
+        words = texts.slice(lo, chunk).str.split(" ")
+        lengths.append(words.list.len().to_numpy())
+        ids = words.explode(empty_as_null=False).replace_strict(tokens.lookup, default=-1, return_dtype=pl.Int64).to_numpy()
+        if (ids < 0).any():
+            bad = words.explode(empty_as_null=False).to_numpy()[np.argmax(ids < 0)]
+            raise DataError(f"token {bad!r} is not in the Depo vocabulary")
+        parts.append(ids)
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
+    return np.concatenate(parts), offsets
+
+
 def encode_split(path: Path, tokens: DepoTokens, loss: str) -> tuple[np.ndarray, ...]:
     """(flat ids, offsets, loss mask) of a Depo Parquet file; (flat ids, offsets) without engine masks."""
-    texts = read_parquet(path, ["text"])["text"].to_list()
-    encoded = [tokens.encode(t) for t in texts]
-    offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
-    flat = np.fromiter((i for e in encoded for i in e), dtype=np.int64, count=int(offsets[-1]))
+    flat, offsets = encode_texts(read_parquet(path, {"text": pl.String})["text"], tokens)
     if not MASKS:
         return flat, offsets
     mask = answer_mask(flat, offsets, tokens) if loss == "answers" else np.ones(len(flat), dtype=np.uint8)
