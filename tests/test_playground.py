@@ -1,4 +1,4 @@
-"""physlm/playground.py, the playground worlds' shared pieces: the size distribution against its formula and a
+"""physlm/playground.py and physlm/playground_eval.py, the playground worlds' shared pieces: the size distribution against its formula and a
 chi-square test, the word sampler's guarantees (distinct, ranges, the end mark, the impossible count named,
 the length skew of rejection that SPEC 11.1.1's Depo1 sizes depend on), and both scorers against a scripted
 bigram model whose answers are known by construction, and against a small real GPT scored one sequence at a
@@ -16,8 +16,8 @@ from scipy import stats
 from torch import Tensor, nn
 
 from physlm.model import GPT, GPTConfig
-from physlm.playground import (accuracy_table, greedy_answers, size_probabilities, target_hits, teacher_forced,
-                               training_size, word_count, words)
+from physlm.playground import accuracy_table, size_probabilities, training_size, word_count, words
+from physlm.playground_eval import greedy_answers, target_hits, teacher_forced
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,0 +1,160 @@
+"""The Depo world's presets.
+
+`depo-paper` (SPEC 7.2-7.3, Part 4.1 Fig. 7 and its ablations) replaces every Depo dataset and study by:
+- one dataset per (variant, N): Depo1 (words of 1-2 symbols over vocab 50, K = 8) at N = 225, 300, 375 and
+  Depo2 (5-7 symbols over vocab 4, the paper's; `--depo2-vocab 3` for the released code's, K = 16) at
+  N = 75, 100, 125 (`--variants`, `--depo1-n`, `--depo2-n`); context 2048, every window starting at an
+  instance (instances concatenated and left-aligned: the first is never cut), loss on `<ans>` and the
+  answers only;
+- per dataset, one study per model size (`--sizes`, default all four: 12L768D, 12L512D, 8L768D, 8L512D,
+  heads = d/64) and architecture (`--archs`, default all six): Llama with full RoPE (`rope`), without
+  positions (`nope`) and with RoPE on a quarter of each head (`rope_dim` 16 of 64: `partial`), each without
+  and with Canon-ABCD (`rope_canon`, `nope_canon`, `partial_canon`); Canon is residual, no activation,
+  kernel 4. Plus the Canon-placement ablations A, B, C, D, AC (`--ablations`) on `--ablation-base` (rope)
+  at `--ablation-size` (12L768D);
+- every study's recipe in its own overrides: batch 128 (micro-batches of 16), AdamW (0.9, 0.98), eps 1e-6,
+  wd 0.03, 1000 warmup steps, cosine to 10%, lr `--lr` (default 1e-3; the paper takes the best of 3e-4,
+  5e-4, 1e-3, 2e-3 per run: rerun the preset with each, or `dvc exp run -S studies.<s>.train.lr=...`),
+  steps by N (Depo1 112.5k / 100k / 87.5k, Depo2 150k / 125k / 100k for N large to small), bf16 on CUDA,
+  torch.compile; probes on 1,000 test instances and evaluation on 2,000 (n = N), with random-init controls.
+The model options `block: llama`, `pos: nope`, `rope_dim`, `canon_residual`, `canon_activation` are the
+engine's Llama block (physlm/model.py). The paper draws fresh instances every step (about 29B tokens for
+Depo1 N = 375); the preset materialises `--train-instances` (default 2M, about 0.9B tokens for Depo1
+N = 375, 1.3B for Depo2 N = 125) per dataset, which every study then sees several times over.
+
+`SUITE` (the `suite` preset): the architecture comparison in miniature on `depo_small` (Depo1 words over
+vocab 20, N = 16, K = 4, context 256): RoPE and NoPE each without and with Canon-ABCD, on the Llama block,
+600 steps of 32 windows of the shared (small) model; on an engine without the Llama block and NoPE (no
+`model.block`), the GPT-2 block with RoPE without and with Canon-ABCD.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from physlm.presets import Preset, _update, replace_world
+
+SIZES = {"12L768D": (12, 768), "12L512D": (12, 512), "8L768D": (8, 768), "8L512D": (8, 512)}
+ARCHS = {  # name -> the model options beyond depth/width/heads (canon "" = none)
+    "rope": {"pos": "rot"}, "rope_canon": {"pos": "rot", "canon": "ABCD"},
+    "nope": {"pos": "nope"}, "nope_canon": {"pos": "nope", "canon": "ABCD"},
+    "partial": {"pos": "rot", "rope_dim": 16}, "partial_canon": {"pos": "rot", "rope_dim": 16, "canon": "ABCD"},
+}
+ABLATIONS = ("A", "B", "C", "D", "AC")
+VARIANTS = {"depo1": {"K": 8, "N": (225, 300, 375), "steps": {225: 87_500, 300: 100_000, 375: 112_500}},
+            "depo2": {"K": 16, "N": (75, 100, 125), "steps": {75: 100_000, 100: 125_000, 125: 150_000}}}
+LR_SWEEP = (3.0e-4, 5.0e-4, 1.0e-3, 2.0e-3)
+
+DEPO_MODEL = {"block": "llama", "dropout": 0.0, "canon": "", "canon_kernel": 4, "canon_residual": True,
+              "canon_activation": False}
+DEPO_TRAIN = {"batch_size": 128, "micro_batch_size": 16, "min_lr_ratio": 0.1, "warmup_steps": 1000, "decay": "cosine",
+              "weight_decay": 0.03, "beta1": 0.9, "beta2": 0.98, "eps": 1.0e-6, "grad_clip": 1.0, "eval_every": 2000,
+              "eval_batches": 8, "checkpoint_every": 2000, "log_every": 100, "compile": True}
+DEPO_PROBE = {"instances": 1000, "train_fraction": 0.7, "steps": 500, "lr": 5.0e-2, "batch_size": 16, "control": True}
+DEPO_EVALUATE = {"instances": 2000, "batch_size": 64, "control": True}
+
+
+def model(size: str, arch: str, canon: str | None = None) -> dict:
+    """The `model:` overrides of one study: a size of SIZES, an architecture of ARCHS, or (`canon`) that
+    architecture with Canon at just these points."""
+    depth, width = SIZES[size]
+    options = dict(ARCHS[arch]) | ({"canon": canon} if canon is not None else {})
+    return {**DEPO_MODEL, "depth": depth, "width": width, "heads": width // 64, **options}
+
+
+def depo_paper(params: Any, *, variants: Sequence[str] = tuple(VARIANTS), ns: dict[str, Sequence[int]] | None = None,
+               sizes: Sequence[str] = tuple(SIZES), archs: Sequence[str] = tuple(ARCHS),
+               ablations: Sequence[str] = ABLATIONS, ablation_base: str = "rope", ablation_size: str = "12L768D",
+               lr: float = 1.0e-3, depo2_vocab: int = 4, train_instances: int = 2_000_000) -> list[str]:
+    """Replace the Depo datasets and studies by the paper's (module docstring); returns the new study names."""
+    ns = {v: tuple(ns.get(v, VARIANTS[v]["N"])) if ns else VARIANTS[v]["N"] for v in variants}
+    bad = ([v for v in variants if v not in VARIANTS] + [s for s in (*sizes, ablation_size) if s not in SIZES]
+           + [a for a in (*archs, ablation_base) if a not in ARCHS] + [c for c in ablations if not c or set(c) - set("ABCD")])
+    bad += [f"{v} N={n}" for v in variants for n in ns[v] if n not in VARIANTS[v]["steps"]]
+    if bad or not variants:
+        known_n = ", ".join(f"{v}: {list(spec['N'])}" for v, spec in VARIANTS.items())
+        raise SystemExit(f"error: unknown choice(s) {', '.join(map(str, bad)) or '(no variant)'}; variants {', '.join(VARIANTS)},"
+                         f" sizes {', '.join(SIZES)}, archs {', '.join(ARCHS)}, ablations subsets of ABCD, N per variant {known_n}")
+    params["probe"].setdefault("depo", {})
+    params["evaluate"].setdefault("depo", {})
+    _update(params["probe"]["depo"], DEPO_PROBE)
+    _update(params["evaluate"]["depo"], DEPO_EVALUATE)
+    replace_world(params, "depo")
+    names = []
+    for variant in variants:
+        for n in ns[variant]:
+            data = f"p41_{variant}_N{n}"
+            generate = {"variant": variant, "N": n, "K": VARIANTS[variant]["K"], "train_instances": train_instances,
+                        "test_instances": max(DEPO_PROBE["instances"], DEPO_EVALUATE["instances"]), "workers": 0}
+            if variant == "depo2":
+                generate["vocab"] = depo2_vocab
+            params["datasets"][data] = {"world": "depo", "generate": generate,
+                                        "tokenize": {"context": 2048, "pack": "sentences", "loss": "answers"}}
+            train = {**DEPO_TRAIN, "lr": lr, "steps": VARIANTS[variant]["steps"][n]}
+            runs = [(f"{size}_{arch}", model(size, arch)) for size in sizes for arch in archs]
+            runs += [(f"{ablation_size}_{ablation_base}_canon{c}", model(ablation_size, ablation_base, c)) for c in ablations]
+            for suffix, m in runs:
+                name = f"{data}_{suffix}"
+                if name not in params["studies"]:
+                    params["studies"][name] = {"world": "depo", "data": data, "model": m, "train": dict(train), "probe": {},
+                                               "evaluate": {}}
+                    names.append(name)
+    return names
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variants", default="depo1,depo2", help="comma-separated: depo1, depo2")
+    parser.add_argument("--depo1-n", default="225,300,375", help="Depo1 data sizes N")
+    parser.add_argument("--depo2-n", default="75,100,125", help="Depo2 data sizes N")
+    parser.add_argument("--sizes", default=",".join(SIZES), help=f"model sizes ({', '.join(SIZES)})")
+    parser.add_argument("--archs", default=",".join(ARCHS), help=f"architectures ({', '.join(ARCHS)})")
+    parser.add_argument("--ablations", default=",".join(ABLATIONS), help="Canon placements of the ablation studies ('' for none)")
+    parser.add_argument("--ablation-base", default="rope", help="the architecture the ablations change")
+    parser.add_argument("--ablation-size", default="12L768D")
+    parser.add_argument("--lr", type=float, default=1.0e-3, help=f"peak learning rate (the paper's sweep: {LR_SWEEP})")
+    parser.add_argument("--depo2-vocab", type=int, default=4, help="Depo2 symbols per position: 4 (paper) or 3 (released code)")
+    parser.add_argument("--train-instances", type=int, default=2_000_000, help="materialised training instances per dataset")
+
+
+def _split(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def _apply(params: Any, args: argparse.Namespace) -> list[str]:
+    try:
+        ns = {"depo1": [int(n) for n in _split(args.depo1_n)], "depo2": [int(n) for n in _split(args.depo2_n)]}
+    except ValueError:
+        raise SystemExit(f"error: --depo1-n / --depo2-n take comma-separated integers, got {args.depo1_n!r} / {args.depo2_n!r}") from None
+    return depo_paper(params, variants=_split(args.variants), ns=ns, sizes=_split(args.sizes), archs=_split(args.archs),
+                      ablations=_split(args.ablations), ablation_base=args.ablation_base, ablation_size=args.ablation_size,
+                      lr=args.lr, depo2_vocab=args.depo2_vocab, train_instances=args.train_instances)
+
+
+PRESETS = {"depo-paper": Preset("Part 4.1 Depo at paper scale: Depo1/Depo2 x 3 N, 4 sizes, RoPE/NoPE/partial RoPE +- Canon, ablations",
+                                __doc__.split("\n\n`SUITE`")[0].split("\n\n", 1)[1], _apply, _options)}
+
+
+def _engine_has(option: str) -> bool:
+    from physlm.params import ModelParams
+
+    return option in ModelParams.model_fields
+
+
+def _suite() -> dict:
+    small = {"world": "depo", "generate": {"variant": "depo1", "vocab": 20, "N": 16, "K": 4, "train_instances": 40_000,
+                                           "test_instances": 300},
+             "tokenize": {"context": 256, "pack": "sentences", "loss": "answers"}}
+    train = {"steps": 600, "batch_size": 32, "micro_batch_size": 32, "lr": 2.0e-3, "warmup_steps": 60}
+    archs = {"rope": {"pos": "rot"}, "rope_canon": {"pos": "rot", "canon": "ABCD"}}
+    if _engine_has("block"):  # the Llama block and NoPE of the engine (physlm/model.py)
+        archs = {name: {"block": "llama", **m} for name, m in
+                 (archs | {"nope": {"pos": "nope"}, "nope_canon": {"pos": "nope", "canon": "ABCD"}}).items()}
+    studies = {f"depo_small_{name}": {"world": "depo", "data": "depo_small", "model": m, "train": dict(train),
+                                      "probe": {"instances": 100}, "evaluate": {"instances": 200}}
+               for name, m in archs.items()}
+    return {"datasets": {"depo_small": small}, "studies": studies}
+
+
+SUITE = _suite()
