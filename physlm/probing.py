@@ -1,7 +1,8 @@
 """The shared probe toolkit: what every world's probes are built from.
 
 - `hidden_states`: a frozen model's residual stream at every position of many sequences (Part 1's linear and
-  multi-head probes read it).
+  multi-head probes read it); `states_at`: only at chosen positions (the playground worlds read it at `<ans>`).
+- `linear_probe`, `majority_accuracy`: a linear classifier's held-out accuracy on such states, and its baseline.
 - `frozen_with_update`: a frozen deep copy of a GPT whose token embedding carries a trainable low-rank update
   (`physlm.lora.LowRankEmbedding`, zero at the start, so the probe starts as the model): Part 2.1's V-probes
   and Part 3.1's P- and Q-probes.
@@ -55,6 +56,57 @@ def hidden_states(model: torch.nn.Module, sequences: Sequence[np.ndarray], *, ba
         for row, i in enumerate(batch):
             chunks[i] = states[:, row, : len(sequences[i])]
     return np.concatenate(chunks, axis=1)
+
+
+@torch.no_grad()
+def states_at(model: torch.nn.Module, sequences: Sequence[Sequence[int]], positions: Sequence[Sequence[int]], *,
+              batch_size: int = 32) -> np.ndarray:
+    """[layers, rows, width] float32: the residual stream (after the embedding, then after every block) at the
+    positions `positions[i]` of each causal sequence i, rows in that order. Batches are right-padded: causal
+    attention keeps the padding from every real token."""
+    if len(positions) != len(sequences):
+        raise ValueError(f"{len(sequences)} sequences but {len(positions)} position lists")
+    device = next(model.parameters()).device
+    out = []
+    for lo in range(0, len(sequences), batch_size):
+        rows, where = sequences[lo : lo + batch_size], positions[lo : lo + batch_size]
+        idx = torch.zeros(len(rows), max(len(s) for s in rows), dtype=torch.long)
+        for r, seq in enumerate(rows):
+            idx[r, : len(seq)] = torch.as_tensor(np.asarray(seq, dtype=np.int64))
+        states = model.hidden_states(idx.to(device))  # [L+1, B, T, W]
+        batch = torch.as_tensor([r for r, pos in enumerate(where) for _ in pos], dtype=torch.long, device=device)
+        column = torch.as_tensor([t for pos in where for t in pos], dtype=torch.long, device=device)
+        out.append(states[:, batch, column].float().cpu().numpy())
+    return np.concatenate(out, axis=1)
+
+
+def linear_probe(x: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, classes: int, *, steps: int, lr: float) -> float:
+    """Accuracy, on the rows outside `fit_rows` (a bool mask), of a linear map x -> one of `classes` classes fit on
+    the `fit_rows`: features standardised by the fit rows' mean and std, weights starting at zero, `steps` of
+    full-batch Adam on cross-entropy (`fit`), so it needs no seed. On the CPU (states from `states_at`)."""
+    x, y = torch.as_tensor(np.asarray(x, dtype=np.float32)), torch.as_tensor(np.asarray(y, dtype=np.int64))
+    on = torch.as_tensor(np.asarray(fit_rows, dtype=bool))
+    if not on.any() or on.all():
+        raise ValueError("linear_probe needs rows to fit and rows to score")
+    mean, std = x[on].mean(0), x[on].std(0, correction=0) + 1e-6
+    x = (x - mean) / std
+    head = nn.Linear(x.shape[1], classes)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    batch = (x[on], y[on])
+    with torch.enable_grad():
+        fit(head.parameters(), (batch for _ in range(steps)), lambda b: nn.functional.cross_entropy(head(b[0]), b[1]),
+            lr=lr, decoupled=False)
+    with torch.no_grad():
+        return float((head(x[~on]).argmax(-1) == y[~on]).float().mean())
+
+
+def majority_accuracy(y: np.ndarray, fit_rows: np.ndarray) -> float:
+    """The baseline of `linear_probe`: accuracy on the rows outside `fit_rows` of always answering the fit rows'
+    most common class."""
+    y, on = np.asarray(y), np.asarray(fit_rows, dtype=bool)
+    values, counts = np.unique(y[on], return_counts=True)
+    return float(np.mean(y[~on] == values[np.argmax(counts)]))
 
 
 def frozen_with_update(model: GPT, rank: int, seed: int) -> GPT:

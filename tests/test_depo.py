@@ -29,7 +29,7 @@ from physlm.worlds.depo.generate import frame, generate, sample_split
 from physlm.worlds.depo.instance import example
 from physlm.worlds.depo.params import DepoGenerateParams
 from physlm.worlds.depo.spec import DepoSpec, default_test_hops
-from physlm.worlds.depo.tokenize import MASKS, DepoTokens, answer_mask, encode_instances, encode_split
+from physlm.worlds.depo.tokenize import DepoTokens, encode_instances, encode_split
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPO1 = DepoSpec(N=375, K=8, vocab=50, min_len=1, max_len=2)
@@ -246,7 +246,7 @@ def test_vocabulary_and_mask_cover_exactly_ans_and_answers(tmp_path):
     assert [tokens.is_end(i) for i in range(7, 13)] == [False] * 3 + [True] * 3
     encoded = encode_split(tmp_path / "train.parquet", tokens, "answers")
     flat, offsets = encoded[:2]
-    mask = encoded[2] if MASKS else answer_mask(flat, offsets, tokens)
+    mask = encoded[2]
     assert len(mask) == len(flat) and mask.dtype == np.uint8
     for i, row in enumerate(f.iter_rows(named=True)):  # expected from the structured columns
         ids = flat[offsets[i] : offsets[i + 1]].tolist()
@@ -260,8 +260,7 @@ def test_vocabulary_and_mask_cover_exactly_ans_and_answers(tmp_path):
             at += 1 + len(row["words"][a])
         assert at == len(ids) and mask[offsets[i] : offsets[i + 1]].tolist() == want
     assert int(mask.sum(dtype=np.int64)) == sum(sum(1 + len(r["words"][a]) for a in r["answers"]) for r in f.iter_rows(named=True))
-    if MASKS:
-        assert encode_split(tmp_path / "train.parquet", tokens, "all")[2].all()
+    assert encode_split(tmp_path / "train.parquet", tokens, "all")[2].all()
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -490,18 +489,6 @@ def test_stages_end_to_end(tmp_path, monkeypatch, one_thread):
     assert "## Depo (Part 4.1)" in summary and "| | depo_tiny |" in summary and "| **k = 4** | " in summary
     assert Path("reports/depo_accuracy.png").is_file() and Path("reports/depo_probe.png").is_file()
 
-
-def test_engine_masks_path(tmp_path, monkeypatch):
-    """Once the engine takes loss masks (`Tokenized.eos_loss`), splits return (flat, offsets, mask): answers only,
-    or every token with `loss: all`."""
-    import physlm.worlds.depo.tokenize as tok
-
-    sample_split(SMALL, 2, "test", 5).write_parquet(tmp_path / "test.parquet")
-    monkeypatch.setattr(tok, "MASKS", True)
-    tokens = DepoTokens(SMALL)
-    flat, offsets, mask = tok.encode_split(tmp_path / "test.parquet", tokens, "answers")
-    assert np.array_equal(mask, answer_mask(flat, offsets, tokens)) and 0 < mask.sum() < len(mask)
-    assert tok.encode_split(tmp_path / "test.parquet", tokens, "all")[2].all()
 
 
 def test_report_one_column_per_study(tmp_path):

@@ -327,7 +327,7 @@ def test_rule_model_prefixes_are_seen_whole() -> None:
     """The scripted model sees each row's own tokens: padded and cached calls give the rule the same prefixes."""
     seen: list[Sequence[int]] = []
     model = RuleModel(8, 16, lambda prefix: seen.append(prefix) or 1)
-    from physlm.playground import greedy_answers
+    from physlm.playground_eval import greedy_answers
 
     greedy_answers(model, [[0, 3], [0, 4, 5]], 2, None, 2, torch.device("cpu"))
     assert (0, 3) in seen and (0, 4, 5) in seen and all(p[0] == 0 for p in seen)

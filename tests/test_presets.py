@@ -177,9 +177,12 @@ def test_bio_paper_bad_choices_change_nothing(tmp_path: Path, args: list[str], m
 def test_suite_adds_every_worlds_extra_studies(tmp_path: Path) -> None:
     """`suite` adds the worlds' SUITE entries to the showcase; the grammar world's are the studies the showcase
     used to run (the same params), every stage validates, the showcase is untouched, and a second run is a no-op."""
-    from physlm.worlds.bio.presets import SUITE as BIO
-    from physlm.worlds.cfg.presets import SUITE as CFG
+    import importlib
 
+    from physlm import worlds
+
+    suites = [getattr(importlib.import_module(f"physlm.worlds.{w}.presets"), "SUITE", {}) for w in worlds.names()
+              if worlds.get(w).takes_part("presets")]
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)
     before = yaml.safe_load(path.read_text())
@@ -188,7 +191,7 @@ def test_suite_adds_every_worlds_extra_studies(tmp_path: Path) -> None:
     assert "# physlm parameters" in path.read_text() and "&id" not in path.read_text()  # comments, no YAML anchors
     for scope in ("datasets", "studies"):
         assert {k: after[scope][k] for k in before[scope]} == before[scope]
-        assert set(after[scope]) == set(before[scope]) | set(CFG.get(scope, {})) | set(BIO.get(scope, {}))
+        assert set(after[scope]) == set(before[scope]).union(*(set(suite.get(scope, {})) for suite in suites))
     assert after["studies"]["cfg_abs"] == {"world": "cfg", "data": "cfg_small", "model": {"pos": "abs"},
                                            "train": {"steps": 300, "batch_size": 16, "micro_batch_size": 16},
                                            "probe": {"control": False, "multihead": {"steps": 0}, "sentences": 150,

@@ -28,7 +28,8 @@ import torch
 
 from physlm.artifacts import load_model, random_model
 from physlm.io import Paths
-from physlm.playground import accuracy_table, greedy_answers, teacher_forced
+from physlm.playground import accuracy_table
+from physlm.playground_eval import greedy_answers, teacher_forced
 from physlm.worlds import Evaluated
 from physlm.worlds.brevo.checker import judge
 from physlm.worlds.brevo.frames import read_instances, read_layout

@@ -21,37 +21,21 @@ answer and hop1 accuracies (last and best layer) and the answer probe's majority
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 
 import numpy as np
 import polars as pl
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from physlm.artifacts import load_model, random_model
 from physlm.errors import DataError
 from physlm.io import Paths, read_parquet
-from physlm.probing import fit
+from physlm.probing import linear_probe, majority_accuracy, states_at
 from physlm.worlds import Probed, pick
-from physlm.worlds.depo.tokenize import COLUMNS, Scored, check_vocab, encode_instances, load_tokens
+from physlm.worlds.depo.tokenize import COLUMNS, check_vocab, encode_instances, load_tokens
 
 TARGETS = ("answer", "hop1")
 
 
-@torch.no_grad()
-def ans_states(model: torch.nn.Module, instances: list[Scored], batch_size: int, device) -> np.ndarray:
-    """[depth+1, queries, width] float32: the residual stream at every query's `<ans>`, queries in order."""
-    out = []
-    for lo in range(0, len(instances), batch_size):
-        rows = instances[lo : lo + batch_size]
-        idx = torch.zeros(len(rows), max(len(r.ids) for r in rows), dtype=torch.long)
-        for r, inst in enumerate(rows):
-            idx[r, : len(inst.ids)] = torch.as_tensor(inst.ids)
-        states = model.hidden_states(idx.to(device))  # [L+1, B, T, W]; right padding never reaches a real token
-        for r, inst in enumerate(rows):
-            out.append(states[:, r, inst.ans_at].float().cpu().numpy())
-    return np.concatenate(out, axis=1)
 
 
 def targets(frame: pl.DataFrame) -> dict[str, np.ndarray]:
@@ -65,26 +49,8 @@ def targets(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     return {"answer": np.asarray(answer), "hop1": np.asarray(hop1), "k": np.asarray(ks)}
 
 
-def linear_probe(x: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, classes: int, *, steps: int, lr: float,
-                 device) -> float:
-    """Accuracy on the rows outside `fit_rows` (a bool mask) of a linear map fit on `fit_rows`."""
-    xt = torch.as_tensor(x, device=device)
-    yt = torch.as_tensor(y, device=device)
-    on = torch.as_tensor(fit_rows, device=device)
-    mean, std = xt[on].mean(0), xt[on].std(0, correction=0) + 1e-6
-    xt = (xt - mean) / std
-    head = nn.Linear(xt.shape[1], classes).to(device)
-    nn.init.zeros_(head.weight)
-    nn.init.zeros_(head.bias)
-    batches = itertools.repeat((xt[on], yt[on]), steps)
-    fit(head.parameters(), batches, lambda b: F.cross_entropy(head(b[0]), b[1]), lr=lr, decoupled=False)
-    with torch.no_grad():
-        return float((head(xt[~on]).argmax(-1) == yt[~on]).float().mean())
 
 
-def majority(y: np.ndarray, fit_rows: np.ndarray) -> float:
-    common = Counter(y[fit_rows].tolist()).most_common(1)[0][0]
-    return float(np.mean(y[~fit_rows] == common))
 
 
 def probe(paths: Paths, cfg, device: torch.device) -> Probed:
@@ -107,15 +73,15 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
     rows: list[dict] = []
     for name, net in models.items():
-        states = ans_states(net, instances, p.batch_size, device)
+        states = states_at(net, [i.ids for i in instances], [i.ans_at for i in instances], batch_size=p.batch_size)
         for target in TARGETS:
             keep = use[target]
             y, on = labels[target][keep], fit_rows[keep]
             if on.all() or not on.any():
                 continue  # no held-out (or no fit) rows of this target
-            base = majority(y, on)
+            base = majority_accuracy(y, on)
             for layer in range(states.shape[0]):
-                acc = linear_probe(states[layer][keep], y, on, classes, steps=p.steps, lr=p.lr, device=device)
+                acc = linear_probe(states[layer][keep], y, on, classes, steps=p.steps, lr=p.lr)
                 rows.append({"model": name, "target": target, "layer": layer, "accuracy": acc, "majority": base,
                              "fit": int(on.sum()), "scored": int((~on).sum())})
     summary = summarize(rows) | {"instances": len(instances), "queries": int(len(fit_rows)), "N": tokens.spec.N,

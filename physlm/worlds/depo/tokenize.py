@@ -17,7 +17,6 @@ symbol already ends the instance).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,6 @@ from physlm.tokenize import BOS, EOS, Vocab
 from physlm.worlds import Tokenized
 from physlm.worlds.depo.spec import SPEC_FILE, DepoSpec
 from physlm.worlds.depo.params import DepoTokenizeParams
-
-# The engine's loss masks (a split returning (flat, offsets, loss), `Tokenized.eos_loss`) land in parallel with
-# this world: until `Tokenized` has `eos_loss`, splits return (flat, offsets) and every token is trained on.
-MASKS = "eos_loss" in {f.name for f in dataclasses.fields(Tokenized)}
-
 
 @dataclass(frozen=True)
 class DepoTokens:
@@ -124,10 +118,8 @@ def encode_texts(texts: pl.Series, tokens: DepoTokens, chunk: int = 50_000) -> t
 
 
 def encode_split(path: Path, tokens: DepoTokens, loss: str) -> tuple[np.ndarray, ...]:
-    """(flat ids, offsets, loss mask) of a Depo Parquet file; (flat ids, offsets) without engine masks."""
+    """(flat ids, offsets, loss mask) of a Depo Parquet file (`loss: answers`: `<ans>` and the answers' tokens)."""
     flat, offsets = encode_texts(read_parquet(path, {"text": pl.String})["text"], tokens)
-    if not MASKS:
-        return flat, offsets
     mask = answer_mask(flat, offsets, tokens) if loss == "answers" else np.ones(len(flat), dtype=np.uint8)
     return flat, offsets, mask
 
@@ -135,9 +127,8 @@ def encode_split(path: Path, tokens: DepoTokens, loss: str) -> tuple[np.ndarray,
 def tokenize(raw: Path, params: DepoTokenizeParams) -> Tokenized:
     tokens = load_tokens(raw)
     splits = {split: (lambda split=split: encode_split(raw / f"{split}.parquet", tokens, params.loss)) for split in ("train", "test")}
-    meta = {"depo": tokens.spec.to_json(), "loss": params.loss if MASKS else "all (engine without loss masks)"}
-    extra = {"eos_loss": params.loss == "all"} if MASKS else {}
-    return Tokenized(tokens.vocab, splits, meta=meta, **extra)
+    meta = {"depo": tokens.spec.to_json(), "loss": params.loss}
+    return Tokenized(tokens.vocab, splits, meta=meta, eos_loss=params.loss == "all")
 
 
 COLUMNS = {"words": pl.List(pl.List(pl.UInt16)), "queries": pl.List(pl.UInt16), "hops": pl.List(pl.UInt16),

@@ -22,7 +22,8 @@ import torch
 
 from physlm.artifacts import load_model, random_model
 from physlm.io import Paths
-from physlm.playground import accuracy_table, greedy_answers, teacher_forced
+from physlm.playground import accuracy_table
+from physlm.playground_eval import greedy_answers, teacher_forced
 from physlm.worlds import Evaluated
 from physlm.worlds.mano.expression import MOD
 from physlm.worlds.mano.tokenize import VALUE_IDS, Row, check_vocab, read_rows

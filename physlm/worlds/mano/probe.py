@@ -9,60 +9,28 @@ at which the model has finished the arithmetic, and a trained model that answers
 stay at chance computes in its last blocks. The random-init control bounds what a linear map reads from
 untrained features of the same tokens (with 2L + 3 tokens before it, it stays near chance).
 
-The probe (`linear_probe`): features standardised on the fit rows, a zero-initialised linear map trained by
+The probe (`physlm.probing.linear_probe`): features standardised on the fit rows, a zero-initialised linear map trained by
 full-batch Adam on cross-entropy (`physlm.probing.fit`), so it needs no seed. Table `probe`: one row per model and
 layer; probe.json: the last layer's and the best layer's accuracy per model, and the baselines.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter
-from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from physlm.artifacts import load_model, random_model
 from physlm.errors import DataError
 from physlm.io import Paths
-from physlm.probing import fit
+from physlm.probing import linear_probe, majority_accuracy, states_at
 from physlm.worlds import Probed
 from physlm.worlds.mano.expression import MOD
 from physlm.worlds.mano.tokenize import check_vocab, read_rows
 
 
-def linear_probe(x: torch.Tensor, y: torch.Tensor, fit_rows: int, classes: int, *, steps: int, lr: float) -> float:
-    """Accuracy on rows fit_rows.. of a linear map to `classes` classes fit on rows ..fit_rows."""
-    mean, std = x[:fit_rows].mean(0), x[:fit_rows].std(0, correction=0) + 1e-6
-    x = (x - mean) / std
-    head = nn.Linear(x.shape[1], classes).to(x.device)
-    nn.init.zeros_(head.weight)
-    nn.init.zeros_(head.bias)
-    batches = itertools.repeat((x[:fit_rows], y[:fit_rows]), steps)
-    with torch.enable_grad():
-        fit(head.parameters(), batches, lambda b: F.cross_entropy(head(b[0]), b[1]), lr=lr, decoupled=False)
-    with torch.no_grad():
-        return float((head(x[fit_rows:]).argmax(-1) == y[fit_rows:]).float().mean())
 
 
-@torch.no_grad()
-def states_at_last(model: torch.nn.Module, prompts: Sequence[Sequence[int]], batch_size: int) -> torch.Tensor:
-    """[layers, prompts, width]: every layer's residual stream at each prompt's last token (right-padded batches:
-    causal attention keeps the padding from the real tokens)."""
-    device = next(model.parameters()).device
-    out = []
-    for lo in range(0, len(prompts), batch_size):
-        rows = prompts[lo : lo + batch_size]
-        idx = torch.zeros(len(rows), max(len(p) for p in rows), dtype=torch.long)
-        for r, p in enumerate(rows):
-            idx[r, : len(p)] = torch.as_tensor(list(p))
-        states = model.hidden_states(idx.to(device))  # [layers, B, T, width]
-        last = torch.as_tensor([len(p) - 1 for p in rows], device=device)
-        out.append(states[:, torch.arange(len(rows), device=device), last].float())
-    return torch.cat(out, dim=1)
 
 
 def probe(paths: Paths, cfg, device: torch.device) -> Probed:
@@ -73,15 +41,15 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     if len(rows) < 4:
         raise DataError(f"{paths.raw / 'test.parquet'}: the probe needs at least 4 test examples, got {len(rows)}")
     fit_rows = min(max(1, round(p.train_fraction * len(rows))), len(rows) - 1)
+    on = np.arange(len(rows)) < fit_rows
     prompts = [r.prompt for r in rows]
-    y = torch.as_tensor([r.value for r in rows], device=device)
-    common = Counter(y[:fit_rows].tolist()).most_common(1)[0][0]
-    majority = float((y[fit_rows:] == common).float().mean())
+    y = np.asarray([r.value for r in rows])
+    majority = majority_accuracy(y, on)
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
     table, summary = [], {"examples": len(rows), "majority": majority, "chance": 1.0 / MOD}
     for name, m in models.items():
-        states = states_at_last(m, prompts, p.batch_size)  # at <ans>, the prompt's last token
-        accuracy = [linear_probe(layer, y, fit_rows, MOD, steps=p.steps, lr=p.lr) for layer in states]
+        states = states_at(m, prompts, [[len(q) - 1] for q in prompts], batch_size=p.batch_size)  # at <ans>, the prompt's last token
+        accuracy = [linear_probe(layer, y, on, MOD, steps=p.steps, lr=p.lr) for layer in states]
         table += [{"model": name, "layer": layer, "position": "<ans>", "target": "value", "fit": fit_rows,
                    "scored": len(rows) - fit_rows, "accuracy": a, "majority": majority} for layer, a in enumerate(accuracy)]
         best = int(np.argmax(accuracy))
