@@ -521,3 +521,13 @@ def test_vectorised_encoding_equals_word_by_word():
     assert [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] == [tokens.encode(t) for t in texts]
     with pytest.raises(DataError, match="token '<query_9>' is not in the Depo vocabulary"):
         encode_texts(pl.Series(["1 4 <query_9> 4"]), tokens)
+
+
+def test_the_showcase_runs_the_presets_demo():
+    """params.yaml's Depo miniature is depo/presets.py's DEMO_* (which SUITE adds seeds and ablations to)."""
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    from physlm.worlds.depo.presets import DEMO_DATASET, DEMO_STUDIES, SUITE
+
+    assert params["datasets"]["depo_demo"] == DEMO_DATASET
+    assert {k: v for k, v in params["studies"].items() if v["world"] == "depo"} == DEMO_STUDIES
+    assert all(SUITE["studies"][f"{name}_s{seed}"]["train"]["seed"] == seed for name in DEMO_STUDIES for seed in (1, 2))

@@ -22,10 +22,10 @@ engine's Llama block (physlm/model.py). The paper draws fresh instances every st
 Depo1 N = 375); the preset materialises `--train-instances` (default 2M, about 0.9B tokens for Depo1
 N = 375, 1.3B for Depo2 N = 125) per dataset, which every study then sees several times over.
 
-`SUITE` (the `suite` preset): the architecture comparison in miniature on `depo_small` (Depo1 words over
-vocab 20, N = 16, K = 4, context 256): RoPE and NoPE each without and with Canon-ABCD, on the Llama block,
-600 steps of 32 windows of the shared (small) model; on an engine without the Llama block and NoPE (no
-`model.block`), the GPT-2 block with RoPE without and with Canon-ABCD.
+`SUITE` (the `suite` preset) adds to the showcase's Depo miniature (params.yaml: `depo_demo`, Depo1 words over
+vocab 10, N = 8, K = 4; a 2-block, 64-wide Llama with RoPE or NoPE, each without and with Canon-ABCD, 300
+steps) two more seeds of each of its four studies (seed groups: the report gives their mean and spread) and
+the Canon-placement ablations A, B, C, D and AC on the RoPE model.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from physlm.presets import Preset, _update, replace_world
+from physlm.presets import Preset, _update, replace_world, seeded
 
 SIZES = {"12L768D": (12, 768), "12L512D": (12, 512), "8L768D": (8, 768), "8L512D": (8, 512)}
 ARCHS = {  # name -> the model options beyond depth/width/heads (canon "" = none)
@@ -136,25 +136,29 @@ PRESETS = {"depo-paper": Preset("Part 4.1 Depo at paper scale: Depo1/Depo2 x 3 N
                                 __doc__.split("\n\n`SUITE`")[0].split("\n\n", 1)[1], _apply, _options)}
 
 
-def _engine_has(option: str) -> bool:
-    from physlm.params import ModelParams
-
-    return option in ModelParams.model_fields
+# The showcase's Depo miniature, as params.yaml writes it (tests/test_depo.py checks the two agree): Depo1 words
+# over vocab 10, N = 8, K = 4; a 2-block, 64-wide Llama, RoPE or NoPE, each without and with Canon-ABCD.
+DEMO_DATASET = {"world": "depo", "generate": {"variant": "depo1", "vocab": 10, "N": 8, "K": 4, "train_instances": 20_000,
+                                              "test_instances": 200, "workers": 0},
+                "tokenize": {"context": 128, "pack": "sentences", "loss": "answers"}}
+DEMO_ARCHS = {"rope": {}, "rope_canon": {"canon": "ABCD"}, "nope": {"pos": "nope"}, "nope_canon": {"pos": "nope", "canon": "ABCD"}}
+DEMO_MODEL = {"block": "llama", "depth": 2, "width": 64, "heads": 2}
+DEMO_TRAIN = {"steps": 300, "batch_size": 32, "micro_batch_size": 32, "lr": 3.0e-3, "warmup_steps": 30, "eval_every": 100,
+              "log_every": 20}
+DEMO_STUDIES = {f"depo_{arch}": {"world": "depo", "data": "depo_demo", "model": DEMO_MODEL | m, "train": dict(DEMO_TRAIN),
+                                 "probe": {}, "evaluate": {}} for arch, m in DEMO_ARCHS.items()}
+SUITE_SEEDS = (1, 2)
 
 
 def _suite() -> dict:
-    small = {"world": "depo", "generate": {"variant": "depo1", "vocab": 20, "N": 16, "K": 4, "train_instances": 40_000,
-                                           "test_instances": 300},
-             "tokenize": {"context": 256, "pack": "sentences", "loss": "answers"}}
-    train = {"steps": 600, "batch_size": 32, "micro_batch_size": 32, "lr": 2.0e-3, "warmup_steps": 60}
-    archs = {"rope": {"pos": "rot"}, "rope_canon": {"pos": "rot", "canon": "ABCD"}}
-    if _engine_has("block"):  # the Llama block and NoPE of the engine (physlm/model.py)
-        archs = {name: {"block": "llama", **m} for name, m in
-                 (archs | {"nope": {"pos": "nope"}, "nope_canon": {"pos": "nope", "canon": "ABCD"}}).items()}
-    studies = {f"depo_small_{name}": {"world": "depo", "data": "depo_small", "model": m, "train": dict(train),
-                                      "probe": {"instances": 100}, "evaluate": {"instances": 200}}
-               for name, m in archs.items()}
-    return {"datasets": {"depo_small": small}, "studies": studies}
+    """Two more seeds of each showcase Depo study (seed groups with it), and the placement ablations on RoPE."""
+    studies: dict[str, dict] = {}
+    for name, study in DEMO_STUDIES.items():
+        studies |= seeded(name, study, SUITE_SEEDS)
+    base = DEMO_STUDIES["depo_rope"]
+    for points in ABLATIONS:
+        studies[f"depo_rope_{points}"] = {**base, "model": {**base["model"], "canon": points}}
+    return {"studies": studies}
 
 
 SUITE = _suite()
