@@ -121,8 +121,8 @@ def tiny_every_world() -> dict:
     grammar dataset with cfg_demo and cfg_uni (its train.steps and evaluate.samples set to the shared values, so
     `dvc exp run -S studies.cfg_uni.train.steps=...` has a key to set: DVC's -S adds no new key without a `+`),
     tiny_igsm_params' igsm_demo (its probe and evaluate in one process), and tiny_bio_params' bio_tiny dataset
-    with the finetuned bio_ft study. The iGSM and biography studies set model.depth themselves; the grammar
-    studies take the shared default."""
+    with the finetuned bio_ft study, and tiny_playground_params' Depo, Mano and Brevo studies. All but the grammar
+    studies set model.depth themselves; the grammar studies take the shared default."""
     params = tiny_params()
     params["studies"]["cfg_uni"]["train"] = {"steps": TINY["train"]["steps"]}
     params["studies"]["cfg_uni"]["evaluate"] = {"samples": TINY["evaluate"]["cfg"]["samples"]}
@@ -133,4 +133,33 @@ def tiny_every_world() -> dict:
     bio = tiny_bio_params()
     params["datasets"] |= {"igsm_demo": igsm["datasets"]["igsm_demo"], "bio_tiny": bio["datasets"]["bio_tiny"]}
     params["studies"] |= {"igsm_demo": igsm["studies"]["igsm_demo"], "bio_ft": bio["studies"]["bio_ft"]}
+    playground = tiny_playground_params()
+    params["datasets"] |= playground["datasets"]
+    params["studies"] |= playground["studies"]
     return params
+
+
+def tiny_playground_params() -> dict:
+    """Part 4.1's playground worlds at a tiny scale, one dataset and study each (depo_tiny, mano_tiny,
+    brevo_tiny): one-block models of their own (the studies set model.depth), 6 steps, a few probe and eval
+    instances; the worlds' probe and evaluate defaults stay params.yaml's."""
+    model, train = dict(TINY_STUDY_MODEL), dict(STUDY_TRAIN)
+    datasets = {
+        "depo_tiny": {"world": "depo", "generate": {"variant": "depo1", "N": 8, "K": 4, "vocab": 6, "train_instances": 300,
+                                                     "test_instances": 20, "workers": 1},
+                      "tokenize": {"context": 128, "pack": "sentences", "loss": "answers"}},
+        "mano_tiny": {"world": "mano", "generate": {"max_ops": 3, "train_examples": 600, "test_examples": 60,
+                                                     "length_examples": 10, "workers": 1},
+                      "tokenize": {"context": 64, "pack": "sentences"}},
+        "brevo_tiny": {"world": "brevo", "generate": {"N": 10, "names": "tokens", "train_examples": 400, "test_examples": 120,
+                                                       "size_examples": 4, "workers": 1},
+                       "tokenize": {"context": 128, "pack": "sentences"}},
+    }
+    probe = {"depo": {"instances": 12, "train_fraction": 0.5, "steps": 20, "batch_size": 4},
+             "mano": {"examples": 40, "train_fraction": 0.5, "steps": 20, "batch_size": 16},
+             "brevo": {"examples": 24, "train_fraction": 0.5, "steps": 10, "batch_size": 8}}
+    evaluate = {"depo": {"instances": 10, "batch_size": 16}, "mano": {"examples": 30, "length_examples": 5, "batch_size": 16},
+                "brevo": {"examples": 10, "size_examples": 3, "batch_size": 8}}
+    studies = {name: {"world": d["world"], "data": name, "model": dict(model), "train": dict(train),
+                      "probe": probe[d["world"]], "evaluate": evaluate[d["world"]]} for name, d in datasets.items()}
+    return {"datasets": datasets, "studies": studies}

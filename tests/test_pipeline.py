@@ -1,5 +1,6 @@
 """End to end: the DVC pipeline in a throwaway git repo, every world at a tiny scale (conftest.tiny_every_world:
-the grammar dataset with cfg_demo and cfg_uni, igsm_demo, and bio_tiny with the finetuned bio_ft study).
+the grammar dataset with cfg_demo and cfg_uni, igsm_demo, bio_tiny with the finetuned bio_ft study, and the
+playground's depo_tiny, mano_tiny and brevo_tiny).
 
 1. `dvc repro` runs every stage once (validate first), every world's outputs exist, the DVC metrics files are
    flat dicts of numbers without timings; a second repro runs nothing.
@@ -10,7 +11,7 @@ the grammar dataset with cfg_demo and cfg_uni, igsm_demo, and bio_tiny with the 
    fixed, nothing reruns.
 4. `exp run -S` on one study's evaluate param reruns validate, that study's evaluate and the report; on the
    shared model.depth, the train/probe/evaluate of the studies that take the shared default and the report;
-   generate and tokenize never. (The iGSM and bio studies set their own depth: their train stages rerun too,
+   generate and tokenize never. (The other worlds' studies set their own depth: their train stages rerun too,
    DVC sees the shared `model` section change, but they make byte-identical models, so nothing after them does.)
 5. Back to the committed params: every grammar study's train/probe/evaluate comes from DVC's run-cache (nothing
    retrained; only validate, whose marker is not run-cached, may rerun), the workspace is byte-identical to the
@@ -109,10 +110,13 @@ def check_outputs(repo: Path, params: dict) -> None:
                 "reports/igsm_igsm_demo.png", "reports/vprobe_igsm_demo.png",
                 "data/bio_tiny/raw/bios.parquet", "data/bio_tiny/tokens/meta.json", "models/bio_ft/model.safetensors",
                 "models/bio_ft/pretrained/model.safetensors", "reports/bio_regimes.png", "reports/qprobe_bio_ft.png",
+                "data/depo_tiny/tokens/train.loss.npy", "models/depo_tiny/model.safetensors", "models/mano_tiny/model.safetensors",
+                "data/brevo_tiny/tokens/train.loss.npy", "models/brevo_tiny/model.safetensors",
                 "reports/summary.md", "metrics/params.ok"):
         assert (repo / out).is_file(), out
     summary = (repo / "reports/summary.md").read_text()
     assert "## iGSM: full-solution accuracy" in summary and "## Biographies: QA exact-match accuracy" in summary
+    assert "## Depo (Part 4.1)" in summary and "## Mano: " in summary and "## Brevo: " in summary
     for study in params["studies"]:
         assert not (repo / "checkpoints" / study).exists(), study  # removed once a training completes
         assert (repo / "logs" / study / "train.json").is_file(), study  # the timings: untracked, not in metrics/
@@ -205,8 +209,8 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     deeper = sh(["dvc", "exp", "run", "-n", "depth2", "-S", "model.depth=2"], repo, env)
     shared = [s for s in studies if "depth" not in params["studies"][s]["model"]]
     own = [s for s in studies if s not in shared]
-    assert shared == ["cfg_demo", "cfg_uni"]  # the iGSM and bio studies set their own depth
-    # The iGSM and bio train stages still rerun: dvc.yaml gives each train stage the whole shared `model` section
+    assert shared == ["cfg_demo", "cfg_uni"]  # the other worlds' studies set their own depth
+    # Their train stages still rerun: dvc.yaml gives each train stage the whole shared `model` section
     # as params, and DVC cannot tell that a study overrides the key that changed. They retrain to byte-identical
     # models, so nothing downstream of them reruns.
     assert ran(deeper) == {"validate", "report"} | {f"{s}@{st}" for s in PER_STUDY for st in shared} | {

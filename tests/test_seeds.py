@@ -66,6 +66,7 @@ def test_train_seed_is_validated(tmp_path: Path) -> None:
         load_stage("train", "cfg_demo", tmp_path / "params.yaml")
 
 
+@pytest.mark.slow  # whole stages, as the other end-to-end runs
 def test_a_study_seed_trains_as_the_shared_seed_would_on_the_same_data(tmp_path: Path) -> None:
     """train.seed 5 on data made with seed 0 gives the weights that the shared seed 5 gives on that data, and
     not those of seed 0; the detail file and the report say which seed trained it."""
