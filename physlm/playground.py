@@ -22,7 +22,8 @@ reads every import statement), so a world's generator, params and report can use
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import multiprocessing
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -78,3 +79,31 @@ def accuracy_table(rows: Iterable[Mapping[str, Any]], by: str) -> list[dict[str,
         acc[1] += int(row.get("total", 1))
     return [{by: key, "correct": c, "total": t, "accuracy": c / t if t else float("nan")}
             for key, (c, t) in sorted(sums.items())]
+
+
+def _call(chunk: Callable[[], Any]) -> Any:
+    return chunk()
+
+
+def chunked_frame(chunks: list[Callable[[], Any]], total: int, workers: int, desc: str, unit: str) -> Any:
+    """One polars DataFrame of `chunks` (picklable no-argument callables, each returning the frame of its rows), run
+    in order on `workers` spawned processes (in process for 1 worker or 1 chunk: a pool would only add its
+    start-up), with a progress bar over `total` rows. The frame does not depend on the worker count."""
+    import polars as pl
+    from tqdm import tqdm
+
+    frames = []
+    with tqdm(total=total, desc=desc, unit=unit, mininterval=2.0) as bar:
+        if workers == 1 or len(chunks) == 1:
+            found = (chunk() for chunk in chunks)
+        else:
+            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(chunks)))
+            found = pool.imap(_call, chunks)
+        try:
+            for frame in found:
+                frames.append(frame)
+                bar.update(frame.height)
+        finally:
+            if workers != 1 and len(chunks) != 1:
+                pool.terminate()
+    return pl.concat(frames)

@@ -5,15 +5,13 @@ processes and the files do not depend on the worker count. No torch here."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from tqdm import tqdm
 
+from physlm.playground import chunked_frame
 from physlm.worlds.brevo.frames import frame, write_layout
 from physlm.worlds.brevo.params import BrevoGenerateParams
 from physlm.worlds.brevo.sample import instance
@@ -41,27 +39,10 @@ class _Chunk:
         return frame(found, self.lo, layout)
 
 
-def _run(chunk: _Chunk) -> pl.DataFrame:
-    return chunk()
-
-
-def _frames(chunks: list[_Chunk], workers: int) -> Iterator[pl.DataFrame]:
-    if workers == 1 or len(chunks) == 1:  # a pool would only add its start-up
-        yield from (chunk() for chunk in chunks)
-        return
-    with multiprocessing.get_context("spawn").Pool(min(workers, len(chunks))) as pool:
-        yield from pool.imap(_run, chunks)
-
-
 def generate_split(params: BrevoGenerateParams, seed: int, split: str, count: int, workers: int = 1) -> pl.DataFrame:
-    """Instances 0..count-1 of `split` in chunks on `workers` spawned processes (in-process for 1 worker or chunk)."""
+    """Instances 0..count-1 of `split` in chunks on `workers` spawned processes (`physlm.playground.chunked_frame`)."""
     chunks = [_Chunk(params, seed, split, lo, min(lo + CHUNK, count)) for lo in range(0, count, CHUNK)]
-    frames = []
-    with tqdm(total=count, desc=f"brevo {split}", unit="instance", mininterval=2.0) as bar:
-        for found in _frames(chunks, workers):
-            frames.append(found)
-            bar.update(found.height)
-    return pl.concat(frames)
+    return chunked_frame(chunks, count, workers, f"brevo {split}", "instance")
 
 
 def generate(params: BrevoGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:

@@ -4,15 +4,13 @@ package docstring). Every example is a pure function of (seed, split, index) (`e
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from tqdm import tqdm
 
+from physlm.playground import chunked_frame
 from physlm.worlds.mano.expression import example
 from physlm.worlds.mano.params import ManoGenerateParams
 
@@ -39,27 +37,10 @@ class _Chunk:
                              "text": [e.text for e in found]}, schema=COLUMNS)
 
 
-def _run(chunk: _Chunk) -> pl.DataFrame:
-    return chunk()
-
-
-def _frames(chunks: list[_Chunk], workers: int) -> Iterator[pl.DataFrame]:
-    if workers == 1 or len(chunks) == 1:  # a pool would only add its start-up
-        yield from (chunk() for chunk in chunks)
-        return
-    with multiprocessing.get_context("spawn").Pool(min(workers, len(chunks))) as pool:
-        yield from pool.imap(_run, chunks)
-
-
 def generate_split(params: ManoGenerateParams, seed: int, split: str, count: int, workers: int = 1) -> pl.DataFrame:
-    """Examples 0..count-1 of `split` in chunks on `workers` spawned processes (in-process for 1 worker or chunk)."""
+    """Examples 0..count-1 of `split` in chunks on `workers` spawned processes (`physlm.playground.chunked_frame`)."""
     chunks = [_Chunk(params, seed, split, lo, min(lo + CHUNK, count)) for lo in range(0, count, CHUNK)]
-    frames = []
-    with tqdm(total=count, desc=f"mano {split}", unit="example", mininterval=2.0) as bar:
-        for frame in _frames(chunks, workers):
-            frames.append(frame)
-            bar.update(frame.height)
-    return pl.concat(frames)
+    return chunked_frame(chunks, count, workers, f"mano {split}", "example")
 
 
 def generate(params: ManoGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
