@@ -35,14 +35,14 @@ from physlm.tokenize import Vocab, pack_windows
 from physlm.worlds.mano.evaluate import answer, first_per_length, summarize
 from physlm.worlds.mano.expression import MOD, example
 from physlm.worlds.mano.params import ManoGenerateParams
-from physlm.worlds.mano.tokenize import IDS, VALUE_IDS, VOCAB, Row, encode, read_rows, tokenize
+from physlm.worlds.mano.tokenize import IDS, VALUE_IDS, VOCAB, Row, encode, read_modulus, read_rows, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def stack_value(expression: str) -> int:
-    """The value mod 23 of a prefix expression, by a stack machine that reads it from the right: a number is
-    pushed; an operator pops its left operand (the top) and its right one and pushes the result."""
+def stack_value(expression: str, modulus: int = MOD) -> int:
+    """The value mod `modulus` (23 by default) of a prefix expression, by a stack machine that reads it from the
+    right: a number is pushed; an operator pops its left operand (the top) and its right one and pushes the result."""
     stack: list[int] = []
     for symbol in reversed(expression.split()):
         if symbol.isdigit():
@@ -51,10 +51,10 @@ def stack_value(expression: str) -> int:
         left, right = stack.pop(), stack.pop()
         if symbol == "/":
             assert right != 0, "a division by zero was kept"
-            result = left * pow(right, MOD - 2, MOD)  # Fermat: right^(p-2) is its inverse mod the prime 23
+            result = left * pow(right, modulus - 2, modulus)  # Fermat: right^(p-2) is its inverse mod a prime p
         else:
             result = {"+": left + right, "-": left - right, "*": left * right}[symbol]
-        stack.append(result % MOD)
+        stack.append(result % modulus)
     assert len(stack) == 1, f"{expression!r} is not one prefix expression"
     return stack[0]
 
@@ -75,17 +75,30 @@ def params(**overrides) -> ManoGenerateParams:
     return ManoGenerateParams(**(base | overrides))
 
 
-@pytest.mark.parametrize("operators", ["+-*", "+-*/"])
-def test_values_match_an_independent_evaluator(operators: str) -> None:
-    p = params(max_ops=9, operators=operators)
+@pytest.mark.parametrize(("operators", "modulus"), [("+-*", 23), ("+-*/", 23), ("+-*", 6), ("+-*/", 7)])
+def test_values_match_an_independent_evaluator(operators: str, modulus: int) -> None:
+    p = params(max_ops=9, operators=operators, modulus=modulus)
+    leaves: Counter[str] = Counter()
     for split in ("train", "test", "lengths"):
         frame = mano_generate.generate_split(p, 3, split, 300)
         for ops, expression, value, text in frame.select("ops", "expression", "value", "text").iter_rows():
-            assert stack_value(expression) == value, (expression, value)
+            assert stack_value(expression, modulus) == value, (expression, value)
             symbols = expression.split()
             assert len(symbols) == 2 * ops + 1 and sum(not s.isdigit() for s in symbols) == ops
-            assert set(symbols) <= set(operators) | {str(v) for v in range(MOD)}
+            leaves.update(s for s in symbols if s.isdigit())
+            assert set(symbols) <= set(operators) | {str(v) for v in range(modulus)}
             assert text == f"<len_{ops}> {expression} <ans> {value}"
+    assert set(leaves) == {str(v) for v in range(modulus)}  # every value occurs as a leaf, none beyond the modulus
+
+
+def test_modulus_23_is_the_paper_data_and_bad_moduli_are_refused() -> None:
+    """modulus 23 (the default) draws exactly what the generator drew before the option; '/' needs a prime."""
+    assert example(5, "train", 17, max_ops=7) == example(5, "train", 17, max_ops=7, modulus=23)
+    for bad in ({"modulus": 1}, {"modulus": 24}, {"modulus": 8, "operators": "+/"}):
+        with pytest.raises(ValueError):
+            params(**bad)
+    with pytest.raises(ValueError, match="prime"):
+        example(0, "test", 0, max_ops=2, operators="/", modulus=9)
 
 
 def test_division_regenerates_on_zero() -> None:
@@ -170,6 +183,13 @@ def test_tokenize_has_no_loss_mask_and_checks_its_files(tmp_path: Path) -> None:
     assert len(offsets) == 401 and offsets[-1] == len(flat) and flat.max() < VOCAB.size
     with pytest.raises(DataError, match="exceed a window"):
         tokenize(tmp_path, SimpleNamespace(context=12, pack="sentences"))
+    assert read_modulus(tmp_path) == 23
+    (tmp_path / "mano.json").write_text('{"modulus": 40}')
+    with pytest.raises(DataError, match="not an integer in 2..23"):
+        read_modulus(tmp_path)
+    (tmp_path / "mano.json").unlink()
+    with pytest.raises(DataError, match="file not found"):
+        read_modulus(tmp_path)
     frame = pl.read_parquet(tmp_path / "test.parquet")
     frame.with_columns(pl.col("value").cast(pl.UInt8) + 1).with_columns(pl.col("value") % MOD).write_parquet(tmp_path / "bad.parquet")
     with pytest.raises(DataError, match="is not `<len_5> expression <ans>"):
@@ -278,7 +298,7 @@ def tiny_mano_params() -> dict:
     repo = yaml.safe_load((ROOT / "params.yaml").read_text())
     shared = merge({k: repo[k] for k in ("seed", "nproc", "model", "train", "probe", "evaluate")}, TINY)
     shared["probe"]["mano"], shared["evaluate"]["mano"] = dict(PROBE), dict(EVALUATE)
-    generate = {"max_ops": 3, "train_examples": 600, "test_examples": 60, "length_examples": 10, "workers": 1}
+    generate = {"max_ops": 3, "modulus": 7, "train_examples": 600, "test_examples": 60, "length_examples": 10, "workers": 1}
     return shared | {"datasets": {"mano_tiny": {"world": "mano", "generate": generate, "tokenize": {"context": 64, "pack": "sentences"}}},
                      "studies": {"mano_tiny": {"world": "mano", "data": "mano_tiny", "model": {}, "train": {}, "probe": {},
                                                "evaluate": {}}}}
@@ -302,6 +322,9 @@ def test_a_tiny_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.Monke
         run_stage(stage, module.main, [name] if name else [])
     evaluated = json.loads((tmp_path / "metrics/mano_tiny/detail/evaluate.json").read_text())
     assert evaluated["max_ops"] == 3 and evaluated["test"]["n"] == 30 and evaluated["lengths"]["n"] == 15
+    assert evaluated["modulus"] == 7 and evaluated["chance"] == 1 / 7  # read from raw/mano.json
+    assert json.loads((tmp_path / "metrics/mano_tiny/detail/probe.json").read_text())["chance"] == 1 / 7
+    assert "chance 1/7" in (tmp_path / "reports/summary.md").read_text()
     for name in ("test", "lengths", "control"):
         assert evaluated[name]["greedy"] == evaluated[name]["teacher_forced"], name  # one token: the same question
     assert set(json.loads((tmp_path / "metrics/mano_tiny/evaluate.json").read_text())) == \

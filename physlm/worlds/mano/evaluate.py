@@ -25,8 +25,7 @@ from physlm.io import Paths
 from physlm.playground import accuracy_table
 from physlm.playground_eval import greedy_answers, teacher_forced
 from physlm.worlds import Evaluated
-from physlm.worlds.mano.expression import MOD
-from physlm.worlds.mano.tokenize import VALUE_IDS, Row, check_vocab, read_rows
+from physlm.worlds.mano.tokenize import VALUE_IDS, Row, check_vocab, read_modulus, read_rows
 
 
 @dataclass(frozen=True)
@@ -81,11 +80,12 @@ def first_per_length(rows: Sequence[Row], count: int) -> list[Row]:
 def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     e = cfg.evaluate
     check_vocab(paths.tokens)
+    modulus = read_modulus(paths.raw)
     model = load_model(paths.model, device)
     sets = {"test": read_rows(paths.raw / "test.parquet", e.examples)}
     if e.length_examples:
         sets["lengths"] = first_per_length(read_rows(paths.raw / "lengths.parquet"), e.length_examples)
-    metrics: dict = {"max_ops": max(r.ops for r in sets["test"]), "chance": 1.0 / MOD}
+    metrics: dict = {"max_ops": max(r.ops for r in sets["test"]), "modulus": modulus, "chance": 1.0 / modulus}
     for name, rows in sets.items():
         metrics[name] = summarize(answer(model, rows, batch_size=e.batch_size, device=device))
     if e.control:
@@ -96,5 +96,5 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
                 for kind in ("greedy", "teacher_forced")}
     line = f"answer accuracy at ℓ = {metrics['max_ops']}: greedy {metrics['test']['greedy']:.3f}, teacher-forced " \
            f"{metrics['test']['teacher_forced']:.3f}" + (f", control {metrics['control']['greedy']:.3f}" if e.control else "") + \
-           f" (chance {1 / MOD:.3f})"
+           f" (chance 1/{modulus} = {1 / modulus:.3f})"
     return Evaluated(metrics, headline, line, headline)

@@ -1,6 +1,10 @@
 """Mano examples, one at a time (Part 4.1, SPEC 7.3 and 11.1.3): a prefix expression of ℓ operations mod 23,
 its value, and the example text the model trains on. No torch here.
 
+The modulus is the paper's 23 unless a dataset asks for a smaller one (`generate.modulus`, 2..23: a miniature a
+CPU learns in minutes has smaller tables to memorise); the vocabulary always has the 23 value tokens 0..22, so
+a smaller modulus only leaves some unused, and with 23 every example is the same as before the option existed.
+
 One expression (`sample_expression`), recursively from ℓ operations: ℓ = 0 is a leaf, a value uniform in
 0..22; otherwise an operator uniform among `operators` (the paper's "+-*"), then l1 ~ U{0..ℓ-1} operations for
 the left child and ℓ-1-l1 for the right one, each generated the same way, and the expression written in prefix
@@ -34,12 +38,13 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MOD = 23
+MOD = 23  # the paper's modulus, and the largest a dataset may use (the vocabulary has value tokens 0..22)
 OPERATORS = "+-*/"  # every operator a dataset may use; the paper's is "+-*"
 MAX_OPS = 64  # the longest expression the vocabulary has a length token for
 ALT = "'"  # marks the second symbol of an augmented pair
 ANSWER, ANSWER_ALT = "<ans>", "<ans'>"
 SPLITS = ("train", "test", "lengths")
+SPEC_FILE = "mano.json"  # the resolved generate params beside the Parquet files (raw/): probe and evaluate read the modulus
 
 
 def length_token(ops: int, variant: int = 0) -> str:
@@ -50,30 +55,34 @@ def operator_symbol(op: str, variant: int = 0) -> str:
     return op + ALT * variant
 
 
-def combine(op: str, a: int, b: int) -> int | None:
-    """a op b mod 23; None for a division by zero."""
+def is_prime(n: int) -> bool:
+    return n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+def combine(op: str, a: int, b: int, modulus: int = MOD) -> int | None:
+    """a op b mod `modulus` (a prime when op is "/"); None for a division by zero."""
     if op == "+":
-        return (a + b) % MOD
+        return (a + b) % modulus
     if op == "-":
-        return (a - b) % MOD
+        return (a - b) % modulus
     if op == "*":
-        return (a * b) % MOD
+        return (a * b) % modulus
     if op == "/":
-        return None if b == 0 else a * pow(b, -1, MOD) % MOD
+        return None if b == 0 else a * pow(b, -1, modulus) % modulus
     raise ValueError(f"unknown operator {op!r}; operators: {OPERATORS}")
 
 
-def sample_expression(rng: random.Random, ops: int, operators: str) -> tuple[list[str], int | None]:
-    """One expression of `ops` operations in prefix order (operators and values as strings) and its value mod 23
-    (None when a division by zero occurred somewhere)."""
+def sample_expression(rng: random.Random, ops: int, operators: str, modulus: int = MOD) -> tuple[list[str], int | None]:
+    """One expression of `ops` operations in prefix order (operators and values as strings) and its value mod
+    `modulus` (None when a division by zero occurred somewhere)."""
     if ops == 0:
-        leaf = rng.randrange(MOD)
+        leaf = rng.randrange(modulus)
         return [str(leaf)], leaf
     op = rng.choice(operators)
     left_ops = rng.randint(0, ops - 1)
-    left, a = sample_expression(rng, left_ops, operators)
-    right, b = sample_expression(rng, ops - 1 - left_ops, operators)
-    value = None if a is None or b is None else combine(op, a, b)
+    left, a = sample_expression(rng, left_ops, operators, modulus)
+    right, b = sample_expression(rng, ops - 1 - left_ops, operators, modulus)
+    value = None if a is None or b is None else combine(op, a, b, modulus)
     return [op, *left, *right], value
 
 
@@ -87,12 +96,14 @@ class Example:
     text: str
 
 
-def make_example(rng: random.Random, ops: int, operators: str, augment: bool) -> Example:
+def make_example(rng: random.Random, ops: int, operators: str, augment: bool, modulus: int = MOD) -> Example:
     """An expression of `ops` operations (regenerated while a division by zero occurs) and its example text."""
     if not 1 <= ops <= MAX_OPS:
         raise ValueError(f"an expression has 1..{MAX_OPS} operations, got {ops}")
+    if not 2 <= modulus <= MOD or ("/" in operators and not is_prime(modulus)):
+        raise ValueError(f"modulus {modulus}: must lie in 2..{MOD}, and be a prime when dividing")
     while True:
-        expression, value = sample_expression(rng, ops, operators)
+        expression, value = sample_expression(rng, ops, operators, modulus)
         if value is not None:
             break
     pick = (lambda: rng.randint(0, 1)) if augment else (lambda: 0)
@@ -113,7 +124,7 @@ def example_ops(split: str, index: int, rng: random.Random, max_ops: int, length
 
 
 def example(seed: int, split: str, index: int, *, max_ops: int, operators: str = "+-*", augment: bool = False,
-            lengths: Sequence[int] = ()) -> Example:
+            lengths: Sequence[int] = (), modulus: int = MOD) -> Example:
     """Example `index` of `split`: a pure function of the arguments (its own RNG)."""
     rng = random.Random(f"mano:{split}:{seed}:{index}")
-    return make_example(rng, example_ops(split, index, rng, max_ops, lengths), operators, augment)
+    return make_example(rng, example_ops(split, index, rng, max_ops, lengths), operators, augment, modulus)

@@ -7,12 +7,14 @@ from pydantic import Field, model_validator
 
 from physlm.params import Section, TokenizeParams
 from physlm.worlds import WorldParams
-from physlm.worlds.mano.expression import MAX_OPS
+from physlm.worlds.mano.expression import MAX_OPS, MOD, is_prime
 
 
 class ManoGenerateParams(Section):
     max_ops: int = Field(ge=1, le=MAX_OPS, description="L: training expressions have U{1..L} operations, test ones L (paper 10, 13, 16)")
     operators: str = Field("+-*", pattern=r"^[-+*/]+$", description="operators drawn uniformly (paper: +-*; / divides by the modular inverse)")
+    modulus: int = Field(MOD, ge=2, le=MOD, description="values mod this (paper 23); smaller for a miniature a CPU learns"
+                                                       " in minutes (the vocabulary keeps all 23 value tokens)")
     augment: bool = Field(False, description="knowledge augmentation: two symbols per operator, length token and answer marker")
     train_examples: int = Field(gt=0, description="training expressions, U{1..L} operations each")
     test_examples: int = Field(gt=0, description="test expressions of exactly L operations")
@@ -24,6 +26,8 @@ class ManoGenerateParams(Section):
     def _consistent(self) -> ManoGenerateParams:
         if len(set(self.operators)) != len(self.operators):
             raise ValueError(f"operators {self.operators!r} names an operator twice")
+        if "/" in self.operators and not is_prime(self.modulus):
+            raise ValueError(f"modulus {self.modulus} is not a prime: '/' needs every nonzero value invertible")
         bad = [n for n in self.eval_lengths if not 1 <= n <= self.max_ops]
         if bad:
             raise ValueError(f"eval_lengths {bad} outside 1..max_ops = {self.max_ops} (a longer length token is never trained)")

@@ -25,8 +25,7 @@ from physlm.errors import DataError
 from physlm.io import Paths
 from physlm.probing import linear_probe, majority_accuracy, states_at
 from physlm.worlds import Probed
-from physlm.worlds.mano.expression import MOD
-from physlm.worlds.mano.tokenize import check_vocab, read_rows
+from physlm.worlds.mano.tokenize import check_vocab, read_modulus, read_rows
 
 
 
@@ -36,6 +35,7 @@ from physlm.worlds.mano.tokenize import check_vocab, read_rows
 def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     p = cfg.probe
     check_vocab(paths.tokens)
+    modulus = read_modulus(paths.raw)
     model = load_model(paths.model, device)
     rows = read_rows(paths.raw / "test.parquet", p.examples)
     if len(rows) < 4:
@@ -46,10 +46,10 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     y = np.asarray([r.value for r in rows])
     majority = majority_accuracy(y, on)
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if p.control else {})
-    table, summary = [], {"examples": len(rows), "majority": majority, "chance": 1.0 / MOD}
+    table, summary = [], {"examples": len(rows), "majority": majority, "modulus": modulus, "chance": 1.0 / modulus}
     for name, m in models.items():
         states = states_at(m, prompts, [[len(q) - 1] for q in prompts], batch_size=p.batch_size)  # at <ans>, the prompt's last token
-        accuracy = [linear_probe(layer, y, on, MOD, steps=p.steps, lr=p.lr) for layer in states]
+        accuracy = [linear_probe(layer, y, on, modulus, steps=p.steps, lr=p.lr) for layer in states]
         table += [{"model": name, "layer": layer, "position": "<ans>", "target": "value", "fit": fit_rows,
                    "scored": len(rows) - fit_rows, "accuracy": a, "majority": majority} for layer, a in enumerate(accuracy)]
         best = int(np.argmax(accuracy))

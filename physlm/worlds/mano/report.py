@@ -1,6 +1,6 @@
 """The Mano world's report section (reads metrics files only, never torch): one column per study with the answer
 accuracy at ℓ = L (greedy and teacher-forced), the random-init control, and the value probe at `<ans>`; figure
-`mano_accuracy.png` (greedy accuracy against ℓ, every study, chance 1/23 dashed)."""
+`mano_accuracy.png` (greedy accuracy against ℓ, every study, chance 1/modulus dashed: 1/23 in the paper)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from typing import Any
 
 from physlm.figures import fmt, plt
 
-CHANCE = 1 / 23
+PAPER_MODULUS = 23  # a study whose metrics predate the modulus option was mod 23
+
+
+def _modulus(m: dict[str, Any]) -> int:
+    return (m["evaluate"] or {}).get("modulus") or (m["probe"] or {}).get("modulus") or PAPER_MODULUS
 
 
 def _cell(m: dict[str, Any], stage: str, *path: str) -> Any:
@@ -20,6 +24,7 @@ def _cell(m: dict[str, Any], stage: str, *path: str) -> Any:
 
 
 ROWS = (  # (row label, stage, path in that stage's detail file)
+    ("modulus", "evaluate", ("modulus",)),
     ("L (operations at test)", "evaluate", ("max_ops",)),
     ("test expressions", "evaluate", ("test", "n")),
     ("accuracy at ℓ = L, greedy", "evaluate", ("test", "greedy")),
@@ -39,8 +44,9 @@ def section(found: dict[str, dict[str, Any]], out_dir: Path) -> str:
     found = {s: m for s, m in found.items() if m["evaluate"] or m["probe"]}
     if not found:
         return ""
-    lines = ["", "## Mano: mod-23 arithmetic without chain of thought (physlm/worlds/mano/)", "",
-             f"Single-token answer accuracy (chance {CHANCE:.3f}); greedy and teacher-forced agree by construction. The probe"
+    chance = ", ".join(sorted({f"1/{_modulus(m)} = {1 / _modulus(m):.3f}" for m in found.values()}))
+    lines = ["", "## Mano: modular arithmetic without chain of thought (physlm/worlds/mano/)", "",
+             f"Single-token answer accuracy (chance {chance}); greedy and teacher-forced agree by construction. The probe"
              " reads the value linearly at `<ans>` from each layer (0 = embedding).", "",
              "| | " + " | ".join(found) + " |", "|---|" + "---|" * len(found)]
     for label, stage, path in ROWS:
@@ -63,7 +69,8 @@ def plot_lengths(found: dict[str, dict[str, Any]], path: Path) -> bool:
             ax.plot(ops, [cells[str(k)]["greedy"] for k in ops], "o-", label=study)
             drawn = True
     if drawn:
-        ax.axhline(CHANCE, color="gray", linestyle="--", label="chance 1/23")
+        for modulus in sorted({_modulus(m) for m in found.values()}):
+            ax.axhline(1 / modulus, color="gray", linestyle="--", label=f"chance 1/{modulus}")
         ax.set(xlabel="operations ℓ", ylabel="answer accuracy", ylim=(-0.02, 1.02), title="Mano: accuracy by expression length")
         ax.legend(fontsize=8)
         fig.tight_layout()

@@ -17,11 +17,11 @@ import numpy as np
 import polars as pl
 
 from physlm.errors import DataError
-from physlm.io import read_parquet
+from physlm.io import read_json, read_parquet
 from physlm.params import TokenizeParams
 from physlm.tokenize import BOS, EOS, Vocab
 from physlm.worlds import Tokenized
-from physlm.worlds.mano.expression import ANSWER, ANSWER_ALT, MAX_OPS, MOD, OPERATORS, length_token, operator_symbol
+from physlm.worlds.mano.expression import ANSWER, ANSWER_ALT, MAX_OPS, MOD, OPERATORS, SPEC_FILE, length_token, operator_symbol
 
 SYMBOLS = (ANSWER, ANSWER_ALT, *(operator_symbol(op, v) for v in (0, 1) for op in OPERATORS),
            *(str(value) for value in range(MOD)), *(length_token(n, v) for n in range(1, MAX_OPS + 1) for v in (0, 1)))
@@ -72,6 +72,14 @@ def read_rows(path: Path, limit: int | None = None) -> list[Row]:
             raise DataError(f"{path}: example {text!r} is not `<len_{ops}> expression <ans> {value}`")
         rows.append(Row(ops, ids, value))
     return rows
+
+
+def read_modulus(raw: Path) -> int:
+    """The dataset's modulus, from raw/mano.json; DataError when missing or outside 2..23."""
+    modulus = read_json(raw / SPEC_FILE, ("modulus",))["modulus"]
+    if not isinstance(modulus, int) or not 2 <= modulus <= MOD:
+        raise DataError(f"{raw / SPEC_FILE}: modulus {modulus!r} is not an integer in 2..{MOD}")
+    return modulus
 
 
 def check_vocab(tokens: Path) -> None:
