@@ -417,3 +417,16 @@ def test_brevo_paper_preset(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown or empty choice 60"):
         main(["brevo-paper", "--params", str(path), "--N", "60"])
     assert set(ARCHS) == {"rope", "rope_canon", "nope", "nope_canon", "rope16", "rope16_canon"}
+
+
+def test_the_showcase_runs_the_presets_demo() -> None:
+    """params.yaml's Brevo miniature is brevo/presets.py's DEMO_* (which SUITE adds seeds and the NoPE pair to)."""
+    from physlm.worlds.brevo.presets import DEMO_DATASET, DEMO_STUDIES, SUITE
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["datasets"]["brevo_demo"] == DEMO_DATASET
+    assert {k: v for k, v in params["studies"].items() if v["world"] == "brevo"} == DEMO_STUDIES
+    studies = SUITE["studies"]
+    assert all(studies[f"{name}_s{seed}"]["train"]["seed"] == seed for name in DEMO_STUDIES for seed in (1, 2))
+    assert studies["brevo_nope"]["model"]["pos"] == "nope" and studies["brevo_nope_canon_s2"]["model"]["canon"] == "ABCD"
+    assert not set(studies) & set(params["studies"]), "the suite adds studies; it never replaces the showcase's"

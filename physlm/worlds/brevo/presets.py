@@ -14,8 +14,8 @@ torch.compile. Evaluation answers 1,024 test instances (n = N) and 256 per small
 probe reads 2,048. The paper samples fresh graphs every step; the preset materialises `--train-examples` (default
 5M) per dataset.
 
-The architecture names (`ARCHS`) need the model options `block: llama`, `pos: nope` and `rope_dim`
-(physlm/model.py); until the engine has them the preset's validation fails with a one-line error naming the key.
+The architecture names (`ARCHS`) are the engine's model options `block: llama`, `pos: nope` and `rope_dim`
+(physlm/model.py, docs/architectures.md).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from physlm.presets import Preset, _update, replace_world
+from physlm.presets import Preset, _update, replace_world, seeded
 
 VARIANTS = {  # variant -> (names, context, batch, {N: steps})
     "brevo1": ("tokens", 1024, 256, {70: 100_000, 90: 125_000, 110: 150_000}),
@@ -115,3 +115,40 @@ def _apply(params: Any, args: argparse.Namespace) -> list[str]:
 
 PRESETS = {"brevo-paper": Preset("Part 4.1 Brevo at paper scale: Brevo1 and Brevo2, the architecture grid, optionally 4 sizes",
                                  __doc__.split("\n\n", 1)[1], _apply, _options)}
+
+
+# The showcase's Brevo miniature, as params.yaml writes it (tests/test_brevo.py checks the two agree): Brevo1 with
+# single-token vertices, N = 8; a 2-block, 64-wide Llama with RoPE, without and with Canon-ABCD, 400 steps.
+DEMO_DATASET = {"world": "brevo", "generate": {"N": 8, "names": "tokens", "train_examples": 20_000, "test_examples": 300,
+                                               "size_examples": 50, "workers": 0},
+                "tokenize": {"context": 128, "pack": "sentences"}}
+DEMO_MODEL = {"block": "llama", "depth": 2, "width": 64, "heads": 2}
+DEMO_TRAIN = {"steps": 400, "batch_size": 32, "micro_batch_size": 32, "lr": 3.0e-3, "warmup_steps": 30, "eval_every": 100,
+              "log_every": 20}
+DEMO_ARCHS = {"rope": {}, "rope_canon": {"canon": "ABCD"}}
+SUITE_ARCHS = {"nope": {"pos": "nope"}, "nope_canon": {"pos": "nope", "canon": "ABCD"}}
+
+
+def _study(model: dict) -> dict:
+    return {"world": "brevo", "data": "brevo_demo", "model": DEMO_MODEL | model, "train": dict(DEMO_TRAIN), "probe": {},
+            "evaluate": {}}
+
+
+DEMO_STUDIES = {f"brevo_{arch}": _study(m) for arch, m in DEMO_ARCHS.items()}
+SUITE_SEEDS = (1, 2)
+
+
+def _suite() -> dict:
+    """Seeds 1 and 2 of the showcase's two studies (seed groups with them), and the NoPE pair with seeds 0, 1, 2."""
+    studies: dict[str, dict] = {}
+    for name, study in DEMO_STUDIES.items():
+        studies |= seeded(name, study, SUITE_SEEDS)
+    for arch, m in SUITE_ARCHS.items():
+        studies[f"brevo_{arch}"] = _study(m)
+        studies |= seeded(f"brevo_{arch}", _study(m), SUITE_SEEDS)
+    return {"studies": studies}
+
+
+# `SUITE` (the `suite` preset): the showcase miniature's seeds 1 and 2, and Llama without positions (NoPE), without
+# and with Canon-ABCD, three seeds each, on the same data and budget.
+SUITE = _suite()

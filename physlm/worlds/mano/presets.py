@@ -13,8 +13,8 @@ Evaluation answers 4,096 test expressions and 512 per length; the probe reads 4,
 expressions every step; the preset materialises `--train-examples` (default 20M, a few passes at L = 16) per
 dataset.
 
-The architecture names (`ARCHS`) need the model options `block: llama`, `pos: nope` and `rope_dim`
-(physlm/model.py); until the engine has them the preset's validation fails with a one-line error naming the key.
+The architecture names (`ARCHS`) are the engine's model options `block: llama`, `pos: nope` and `rope_dim`
+(physlm/model.py, docs/architectures.md).
 """
 
 from __future__ import annotations
