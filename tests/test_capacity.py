@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +145,7 @@ def test_train_split_holds_every_person_copies_times(raw: Path) -> None:
     people = pl.read_parquet(raw / "people.parquet")
     expected = {f"{f} {m} {la}": parse(text)[1] for f, m, la, text in people.select("first", "middle", "last", "text").iter_rows()}
     flat, offsets = t.splits["train"]()
-    texts = [" ".join(t.vocab.symbols[i] for i in flat[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+    texts = [" ".join(t.vocab.symbols[i] for i in flat[a:b]) for a, b in pairwise(offsets)]
     seen = Counter()
     for text in texts:
         name, values = parse(text)
@@ -154,7 +155,7 @@ def test_train_split_holds_every_person_copies_times(raw: Path) -> None:
     assert len(set(texts)) > GEN["N"]  # the writings differ in order
     assert len({texts[i] for i in range(4)}) == 4 and parse(texts[0])[0] != parse(texts[1])[0]  # shuffled, not grouped
     test_flat, test_offsets = t.splits["test"]()
-    assert [" ".join(t.vocab.symbols[i] for i in test_flat[a:b]) for a, b in zip(test_offsets[:-1], test_offsets[1:])] == \
+    assert [" ".join(t.vocab.symbols[i] for i in test_flat[a:b]) for a, b in pairwise(test_offsets)] == \
         people["text"].to_list()
     assert t.meta["entry_tokens"] == people["tokens"][0] + 2 == 3 + 3 * (2 * 2 + 2 + 3) + 2
     assert t.meta["used_tokens"] <= t.vocab.size and t.vocab.size == 2 + 5 + 3 + 5 + len(
