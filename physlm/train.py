@@ -160,11 +160,16 @@ class Finetune:
 
 @dataclass(frozen=True)
 class Plan:
-    """What the train stage runs: training on `train` windows (None: the stream), then `finetune` if any. A
-    world without a train step gets the plain plan: its tokenized train split, no second phase."""
+    """What the train stage runs: training on `train` windows (None: the stream) with `config` (or the params'
+    loop settings), then `finetune` if any; `detail` goes into metrics/<study>/detail/train.json. A world without
+    a train step gets the plain plan: its tokenized train split, the params' settings, no second phase."""
 
     train: Data | None
     finetune: Finetune | None = None
+    config: TrainConfig | None = None  # the first phase's loop settings in place of the params' (None: theirs), e.g.
+    #                                    steps a world derives from its data (the capacity world's exposures)
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)  # the world's keys for detail/train.json
+    #                                    (results only, no wall-clock time: e.g. the realized exposure counts)
 
 
 def load_windows(tokens: Path, split: str) -> Data:

@@ -116,6 +116,7 @@ def main(paths: Paths, cfg) -> None:
     model_cfg, train_cfg = configs(paths, cfg)
     spec = StreamSpec.load(paths.tokens) if cfg.train.stream else None
     plan = make_plan(paths, cfg, train_cfg, spec is not None)
+    train_cfg = plan.config or train_cfg  # a world may derive the loop's settings (the capacity world: steps)
     val_windows = load_windows(paths.tokens, "test")
     ft = plan.finetune
     with distributed.setup() as (ranks, device):
@@ -135,6 +136,7 @@ def main(paths: Paths, cfg) -> None:
                 return
             trainable = (lora.trainable_parameters(start) if ft.lora else final.num_params()) if tuned is not None else None
             headline, detail = results(result, tuned, trainable, cfg, paths, str(device), ranks.size)
+            detail |= plan.detail
             timing = timings(result, tuned, peak_flops(device))
             run.log_metrics(headline | timing, step=train_cfg.steps)
             with atomic_path(paths.model, is_dir=True) as tmp:

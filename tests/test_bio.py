@@ -29,6 +29,7 @@ from physlm.worlds.bio import people as bio
 from physlm.worlds.bio.people import BioSpec, PoolSizes, Variant, parse_variant
 
 DATA = Path(__file__).resolve().parents[1] / "physlm" / "worlds" / "bio" / "data"
+NAMES = Path(__file__).resolve().parents[1] / "physlm" / "names"
 ATTRS = ("birth_date", "birth_city", "university", "major", "employer", "work_city")
 SPEC_SIZES = {"first_names": 400, "middle_names": 400, "last_names": 1000, "cities": 200, "universities": 300,
               "majors": 100, "employers": 263}
@@ -42,7 +43,9 @@ SPEC = BioSpec(people=N, seed=7)
 
 
 def raw(name: str):
-    return json.loads((DATA / name).read_text())
+    """A pool file: the name pools live in physlm/names (shared with the capacity world), the rest in bio's data."""
+    where = NAMES if name.endswith("_names.json") else DATA
+    return json.loads((where / name).read_text())
 
 
 RUN = re.compile(r"[A-Za-z0-9]+")

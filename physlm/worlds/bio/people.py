@@ -8,7 +8,8 @@ and an employer (263); the work city is the employer's headquarters (36 of the 2
 13.7% trivial baseline), and a pronoun set (paper: he/she/they at random; ``pronouns="parity"`` gives the
 released code's he for even ids, she for odd ids). The pools, the bioS templates (46/49/49/52/47/48 per
 attribute as in the paper), the 6 QA templates and the bioR phrase banks are package data in
-``physlm/worlds/bio/data/*.json``, written by us; ``PoolSizes`` takes the first k values of each pool.
+``physlm/worlds/bio/data/*.json``, written by us (the first/middle/last name pools, which the capacity world
+shares, in ``physlm/names``); ``PoolSizes`` takes the first k values of each pool.
 
 Randomness: person i's attributes come from ``random.Random(f"bio-person:{seed}:{i}")`` and its name draws
 from ``random.Random(f"bio-name:{seed}:{i}")``, re-drawn while the name is taken by a lower id (so person i
@@ -33,7 +34,7 @@ from math import prod
 from types import MappingProxyType
 from typing import Any
 
-
+from physlm import names
 
 ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "employer", "work_city")
 SPLITS = ("P_train", "P_test")  # people whose questions QA training sees, and those it never does (qa's `split`)
@@ -190,13 +191,20 @@ def _take(values: Sequence[Any], size: int, what: str) -> tuple[Any, ...]:
     return tuple(values[:size])
 
 
+def _names(kind: str, size: int) -> tuple[str, ...]:
+    try:
+        return names.pool(kind, size)
+    except ValueError:
+        raise ValueError(f"PoolSizes.{kind}={size} must be between 1 and {names.SIZES[kind]} (the names in physlm/names)") from None
+
+
 @functools.lru_cache(maxsize=8)
 def load_pools(sizes: PoolSizes = PoolSizes()) -> Pools:
     employers = _take(_data("employers.json"), sizes.employers, "employers")
     return Pools(
-        first_names=_take(_data("first_names.json"), sizes.first_names, "first_names"),
-        middle_names=_take(_data("middle_names.json"), sizes.middle_names, "middle_names"),
-        last_names=_take(_data("last_names.json"), sizes.last_names, "last_names"),
+        first_names=_names("first_names", sizes.first_names),
+        middle_names=_names("middle_names", sizes.middle_names),
+        last_names=_names("last_names", sizes.last_names),
         cities=_take(_data("cities.json"), sizes.cities, "cities"),
         universities=_take(_data("universities.json"), sizes.universities, "universities"),
         majors=_take(_data("majors.json"), sizes.majors, "majors"),

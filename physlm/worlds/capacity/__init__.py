@@ -1,0 +1,40 @@
+"""The capacity world: Part 3.3, "Knowledge capacity scaling laws" (SPEC 6, 11.2).
+
+Reproduces: the bioD(N, K, C, D, L, T) data (names drawn without replacement from the shared bioS name pools,
+K attributes of C chunks, each chunk one of an attribute's D distinct strings of L tokens over T), training
+measured in exposures rather than steps (with the realized exposure count per person in the train metrics), and
+the capacity measurement: the summed name, value and first-chunk losses p1, p2, p3 of every person, the
+bit-complexity lower bound and the capacity ratio R(F) = bits / P, with P counted two ways (the paper's, whose
+embedding has only the tokens the data uses, and physlm's plain parameter count), and whether a point is
+capacity-bound (the data holds more than 2 bits per parameter). Page: docs/capacity.md.
+
+Modules: `biod` (the generator, one person at a time; no torch), `bits` (the formula; no torch); the steps
+`generate`, `tokenize` (the vocabulary built from the pools, the train split's re-ordered writings), `train`
+(steps from exposures, the exposure histogram), `probe` (per-layer linear probes of each attribute's first chunk
+at the name's last token), `evaluate` (p1, p2, p3, bits, R), `report` (a table and `capacity_bits.png`);
+`params` (its schemas).
+
+Parquet (`data/<dataset>/raw/`): `people.parquet` (one row per person: person, first, middle, last, name_index,
+chunks, values, order, text, tokens), `chunks.parquet` (the diversity sets: attribute, chunk, tokens) and
+`capacity.json` (N0, N, K, C, D, L, T, the pools, the seed, tokens per paragraph); columns in `generate`.
+
+Studies: none in params.yaml yet; tests/test_capacity_stages.py runs a tiny one through every stage.
+
+Tests: tests/test_capacity.py reads every paragraph back with its own parser (each attribute once, values from
+the attribute's set, names distinct and from the pools, the formula's inputs re-derived from the files),
+determinism and worker-count independence, bad params; tests/test_capacity_bits.py the formula's known answers;
+tests/test_capacity_stages.py the exposures, the evaluation on a scripted model, and a tiny study end to end.
+"""
+
+from physlm.worlds import World
+from physlm.worlds.capacity.params import PARAMS
+
+WORLD = World(
+    name="capacity",
+    title="Part 3.3: knowledge capacity (bits per parameter)",
+    spec="SPEC 6, 11.2",
+    demo="a GPT trained for a number of exposures on bioD stores a measured number of bits; R(F) = bits / parameters",
+    params=PARAMS,
+    package=__name__,
+    steps=frozenset({"train"}),
+)

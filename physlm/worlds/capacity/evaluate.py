@@ -1,0 +1,132 @@
+"""Part 3.3's capacity measurement (SPEC 6.2) as the capacity world's evaluate step.
+
+Every person's writing 0 (people.parquet's text) is given to the model as `<bos> paragraph` and each token's loss
+is read (natural log, teacher-forced, the paragraph alone). Summed per person: p1 over the three name tokens (the
+name as generated from `<bos>`), p2 over the C x L value tokens of each attribute (given the name and the
+attribute, and the sentences before it; averaged over person-attributes) and p3 over the first chunk's L tokens.
+`bits.stored_bits` turns the averages into the lower bound on stored bits, whose three terms are all reported;
+`bits.upper_bound` is the data's own bits.
+
+P is counted two ways, both reported:
+- `paper`: the paper's count, whose embeddings have rows only for the tokens the data uses (SPEC 6.2): physlm's
+  count less, in the input embedding and in the output head, the rows of vocabulary tokens the train split never
+  holds (name parts of the pools that no person has). physlm's head is untied (physlm/model.py), so it is counted
+  as a matrix of its own (used tokens x width), beside the input embedding;
+- `physlm`: the plain parameter count of the model, every vocabulary row of both matrices.
+R(F) = bits / P under each, and the point is capacity-bound under each when the data's bits exceed 2P.
+
+With `control`, a random-init model of the same shape is measured the same way: it stores nothing, and its bound
+comes out negative (its losses are worse than a uniform guess over each set); reported as it is, never clamped.
+
+tests/test_capacity_stages.py measures a scripted model whose losses are known exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from physlm.artifacts import load_model, random_model
+from physlm.io import Paths, read_json, read_parquet
+from physlm.worlds import Evaluated
+from physlm.worlds.capacity.biod import Spec, value_positions
+from physlm.worlds.capacity.bits import capacity_bound, ratio, stored_bits, upper_bound
+from physlm.worlds.capacity.tokenize import check_vocab, encode_text, read_spec
+
+
+@dataclass(frozen=True)
+class Losses:
+    """Per person: p1 (name), and per attribute p2 (all value tokens) and p3 (the first chunk), nats, summed."""
+
+    p1: np.ndarray  # [people]
+    p2: np.ndarray  # [people, K]
+    p3: np.ndarray  # [people, K]
+
+    def means(self) -> dict[str, float]:
+        return {"p1": float(self.p1.mean()), "p2": float(self.p2.mean()), "p3": float(self.p3.mean())}
+
+
+@torch.no_grad()
+def token_losses(model: torch.nn.Module, paragraphs: np.ndarray, bos: int, batch_size: int) -> np.ndarray:
+    """[people, tokens]: -ln p(token k | <bos>, tokens before k) of every paragraph (all of one length)."""
+    device = next(model.parameters()).device
+    out = []
+    for lo in range(0, len(paragraphs), batch_size):
+        ids = torch.as_tensor(np.asarray(paragraphs[lo : lo + batch_size], dtype=np.int64), device=device)
+        inputs = torch.cat([torch.full_like(ids[:, :1], bos), ids[:, :-1]], dim=1)
+        logits, _ = model(inputs)
+        nll = -torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[..., None])[..., 0]
+        out.append(nll.cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def person_losses(nll: np.ndarray, orders: list[list[int]], spec: Spec) -> Losses:
+    """Sum each person's token losses over the name, each attribute's value, and its first chunk."""
+    p2 = np.zeros((len(nll), spec.K))
+    p3 = np.zeros((len(nll), spec.K))
+    for n, attributes in enumerate(orders):
+        for a, where in value_positions(attributes, spec.K, spec.C, spec.L).items():
+            p2[n, a - 1] = nll[n, where].sum()
+            p3[n, a - 1] = nll[n, where[: spec.L]].sum()
+    return Losses(nll[:, :3].sum(axis=1), p2, p3)
+
+
+def formula_inputs(spec: Spec) -> dict[str, int]:
+    return {"N0": spec.N0, "N": spec.N, "K": spec.K, "C": spec.C, "D": spec.D, "L": spec.L, "T": spec.T}
+
+
+def measure(losses: Losses, spec: Spec, params: dict[str, int]) -> dict:
+    """The averages, the bound's terms and R(F) under each parameter count."""
+    p = losses.means()
+    bits = stored_bits(p["p1"], p["p2"], p["p3"], **formula_inputs(spec))
+    return p | {"bits": bits.as_dict()} | {f"R_{name}": ratio(bits.total, count) for name, count in params.items()}
+
+
+def parameter_counts(model: torch.nn.Module, used_tokens: int) -> dict[str, int]:
+    """{"paper": P without the unused tokens' embedding and head rows, "physlm": every parameter}."""
+    total = model.num_params()
+    unused = model.cfg.vocab_size - used_tokens
+    return {"paper": total - 2 * unused * model.cfg.width, "physlm": total}
+
+
+def read_paragraphs(raw: Path, tokens: Path, spec: Spec, limit: int) -> tuple[np.ndarray, list[list[int]]]:
+    """Writing 0 of the first `limit` people (0: all) as token ids, and each one's attribute order."""
+    vocab = check_vocab(tokens, spec)
+    ids = {s: i for i, s in enumerate(vocab.symbols)}
+    people = read_parquet(raw / "people.parquet", {"text": pl.String, "order": pl.List(pl.Int64)})
+    people = people.head(limit) if limit else people
+    return (np.asarray([encode_text(ids, t, str(raw / "people.parquet")) for t in people["text"]]),
+            people["order"].to_list())
+
+
+def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
+    e = cfg.evaluate
+    spec = read_spec(paths.raw)
+    meta = read_json(paths.tokens / "meta.json", ("used_tokens", "bos_id"))
+    paragraphs, orders = read_paragraphs(paths.raw, paths.tokens, spec, e.people)
+    model = load_model(paths.model, device)
+    counts = parameter_counts(model, meta["used_tokens"])
+    upper = upper_bound(**formula_inputs(spec)).as_dict()
+    models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if e.control else {})
+    metrics: dict = {"spec": formula_inputs(spec), "people": len(paragraphs), "upper_bound": upper,
+                     "params": counts | {"vocab_size": model.cfg.vocab_size, "used_tokens": meta["used_tokens"],
+                                         "width": model.cfg.width, "head": "untied, counted as its own matrix"},
+                     "capacity_bound": {name: capacity_bound(upper["total"], count) for name, count in counts.items()}}
+    for name, m in models.items():
+        nll = token_losses(m, paragraphs, meta["bos_id"], e.batch_size)
+        metrics[name] = measure(person_losses(nll, orders, spec), spec, counts)
+    t = metrics["trained"]
+    headline = {"bits": t["bits"]["total"], "R_paper": t["R_paper"], "R_physlm": t["R_physlm"], "p1": t["p1"], "p2": t["p2"],
+                "p3": t["p3"], "upper_bound_bits": upper["total"], "params_paper": counts["paper"],
+                "params_physlm": counts["physlm"], **{f"capacity_bound_{k}": int(v) for k, v in metrics["capacity_bound"].items()}}
+    if e.control:
+        headline |= {"control_bits": metrics["control"]["bits"]["total"], "control_R_paper": metrics["control"]["R_paper"]}
+    line = (f"stored {t['bits']['total']:.0f} of {upper['total']:.0f} bits; R(F) {t['R_paper']:.3f} bits/param (paper's P"
+            f" {counts['paper']}), {t['R_physlm']:.3f} (physlm's P {counts['physlm']}); p1 {t['p1']:.2f}, p2 {t['p2']:.2f},"
+            f" p3 {t['p3']:.2f}" + ("" if metrics["capacity_bound"]["paper"] else "; not capacity-bound (data bits < 2P)")
+            + (f"; control {metrics['control']['bits']['total']:.0f} bits" if e.control else ""))
+    return Evaluated(metrics, headline, line, headline)

@@ -1,0 +1,87 @@
+"""The capacity world's generate step: `data/<dataset>/raw/people.parquet` (one row per person, columns
+`COLUMNS`), `chunks.parquet` (the K diversity sets: one row per attribute and chunk id) and `capacity.json` (the
+resolved spec: N0, N, K, C, D, L, T, the pools, the seed, tokens per paragraph), which later steps read.
+
+people.parquet: `person` int64 (index i); `first`, `middle`, `last` str (name parts); `name_index` int64 (among the
+N0 candidates); `chunks` list[list[int]] (K lists of C chunk ids, attribute 1 first); `values` list[str] (K value
+texts, attribute 1 first, e.g. `v3 v17 , v5 v0`); `order` list[int] (the attribute order of `text`);
+`text` str (writing 0 of the paragraph); `tokens` int (its tokens, without <bos>/<eos>).
+chunks.parquet: `attribute` int (1..K), `chunk` int (0..D-1), `tokens` list[int] (its L value tokens, 0..T-1).
+
+People are made in chunks of `CHUNK` on spawned processes (`physlm.playground.chunked_frame`); each is a pure
+function of (seed, i) and the world (names and sets, drawn from the seed alone), so the files do not depend on
+the worker count. No torch here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from physlm.io import write_json
+from physlm.playground import chunked_frame
+from physlm.worlds.capacity.biod import (
+    Spec,
+    World,
+    make_world,
+    order,
+    paragraph,
+    person,
+    value_text,
+)
+from physlm.worlds.capacity.params import CapacityGenerateParams
+
+CHUNK = 2000
+COLUMNS = {"person": pl.Int64, "first": pl.String, "middle": pl.String, "last": pl.String, "name_index": pl.Int64,
+           "chunks": pl.List(pl.List(pl.UInt16)), "values": pl.List(pl.String), "order": pl.List(pl.UInt8),
+           "text": pl.String, "tokens": pl.Int32}
+
+
+def spec_of(params: CapacityGenerateParams, seed: int) -> Spec:
+    p = params.pools
+    return Spec(N=params.N, K=params.K, C=params.C, D=params.D, L=params.L, T=params.T,
+                pools=(p.first_names, p.middle_names, p.last_names), seed=seed)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """People lo .. hi-1."""
+
+    world: World
+    lo: int
+    hi: int
+
+    def __call__(self) -> pl.DataFrame:
+        s, rows = self.world.spec, []
+        for i in range(self.lo, self.hi):
+            p = person(self.world, i)
+            attributes = order(s.seed, i, 0, s.K)
+            text = paragraph(self.world, p, attributes)
+            rows.append((i, *p.name, self.world.name_indices[i], [list(c) for c in p.chunks],
+                         [value_text(self.world, a, p.chunks[a - 1]) for a in range(1, s.K + 1)], list(attributes), text,
+                         len(text.split(" "))))
+        return pl.DataFrame(rows, schema=COLUMNS, orient="row")
+
+
+def people_frame(world: World, workers: int = 1) -> pl.DataFrame:
+    n = world.spec.N
+    chunks = [_Chunk(world, lo, min(lo + CHUNK, n)) for lo in range(0, n, CHUNK)]
+    return chunked_frame(chunks, n, workers, "capacity people", "person")
+
+
+def chunks_frame(world: World) -> pl.DataFrame:
+    return pl.DataFrame([(a, j, list(c)) for a, dset in enumerate(world.dsets, 1) for j, c in enumerate(dset)],
+                        schema={"attribute": pl.UInt16, "chunk": pl.UInt16, "tokens": pl.List(pl.UInt16)}, orient="row")
+
+
+def generate(params: CapacityGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
+    spec = spec_of(params, seed)
+    world = make_world(spec)
+    frames = {"people": people_frame(world, params.workers or os.cpu_count() or 1), "chunks": chunks_frame(world)}
+    for name, frame in frames.items():
+        frame.write_parquet(out_dir / f"{name}.parquet", compression="zstd", statistics=False)
+    write_json(out_dir / "capacity.json", spec.resolved())
+    return {name: len(frame) for name, frame in frames.items()}

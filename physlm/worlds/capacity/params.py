@@ -1,0 +1,72 @@
+"""The capacity world's params schemas: `datasets.<d>.generate` (bioD's six numbers and the name pools),
+`datasets.<d>.tokenize` (how many writings of each paragraph the train split holds), its `train` key `exposures`,
+`probe.capacity` and `evaluate.capacity` (each deep-merged with a study's overrides)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from physlm.params import Section, TokenizeParams, TrainParams
+from physlm.worlds import WorldParams
+
+MAX_VOCAB = 65_535  # token ids are stored as uint16
+
+
+class NamePoolParams(Section):
+    first_names: int = Field(400, gt=0, le=400)
+    middle_names: int = Field(400, gt=0, le=400)
+    last_names: int = Field(1000, gt=0, le=1000)
+
+
+class CapacityGenerateParams(Section):
+    N: int = Field(gt=0, description="people, names drawn without replacement from the N0 = first x middle x last candidates")
+    K: int = Field(gt=0, description="attributes ID 1 .. ID K (paper 1..50)")
+    C: int = Field(gt=0, description="chunks per value (paper 1..50)")
+    D: int = Field(gt=0, description="diversity: distinct chunks per attribute (paper 10..10,000), at most T^L")
+    L: int = Field(gt=0, description="tokens per chunk (paper 1..50)")
+    T: int = Field(gt=0, description="value tokens (paper 20..40,000)")
+    pools: NamePoolParams = Field(default_factory=NamePoolParams, description="the first k names of each pool (N0 = their product)")
+    workers: int = Field(0, ge=0, description="generator processes (0 = all cores); the output does not depend on it")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CapacityGenerateParams:
+        p = self.pools
+        n0 = p.first_names * p.middle_names * p.last_names
+        if self.N > n0:
+            raise ValueError(f"N = {self.N} exceeds N0 = {n0} (pools {p.first_names} x {p.middle_names} x {p.last_names})")
+        if self.D > self.T**self.L:
+            raise ValueError(f"D = {self.D} exceeds T^L = {self.T}^{self.L}, the distinct chunks")
+        if self.T + self.K + p.first_names + p.middle_names + p.last_names + 7 > MAX_VOCAB:
+            raise ValueError(f"T = {self.T} and K = {self.K} make a vocabulary over {MAX_VOCAB} tokens (uint16 ids)")
+        return self
+
+
+class CapacityTokenizeParams(TokenizeParams):
+    copies: int = Field(1, gt=0, description="writings of each person's paragraph in the train split, each with its own"
+                        " sentence order (set it to the studies' exposures so that every exposure is a new writing)")
+
+
+class CapacityTrainParams(TrainParams):
+    exposures: float | None = Field(None, gt=0, description="times each person's paragraph is trained on (SPEC 11.2):"
+                                    " steps = ceil(exposures x N x tokens per paragraph / (batch_size x context)),"
+                                    " replacing `steps`; null: train `steps` updates")
+
+
+class CapacityProbeParams(Section):
+    people: int = Field(ge=4, description="people whose name states are probed (at most N)")
+    attributes: int = Field(gt=0, description="probe the first chunk of attributes 1..this (at most K)")
+    train_fraction: float = Field(gt=0.0, lt=1.0, description="share of the people that fits each probe; the rest scores it")
+    steps: int = Field(gt=0, description="full-batch Adam steps of each linear probe")
+    lr: float = Field(gt=0.0)
+    batch_size: int = Field(gt=0)
+    control: bool = Field(description="also probe a randomly initialised model of the same shape")
+
+
+class CapacityEvaluateParams(Section):
+    people: int = Field(ge=0, description="people whose losses are measured (0 = all N, the formula's)")
+    batch_size: int = Field(gt=0)
+    control: bool = Field(description="also measure a randomly initialised model of the same shape")
+
+
+PARAMS = WorldParams(generate=CapacityGenerateParams, tokenize=CapacityTokenizeParams, probe=CapacityProbeParams,
+                     evaluate=CapacityEvaluateParams, train=CapacityTrainParams)
