@@ -121,8 +121,9 @@ def tiny_every_world() -> dict:
     grammar dataset with cfg_demo and cfg_uni (its train.steps and evaluate.samples set to the shared values, so
     `dvc exp run -S studies.cfg_uni.train.steps=...` has a key to set: DVC's -S adds no new key without a `+`),
     tiny_igsm_params' igsm_demo (its probe and evaluate in one process), and tiny_bio_params' bio_tiny dataset
-    with the finetuned bio_ft study, and tiny_playground_params' Depo, Mano and Brevo studies. All but the grammar
-    studies set model.depth themselves; the grammar studies take the shared default."""
+    with the finetuned bio_ft study, tiny_playground_params' Depo, Mano and Brevo studies, and a capacity (bioD)
+    study whose steps follow from its exposures. All but the grammar studies set model.depth themselves; the
+    grammar studies take the shared default."""
     params = tiny_params()
     params["studies"]["cfg_uni"]["train"] = {"steps": TINY["train"]["steps"]}
     params["studies"]["cfg_uni"]["evaluate"] = {"samples": TINY["evaluate"]["cfg"]["samples"]}
@@ -136,7 +137,18 @@ def tiny_every_world() -> dict:
     playground = tiny_playground_params()
     params["datasets"] |= playground["datasets"]
     params["studies"] |= playground["studies"]
+    params["datasets"]["capacity_tiny"] = {"world": "capacity", "generate": dict(CAPACITY_GENERATE),
+                                           "tokenize": {"context": 64, "pack": "sentences", "copies": 3}}
+    params["studies"]["capacity_tiny"] = {"world": "capacity", "data": "capacity_tiny", "model": dict(TINY_STUDY_MODEL),
+                                          "train": {**STUDY_TRAIN, "exposures": 3},  # 9 steps, derived from exposures
+                                          "probe": {"people": 40, "attributes": 2, "train_fraction": 0.5, "steps": 10,
+                                                    "batch_size": 16},
+                                          "evaluate": {"people": 0, "batch_size": 16}}
     return params
+
+
+CAPACITY_GENERATE = {"N": 40, "K": 2, "C": 2, "D": 4, "L": 1, "T": 8,
+                     "pools": {"first_names": 10, "middle_names": 10, "last_names": 10}, "workers": 1}
 
 
 def tiny_playground_params() -> dict:

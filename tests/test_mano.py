@@ -389,3 +389,16 @@ def test_mano_paper_preset(tmp_path: Path) -> None:
         assert path.read_bytes() == before
     with pytest.raises(SystemExit, match="unknown or empty choice 99"):
         main(["mano-paper", "--params", str(path), "--lengths", "99"])
+
+
+def test_the_showcase_runs_the_presets_demo() -> None:
+    """params.yaml's Mano miniature is mano/presets.py's DEMO_* (which SUITE adds seeds and the NoPE pair to)."""
+    from physlm.worlds.mano.presets import DEMO_DATASET, DEMO_STUDIES, SUITE
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["datasets"]["mano_demo"] == DEMO_DATASET
+    assert {k: v for k, v in params["studies"].items() if v["world"] == "mano"} == DEMO_STUDIES
+    studies = SUITE["studies"]
+    assert all(studies[f"{name}_s{seed}"]["train"]["seed"] == seed for name in DEMO_STUDIES for seed in (1, 2))
+    assert studies["mano_nope"]["model"]["pos"] == "nope" and studies["mano_nope_canon_s2"]["model"]["canon"] == "ABCD"
+    assert not set(studies) & set(params["studies"]), "the suite adds studies; it never replaces the showcase's"

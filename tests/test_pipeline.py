@@ -112,11 +112,13 @@ def check_outputs(repo: Path, params: dict) -> None:
                 "models/bio_ft/pretrained/model.safetensors", "reports/bio_regimes.png", "reports/qprobe_bio_ft.png",
                 "data/depo_tiny/tokens/train.loss.npy", "models/depo_tiny/model.safetensors", "models/mano_tiny/model.safetensors",
                 "data/brevo_tiny/tokens/train.loss.npy", "models/brevo_tiny/model.safetensors",
+                "data/capacity_tiny/raw/capacity.json", "models/capacity_tiny/model.safetensors",
                 "reports/summary.md", "metrics/params.ok"):
         assert (repo / out).is_file(), out
     summary = (repo / "reports/summary.md").read_text()
     assert "## iGSM: full-solution accuracy" in summary and "## Biographies: QA exact-match accuracy" in summary
     assert "## Depo (Part 4.1)" in summary and "## Mano: " in summary and "## Brevo: " in summary
+    assert "## Capacity" in summary
     for study in params["studies"]:
         assert not (repo / "checkpoints" / study).exists(), study  # removed once a training completes
         assert (repo / "logs" / study / "train.json").is_file(), study  # the timings: untracked, not in metrics/

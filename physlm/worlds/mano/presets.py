@@ -23,7 +23,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from physlm.presets import Preset, _update, replace_world
+from physlm.presets import Preset, _update, replace_world, seeded
 from physlm.worlds.mano.expression import MAX_OPS
 
 LENGTHS = (10, 13, 16)
@@ -109,3 +109,40 @@ def _apply(params: Any, args: argparse.Namespace) -> list[str]:
 
 PRESETS = {"mano-paper": Preset("Part 4.1 Mano at paper scale: L = 10, 13, 16, the architecture grid, optionally 4 sizes",
                                 __doc__.split("\n\n", 1)[1], _apply, _options)}
+
+
+# The showcase's Mano miniature, as params.yaml writes it (tests/test_mano.py checks the two agree): expressions of
+# 1..2 operations mod 5 (L = 2), a 2-block, 64-wide Llama with RoPE, without and with Canon-ABCD, 600 steps.
+DEMO_DATASET = {"world": "mano", "generate": {"max_ops": 2, "modulus": 5, "train_examples": 50_000, "test_examples": 1000,
+                                              "length_examples": 100, "workers": 0},
+                "tokenize": {"context": 64, "pack": "sentences"}}
+DEMO_MODEL = {"block": "llama", "depth": 2, "width": 64, "heads": 2}
+DEMO_TRAIN = {"steps": 600, "batch_size": 32, "micro_batch_size": 32, "lr": 6.0e-3, "warmup_steps": 30, "eval_every": 200,
+              "log_every": 50}
+DEMO_ARCHS = {"rope": {}, "rope_canon": {"canon": "ABCD"}}
+SUITE_ARCHS = {"nope": {"pos": "nope"}, "nope_canon": {"pos": "nope", "canon": "ABCD"}}
+SUITE_SEEDS = (1, 2)
+
+
+def _study(model: dict) -> dict:
+    return {"world": "mano", "data": "mano_demo", "model": DEMO_MODEL | model, "train": dict(DEMO_TRAIN), "probe": {},
+            "evaluate": {}}
+
+
+DEMO_STUDIES = {f"mano_{arch}": _study(m) for arch, m in DEMO_ARCHS.items()}
+
+
+def _suite() -> dict:
+    """Seeds 1 and 2 of the showcase's two studies (seed groups with them), and the NoPE pair with seeds 0, 1, 2."""
+    studies: dict[str, dict] = {}
+    for name, study in DEMO_STUDIES.items():
+        studies |= seeded(name, study, SUITE_SEEDS)
+    for arch, m in SUITE_ARCHS.items():
+        studies[f"mano_{arch}"] = _study(m)
+        studies |= seeded(f"mano_{arch}", _study(m), SUITE_SEEDS)
+    return {"studies": studies}
+
+
+# `SUITE` (the `suite` preset): the showcase miniature's seeds 1 and 2, and Llama without positions (NoPE), without
+# and with Canon-ABCD, three seeds each, on the same data and budget.
+SUITE = _suite()
