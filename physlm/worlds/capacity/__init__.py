@@ -18,7 +18,9 @@ Parquet (`data/<dataset>/raw/`): `people.parquet` (one row per person: person, f
 chunks, values, order, text, tokens), `chunks.parquet` (the diversity sets: attribute, chunk, tokens) and
 `capacity.json` (N0, N, K, C, D, L, T, the pools, the seed, tokens per paragraph); columns in `generate`.
 
-Studies: none in params.yaml yet; tests/test_capacity_stages.py runs a tiny one through every stage.
+Studies: the showcase's `capacity_demo` (bioD with N 1,000, K 8, C 1, D 32, L 2, T 64) and three 2-block GPTs
+16, 32 and 64 wide (`capacity_d2w16`, `capacity_d2w32`, `capacity_d2w64`), 100 exposures each;
+tests/test_capacity_stages.py runs a tiny one through every stage.
 
 Tests: tests/test_capacity.py reads every paragraph back with its own parser (each attribute once, values from
 the attribute's set, names distinct and from the pools, the formula's inputs re-derived from the files),

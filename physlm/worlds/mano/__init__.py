@@ -1,7 +1,7 @@
 """The Mano world: Part 4.1's knowledge manipulation task, mod-23 arithmetic without chain of thought (SPEC 7.3,
 11.1.3).
 
-Reproduces: prefix expressions of ℓ operations over {+, −, ×} mod 23 (training ℓ ~ U{1..L}, test ℓ = L), the
+Reproduces: prefix expressions of ℓ operations over {+, −, ×} mod 23 (any modulus 2..23 as an option; training ℓ ~ U{1..L}, test ℓ = L), the
 layout `<bos> <len_ℓ> expression <ans> value` with the loss on every token, the released code's knowledge
 augmentation as an option, single-token answer accuracy at ℓ = L (greedy and teacher-forced) and by ℓ, a
 per-layer linear probe of the value at `<ans>`, and the `mano-paper` preset (L = 10, 13, 16; the sizes and the
@@ -18,7 +18,9 @@ no augmentation twins); `value` uint8 (its value mod 23); `text` str (the exampl
 lengths: `length_examples` expressions for each of `eval_lengths` (default 1..L), cycling through them.
 Tokens: `<bos>` = 0, `<eos>` = 1, then the fixed vocabulary of `tokenize.py` (the same for every dataset).
 
-Studies: none in the showcase yet; tests/test_mano.py runs a tiny one through every step. Paper scale:
+Studies: the showcase's `mano_demo` (mod 5, L = 2: `generate.modulus` shrinks the tables for a CPU miniature)
+with `mano_rope` / `mano_rope_canon` (a 2-block Llama, 600 steps); the suite adds seeds and the NoPE pair;
+tests/test_mano.py runs a tiny one through every step. Paper scale:
 `python -m physlm.presets mano-paper` (`--sizes`, `--archs`, `--lengths`).
 
 Oracle tests (tests/test_mano.py): every value against an independent evaluator (a stack machine reading the
