@@ -25,7 +25,7 @@ from physlm.worlds.capacity.evaluate import (
     person_losses,
     token_losses,
 )
-from physlm.worlds.capacity.train import derived_steps, exposure_counts
+from physlm.worlds.capacity.train import derived_steps, exposure_counts, packed_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATE = {"N": 40, "K": 2, "C": 2, "D": 4, "L": 1, "T": 8,
@@ -132,7 +132,9 @@ def test_a_tiny_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.Monke
     meta = json.loads((tmp_path / "data/capacity_tiny/tokens/meta.json").read_text())
     assert meta["entry_tokens"] == 3 + 2 * (2 + 2 + 3) + 2 and meta["people"] == 40 and meta["copies"] == 3
     # steps come from exposures through the Plan hook, not from train.steps
-    steps = derived_steps(3, 40, meta["entry_tokens"], 4, 64)
+    windows = len(np.load(tmp_path / "data/capacity_tiny/tokens/train.npy"))
+    steps = derived_steps(3, 40, packed_tokens(windows, 64, 40, 3), 4, 64)
+    assert steps == math.ceil(windows / 4)  # exposures = copies: one pass over the windows
     assert pl.read_csv(metrics / "loss.csv")["step"].max() == steps
     trained = json.loads((metrics / "detail/train.json").read_text())
     exposures = trained["exposures"]
@@ -140,6 +142,10 @@ def test_a_tiny_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.Monke
     assert sum(exposures["histogram"].values()) == 40
     assert sum(int(k) * v for k, v in exposures["histogram"].items()) == pytest.approx(40 * exposures["mean"])
     assert 0 < exposures["mean"] <= steps * 4 * 64 / meta["entry_tokens"]  # no more paragraphs than tokens trained on
+    # one pass, in which every writing lies whole in one window: a mean of 3 exposures (counting the paragraph's own
+    # tokens instead of the packed ones gave 2.7); a few people 2 (the packing drops the split's last, short window)
+    # or 4 (the last update's windows beyond the pass)
+    assert 2 <= exposures["min"] and exposures["max"] <= 4 and abs(exposures["mean"] - 3) <= 0.15, exposures
     evaluated = json.loads((metrics / "detail/evaluate.json").read_text())
     assert evaluated["spec"] == {"N0": 1000, "N": 40, "K": 2, "C": 2, "D": 4, "L": 1, "T": 8} and evaluated["people"] == 40
     assert evaluated["params"]["physlm"] - evaluated["params"]["paper"] == \

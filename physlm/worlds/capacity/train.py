@@ -1,9 +1,14 @@
 """The capacity world's train step: training measured in exposures (SPEC 6.1, 11.2 items 1 and 7).
 
 A study states `train.exposures` E, the times each person's paragraph is to be trained on; the steps follow from
-the data: steps = ceil(E x N x tokens per paragraph / (batch_size x context)), tokens per paragraph measured by
-tokenize (with its <bos> and <eos>; `meta.json`'s `entry_tokens`) and an update's tokens its batch_size windows of
-`context` predicted tokens. Without `exposures`, `steps` stands as the params give it.
+the data: steps = ceil(E x N x tokens per paragraph / (batch_size x context)), the tokens per paragraph *measured*
+on the train split as packed: its windows x context / (N x copies), the window tokens one written paragraph takes
+(`packed_tokens`). That is more than the paragraph's own tokens with <bos> and <eos> (`meta.json`'s
+`entry_tokens`) because a window's last paragraph is cut and written again whole at the next window's start
+(`pack: sentences`); counting only the paragraph's own tokens would leave the realized exposures short by that
+share (the showcase: 82.8 of 100). So E / copies passes over the windows; with copies = E, one pass, in which every
+writing lies whole in exactly one window. An update's tokens are its batch_size windows of `context` predicted
+tokens. Without `exposures`, `steps` stands as the params give it.
 
 Either way the train metrics (detail/train.json, key `exposures`) hold the realized count: over exactly the windows
 training consumes (the engine's own batch order, `physlm.train.batch_rows`, for every micro-batch of every update),
@@ -31,9 +36,14 @@ from physlm.worlds.capacity.params import CapacityTrainParams
 ROWS_AT_ONCE = 1 << 15  # windows scanned per block when counting exposures
 
 
-def derived_steps(exposures: float, people: int, entry_tokens: int, batch_size: int, context: int) -> int:
-    """ceil(exposures x people x entry_tokens / (batch_size x context))."""
-    return max(1, math.ceil(exposures * people * entry_tokens / (batch_size * context)))
+def derived_steps(exposures: float, people: int, entry_tokens: float, batch_size: int, context: int) -> int:
+    """ceil(exposures x people x entry_tokens / (batch_size x context)), rounding off the float's last bits."""
+    return max(1, math.ceil(round(exposures * people * entry_tokens / (batch_size * context), 9)))
+
+
+def packed_tokens(windows: int, context: int, people: int, copies: int) -> float:
+    """The window tokens one written paragraph takes in the train split: windows x context / (people x copies)."""
+    return windows * context / (people * copies)
 
 
 def consumed_rows(cfg: TrainConfig, windows: int) -> np.ndarray:
@@ -84,13 +94,15 @@ def plan(tokens: Path, params: CapacityTrainParams, base: TrainConfig, seed: int
     meta = read_json(tokens / "meta.json", ("people", "entry_tokens", "context", "copies", "bos_id", "eos_id"))
     train = load_windows(tokens, "train")
     cfg = base
+    packed = packed_tokens(len(train), meta["context"], meta["people"], meta["copies"])
     if params.exposures is not None:
-        steps = derived_steps(params.exposures, meta["people"], meta["entry_tokens"], base.batch_size, meta["context"])
+        steps = derived_steps(params.exposures, meta["people"], packed, base.batch_size, meta["context"])
         if base.warmup_steps > steps:
             raise ParamsError(f"train.warmup_steps {base.warmup_steps} exceeds the {steps} steps train.exposures"
-                              f" {params.exposures} gives (N {meta['people']}, {meta['entry_tokens']} tokens per paragraph)")
+                              f" {params.exposures} gives (N {meta['people']}, {packed:.1f} window tokens per paragraph)")
         cfg = dataclasses.replace(base, steps=steps)
     counts = exposure_counts(np.asarray(train), consumed_rows(cfg, len(train)), meta["bos_id"], meta["eos_id"], meta["people"])
     detail = {"requested": params.exposures, "steps": cfg.steps, "params_steps": params.steps, "copies": meta["copies"],
+              "entry_tokens": meta["entry_tokens"], "packed_tokens": packed,
               "passes": cfg.steps * cfg.batch_size / len(train), **counts}
     return Plan(train, config=cfg, detail={"exposures": detail})
