@@ -6,7 +6,7 @@ model directory (default exports/STUDY/): config.json, model.safetensors (HF nam
 tokenizer_config.json, generation_config.json and a README.md model card. `transformers` is not needed to export
 (the files are written directly); it is the `hf` extra, needed to load them, and, when installed, the command
 loads its own export before moving it into place and refuses one whose logits differ from physlm's by more than
-TOLERANCE (the card records the difference it measured; --no-check skips this).
+TOLERANCE x max(1, the largest abs logit) (the card records the difference it measured; --no-check skips this).
 
 Where a physlm model goes (`target`; docs/export.md has the table and why):
 - block gpt2, pos rot (any rope_dim) -> GPTNeoXForCausalLM (sequential residual, rotary_pct = rope_dim / head_dim,
@@ -18,8 +18,8 @@ Where a physlm model goes (`target`; docs/export.md has the table and why):
 - pos rel / pos / uni and encoders (causal: false) are refused: nothing in transformers computes them.
 
 A command rather than a DVC stage: the card names the git commit, which changes with every commit while the
-model does not (a stage would rerun or go stale for nothing), exporting takes about a second from the cached
-models/STUDY, and the pipeline stays free of the optional `transformers`.
+model does not (a stage would rerun or go stale for nothing), exporting takes seconds from the cached models/STUDY,
+and the pipeline stays free of the optional `transformers`.
 """
 
 from __future__ import annotations
