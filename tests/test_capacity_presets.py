@@ -77,8 +77,8 @@ def test_the_suite_validates(tmp_path: Path) -> None:
     for name in cp.SUITE["studies"]:
         for stage in ("train", "probe", "evaluate"):
             load_stage(stage, name, path)
-    assert load_stage("evaluate", "capacity_n3k_d2w32", path).quantize == ["int8", "int4"]
-    assert load_stage("evaluate", "capacity_d2w32", path).quantize == []  # the showcase's: none (the default)
+    assert load_stage("evaluate", "capacity_n3k_d2w32", path).evaluate.quantize == ["int8", "int4"]
+    assert load_stage("evaluate", "capacity_d2w32", path).evaluate.quantize == []  # the showcase's: none (the default)
 
 
 def test_capacity_grid_writes_the_grid(tmp_path: Path) -> None:
@@ -177,8 +177,10 @@ def test_help(preset: str) -> None:
     (["capacity-grid", "--sizes", ""], "error: no point to write"),
     (["capacity-grid", "--N", "ten"], "error: --N takes comma-separated integers"),
     (["capacity-grid", "--N", "10000", "--exposures", "100"], "error: N 10,000 at 100 exposures and batch 192 gives 499 steps"),
+    (["capacity-grid", "--sizes", "2-2,2-2"], "error: p33_biod_N25K_E100_gpt2_2_2 twice"),
+    (["capacity-grid", "--K", "20", "--C", "5", "--L", "5"], "error: a paragraph of K 20, C 5, L 5 has"),
     (["capacity-grid", "--batch-size", "0"], "error: --batch-size, --lr must be positive"),
-    (["capacity-grid", "--D", "5000", "--T", "1000"], "error: params.yaml: datasets.p33_biod_N50K_E100.generate:"),
+    (["capacity-grid", "--D", "5000", "--T", "1000"], "error: params.yaml: datasets.p33_biod_N25K_E100.generate: Value error, D = 5000 exceeds"),
 ])
 def test_bad_options_change_nothing(tmp_path: Path, args: list[str], message: str) -> None:
     path = _copy(tmp_path)

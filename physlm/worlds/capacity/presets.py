@@ -124,6 +124,9 @@ def write_grid(params: Any, points: Sequence[tuple[int, int, Sequence[tuple[str,
     if any(d < 1 or h < 1 for d, h in sizes):
         raise _fail(f"sizes must be positive depth-heads pairs, got {', '.join(f'{d}-{h}' for d, h in sizes)}")
     per = paragraph_tokens(knobs["K"], knobs["C"], knobs["L"])
+    if per > CONTEXT + 1:
+        raise _fail(f"a paragraph of K {knobs['K']}, C {knobs['C']}, L {knobs['L']} has {per} tokens with <bos> and <eos>,"
+                    f" more than a {CONTEXT}-token window holds")
     for N, E, recipes in points:
         if N < 1 or E < 1:
             raise _fail(f"N and exposures must be positive, got N {N}, exposures {E}")
@@ -149,6 +152,8 @@ def write_grid(params: Any, points: Sequence[tuple[int, int, Sequence[tuple[str,
                      "exposures": E, "steps": steps_for(E, N, knobs, recipe["batch_size"])}
             for depth, heads in sizes:
                 name = f"{data}_gpt2_{depth}_{heads}{suffix}"
+                if name in names:
+                    raise _fail(f"{name} twice: an N, exposure count or size is listed twice")
                 params["studies"][name] = {"world": WORLD, "data": data, "model": gpt2(depth, heads), "train": dict(train),
                                            "probe": {}, "evaluate": {}}
                 names.append(name)
