@@ -1,7 +1,7 @@
 """The capacity world's steps on tiny params: exposures (steps derived from them through the engine's Plan hook,
 and the realized counts against a hand-built window set), the loss bookkeeping of the evaluation on a scripted
 model whose every loss is known, and a tiny study through every stage (generate, tokenize, train, probe,
-evaluate, report)."""
+evaluate with its int8 / int4 copies, report)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GENERATE = {"N": 40, "K": 2, "C": 2, "D": 4, "L": 1, "T": 8,
             "pools": {"first_names": 10, "middle_names": 10, "last_names": 10}, "workers": 1}
 PROBE = {"people": 40, "attributes": 2, "train_fraction": 0.5, "steps": 10, "lr": 5.0e-2, "batch_size": 16, "control": True}
-EVALUATE = {"people": 0, "batch_size": 16, "control": True}
+EVALUATE = {"people": 0, "batch_size": 16, "control": True, "quantize": ["int8", "int4"]}
 TRAIN = {"steps": 1000, "exposures": 3, "batch_size": 4, "micro_batch_size": 2, "eval_every": 4, "checkpoint_every": 4,
          "log_every": 2, "warmup_steps": 1, "eval_batches": 1}
 
@@ -157,11 +157,26 @@ def test_a_tiny_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.Monke
         assert p["bits"]["total"] == pytest.approx(bits.total) and p["R_paper"] == pytest.approx(bits.total / evaluated["params"]["paper"])
     assert evaluated["control"]["bits"]["total"] < 0 < evaluated["upper_bound"]["total"]  # random init stores nothing
     assert evaluated["trained"]["p1"] < evaluated["control"]["p1"]  # a few steps already learn the name tokens' marginals
+    # the quantized copies: measured again by the same formula, with the same P, and the copy is not the model
+    quantized = evaluated["quantized"]
+    assert set(quantized) == {"int8", "int4"}
+    for fmt, q in quantized.items():
+        bits = stored_bits(q["p1"], q["p2"], q["p3"], **evaluated["spec"])
+        assert q["bits"]["total"] == pytest.approx(bits.total)
+        assert q["R_paper"] == pytest.approx(bits.total / evaluated["params"]["paper"])
+        assert q["R_physlm"] == pytest.approx(bits.total / evaluated["params"]["physlm"])
+        assert q["quantized_params"] + q["float_params"] == evaluated["params"]["physlm"] and q["max_weight_change"] > 0
+    trained = evaluated["trained"]
+    assert abs(quantized["int8"]["p2"] - trained["p2"]) < abs(quantized["int4"]["p2"] - trained["p2"])
+    assert abs(quantized["int8"]["p2"] - trained["p2"]) < 0.05 * trained["p2"]  # int8 changes the losses little
     headline = json.loads((metrics / "evaluate.json").read_text())
-    assert {"bits", "R_paper", "R_physlm", "p1", "p2", "p3", "upper_bound_bits", "capacity_bound_paper", "control_bits"} <= set(headline)
+    assert {"bits", "R_paper", "R_physlm", "p1", "p2", "p3", "upper_bound_bits", "capacity_bound_paper", "control_bits",
+            "bits_int8", "R_paper_int8", "R_physlm_int8", "bits_int4", "R_paper_int4"} <= set(headline)
+    assert headline["bits_int4"] == pytest.approx(quantized["int4"]["bits"]["total"])
     probe = pl.read_csv(metrics / "probe/probe.csv")
     assert probe.height == 2 * 2 * 2 and set(probe["model"]) == {"trained", "control"}  # models x layers x attributes
     summary = (tmp_path / "reports/summary.md").read_text()
     assert "## Capacity" in summary and "| capacity_tiny |" in summary
+    assert "| capacity_tiny (int8 RTN) |" in summary and "| capacity_tiny (int4 RTN) |" in summary
     assert re.search(r"no \(data bits < 2P\)", summary)
     assert (tmp_path / "reports/capacity_bits.png").is_file() == (evaluated["trained"]["bits"]["total"] > 0)

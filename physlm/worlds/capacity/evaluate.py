@@ -18,6 +18,11 @@ R(F) = bits / P under each, and the point is capacity-bound under each when the 
 With `control`, a random-init model of the same shape is measured the same way: it stores nothing, and its bound
 comes out negative (its losses are worse than a uniform guess over each set); reported as it is, never clamped.
 
+With `quantize` (int8, int4), copies of the trained model with every Linear and Embedding weight
+round-to-nearest quantized (symmetric, per output channel; `quantize.py`) are measured by the same code, P
+unchanged (the same parameters, now of b bits): `quantized.<format>` holds their losses, bits and R(F) beside what
+was quantized (SPEC 6.3, P3.3-d: the paper finds int8 loses nothing and int4 more than half).
+
 tests/test_capacity_stages.py measures a scripted model whose losses are known exactly.
 """
 
@@ -35,6 +40,7 @@ from physlm.io import Paths, read_json, read_parquet
 from physlm.worlds import Evaluated
 from physlm.worlds.capacity.biod import Spec, value_positions
 from physlm.worlds.capacity.bits import capacity_bound, ratio, stored_bits, upper_bound
+from physlm.worlds.capacity.quantize import quantize
 from physlm.worlds.capacity.tokenize import check_vocab, encode_text, read_spec
 
 
@@ -119,14 +125,24 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     for name, m in models.items():
         nll = token_losses(m, paragraphs, meta["bos_id"], e.batch_size)
         metrics[name] = measure(person_losses(nll, orders, spec), spec, counts)
+    if e.quantize:
+        metrics["quantized"] = {}
+    for fmt in e.quantize:
+        rounded, done = quantize(model, fmt)
+        nll = token_losses(rounded, paragraphs, meta["bos_id"], e.batch_size)
+        metrics["quantized"][fmt] = done | measure(person_losses(nll, orders, spec), spec, counts)
+        del rounded
     t = metrics["trained"]
     headline = {"bits": t["bits"]["total"], "R_paper": t["R_paper"], "R_physlm": t["R_physlm"], "p1": t["p1"], "p2": t["p2"],
                 "p3": t["p3"], "upper_bound_bits": upper["total"], "params_paper": counts["paper"],
                 "params_physlm": counts["physlm"], **{f"capacity_bound_{k}": int(v) for k, v in metrics["capacity_bound"].items()}}
     if e.control:
         headline |= {"control_bits": metrics["control"]["bits"]["total"], "control_R_paper": metrics["control"]["R_paper"]}
+    for fmt, q in metrics.get("quantized", {}).items():
+        headline |= {f"bits_{fmt}": q["bits"]["total"], f"R_paper_{fmt}": q["R_paper"], f"R_physlm_{fmt}": q["R_physlm"]}
     line = (f"stored {t['bits']['total']:.0f} of {upper['total']:.0f} bits; R(F) {t['R_paper']:.3f} bits/param (paper's P"
             f" {counts['paper']}), {t['R_physlm']:.3f} (physlm's P {counts['physlm']}); p1 {t['p1']:.2f}, p2 {t['p2']:.2f},"
             f" p3 {t['p3']:.2f}" + ("" if metrics["capacity_bound"]["paper"] else "; not capacity-bound (data bits < 2P)")
-            + (f"; control {metrics['control']['bits']['total']:.0f} bits" if e.control else ""))
+            + (f"; control {metrics['control']['bits']['total']:.0f} bits" if e.control else "")
+            + "".join(f"; {fmt} {q['bits']['total']:.0f} bits, R {q['R_paper']:.3f}" for fmt, q in metrics.get("quantized", {}).items()))
     return Evaluated(metrics, headline, line, headline)

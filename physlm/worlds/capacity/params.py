@@ -1,8 +1,11 @@
 """The capacity world's params schemas: `datasets.<d>.generate` (bioD's six numbers and the name pools),
 `datasets.<d>.tokenize` (how many writings of each paragraph the train split holds), its `train` key `exposures`,
-`probe.capacity` and `evaluate.capacity` (each deep-merged with a study's overrides)."""
+`probe.capacity` and `evaluate.capacity` (each deep-merged with a study's overrides; `evaluate.capacity.quantize`
+defaults to none)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -66,6 +69,15 @@ class CapacityEvaluateParams(Section):
     people: int = Field(ge=0, description="people whose losses are measured (0 = all N, the formula's)")
     batch_size: int = Field(gt=0)
     control: bool = Field(description="also measure a randomly initialised model of the same shape")
+    quantize: list[Literal["int8", "int4"]] = Field(
+        default_factory=list, description="also measure copies of the trained model with every Linear and Embedding"
+        " weight round-to-nearest quantized (symmetric, per output channel) to these formats (physlm/worlds/capacity/quantize.py)")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CapacityEvaluateParams:
+        if len(set(self.quantize)) != len(self.quantize):
+            raise ValueError(f"quantize lists a format twice: {self.quantize}")
+        return self
 
 
 PARAMS = WorldParams(generate=CapacityGenerateParams, tokenize=CapacityTokenizeParams, probe=CapacityProbeParams,

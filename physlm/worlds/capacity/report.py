@@ -3,7 +3,9 @@
 the random-init control), the peak R(F) of each model size (over its studies, e.g. over N), and the figure
 `capacity_bits.png`: stored bits against parameters (the paper's count), log-log, one point per study, the marker
 by exposures, the 2 and 1 bit/param lines, and per model size a line through its studies labelled with its peak
-ratio. A point that stores no bits (the bound is negative) cannot sit on a log axis; the table still lists it."""
+ratio. A point that stores no bits (the bound is negative) cannot sit on a log axis; the table still lists it.
+A study evaluated with `quantize` adds a row per format (`<study> (int8 RTN)`: the quantized copy's bits and R,
+the same P); those rows are left out of the peaks and the figure, which are the trained models'."""
 
 from __future__ import annotations
 
@@ -33,18 +35,31 @@ def _row(study: str, m: dict[str, Any]) -> dict[str, Any]:
             "control R (paper P)": e.get("control", {}).get("R_paper")}
 
 
+def _quantized_rows(study: str, m: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per quantized copy: the study's row with that copy's bits and R (the same parameters, b bits each)."""
+    base = _row(study, m)
+    return [base | {"study": f"{study} ({fmt} RTN)", "bits stored": round(q["bits"]["total"]), "R (paper P)": q["R_paper"],
+                    "R (physlm P)": q["R_physlm"], "control R (paper P)": None, "quantized": fmt}
+            for fmt, q in m["evaluate"].get("quantized", {}).items()]
+
+
 def section(found: dict[str, dict[str, Any]], out_dir: Path) -> str:
     """The capacity studies' table, peak ratios and figure (markdown)."""
     rows = [_row(s, m) for s, m in found.items() if m["evaluate"]]
     if not rows:
         return ""
+    shown = [r for s, m in found.items() if m["evaluate"] for r in [_row(s, m), *_quantized_rows(s, m)]]
     lines = ["", "## Capacity: bits stored per parameter (physlm/worlds/capacity/)", "",
              ("Stored bits are the lower bound of SPEC 6.2 from the summed name, value and first-chunk losses; R = bits / P."
               " P (paper) keeps only the embedding and head rows of tokens the data uses (the head is untied and counted"
               " as its own matrix); P (physlm) is every parameter. A point is capacity-bound when the data holds more"
               " than 2 bits per parameter (paper's P)."), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |" for r in shown]
+    if len(shown) > len(rows):
+        lines += ["", ("Rows `(int8 RTN)` / `(int4 RTN)`: the trained model with every Linear and Embedding weight"
+                       " round-to-nearest quantized per output channel (symmetric) and measured again; the paper used GPTQ,"
+                       " which usually loses less (docs/capacity.md).")]
     peaks = peak_ratios(rows)
     lines += ["", "Peak R (paper P) per model size: " + ", ".join(f"{size} {fmt(r)} ({study})" for size, (r, study) in peaks.items())]
     if plot_bits(rows, peaks, out_dir / "capacity_bits.png"):
