@@ -1,4 +1,7 @@
-"""Model directories: `model.safetensors` (weights only, never pickle) and `config.json` (the GPTConfig)."""
+"""Model directories: `model.safetensors` (weights only, never pickle) and `config.json` (the GPTConfig).
+
+A tied model (tie_embeddings) stores its one shared matrix once, as `wte.weight` (safetensors refuses two names
+for one tensor); loading gives `head.weight` that same tensor again."""
 
 from __future__ import annotations
 
@@ -14,10 +17,14 @@ from physlm.errors import DataError
 from physlm.io import ordinary_mode, read_json
 from physlm.model import GPT, GPTConfig
 
+TIED = "head.weight"  # with tie_embeddings the same tensor as wte.weight, not stored a second time
+
 
 def save_model(model: GPT, directory: Path) -> None:
     """Write weights and config into an existing (temporary) directory."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if model.cfg.tie_embeddings:
+        del state[TIED]
     save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
     ordinary_mode(directory / "model.safetensors")
     (directory / "config.json").write_text(json.dumps(asdict(model.cfg), indent=2, sort_keys=True) + "\n")
@@ -43,9 +50,12 @@ def load_model(directory: Path, device: str | torch.device = "cpu") -> GPT:
     except (SafetensorError, OSError) as err:
         raise DataError(f"{path}: not a readable safetensors file ({str(err).splitlines()[0]})") from None
     model = GPT(cfg)
-    mismatch = _mismatch(state, model.state_dict())
+    wanted = {k: v for k, v in model.state_dict().items() if not (cfg.tie_embeddings and k == TIED)}
+    mismatch = _mismatch(state, wanted)
     if mismatch:
         raise DataError(f"{path}: does not match config.json ({mismatch})")
+    if cfg.tie_embeddings:
+        state[TIED] = state["wte.weight"]
     model.load_state_dict(state)
     return model.to(device).eval()
 

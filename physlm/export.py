@@ -74,6 +74,9 @@ def target(cfg: GPTConfig) -> Target:
     """The HF architecture that computes exactly what `cfg`'s model computes; ExportError if there is none."""
     if not cfg.causal:
         raise ExportError("an encoder (causal: false, the MLM control) is not a causal LM; nothing to export")
+    if not cfg.has_mlp:
+        raise ExportError("no MLP (mlp_ratio 0, attention-only blocks): no transformers architecture and not the "
+                          "remote code computes a block without its MLP")
     if cfg.pos not in ("rot", "abs", "nope"):
         raise ExportError(f"pos {cfg.pos!r} has no transformers equivalent; exports: pos rot, abs or nope "
                           "(gpt2 or llama block, with or without Canon layers)")
@@ -107,7 +110,10 @@ def hf_config(cfg: GPTConfig, where: Target) -> dict:
     """config.json of the HF model (everything not set here is the architecture's default and unused)."""
     common = {"architectures": [where.architecture], "model_type": where.model_type, "vocab_size": cfg.vocab_size,
               "bos_token_id": Vocab.bos_id, "eos_token_id": Vocab.eos_id, "pad_token_id": Vocab.eos_id,
-              "tie_word_embeddings": False, "initializer_range": 0.02, "dtype": "float32"}
+              # tied: HF ties the head to the embedding on load (native architectures); the remote code keeps an
+              # untied copy of the same values (hf_state)
+              "tie_word_embeddings": cfg.tie_embeddings and not where.remote, "initializer_range": 0.02,
+              "dtype": "float32"}
     width, depth, heads = cfg.width, cfg.depth, cfg.heads
     if where.model_type == "gpt2":
         return common | {"n_embd": width, "n_layer": depth, "n_head": heads, "n_inner": cfg.mlp_width,
@@ -163,7 +169,12 @@ def hf_state(model: GPT, where: Target) -> dict[str, Tensor]:
     state = {"gpt2": _gpt2, "gpt_neox": _neox, "llama": _llama, "physlm_canon": _llama}[where.model_type](src, model.cfg)
     if src.left():
         raise ExportError(f"no HF name for {', '.join(src.left())} (a physlm tensor the mapping does not cover)")
-    return {k: v.contiguous() for k, v in state.items()}
+    if model.cfg.tie_embeddings and not where.remote:  # the head is the embedding: stored once, tied on load
+        state = {k: v for k, v in state.items() if k not in HEADS}
+    return {k: v.contiguous().clone() for k, v in state.items()}  # own storage each (the remote code's tied copy)
+
+
+HEADS = ("lm_head.weight", "embed_out.weight")  # the HF output heads (GPT-2 and Llama, GPT-NeoX)
 
 
 def _norm(src: _Source, physlm: str, hf: str, bias: bool) -> dict[str, Tensor]:

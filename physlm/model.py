@@ -64,6 +64,7 @@ class GPTConfig:
     pos: str = "rot"  # positional scheme, a key of POSITIONS
     mlp_ratio: int = 4  # MLP hidden dim = mlp_ratio * width (gpt2); 2 * mlp_ratio * width // 3 (llama: same params)
     mlp_hidden: int = 0  # MLP hidden dim if > 0, overriding mlp_ratio (llama: of gate and of up, each)
+    # (mlp_ratio 0 and mlp_hidden 0: no MLP at all, attention-only blocks without ln_2: Part 3.3's GPT2^0)
     dropout: float = 0.0  # on embeddings, attention weights and residual branches; training only
     rope_base: float = 10000.0  # rotary: pair i turns by position * rope_base ** (-2i / rotated dims)
     rope_dim: int = 0  # rotary turns the first rope_dim dims of each head, the rest untouched; 0: all of head_dim
@@ -73,10 +74,12 @@ class GPTConfig:
     canon_kernel: int = 4  # Canon: causal depthwise convolution over this many tokens (the current one included)
     canon_residual: bool = True  # Canon: h + conv(h) ("Canon(res)"); False: conv(h) alone ("Canon(no-res)")
     canon_activation: bool = False  # Canon: SiLU on the convolution's output, before the residual add
+    tie_embeddings: bool = False  # the output head shares the token embedding's matrix (Part 3.3's tied variant)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "context", "depth", "width", "heads", "mlp_ratio"):
+        for name in ("vocab_size", "context", "depth", "width", "heads"):
             _check(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
+        _check(self.mlp_ratio >= 0, "mlp_ratio", f"must be >= 0 (0 with mlp_hidden 0: no MLP), got {self.mlp_ratio}")
         _check(self.block in BLOCKS, "block", f"must be one of {sorted(BLOCKS)}, got {self.block!r}")
         _check(self.pos in POSITIONS, "pos", f"must be one of {sorted(POSITIONS)}, got {self.pos!r}")
         _check(self.mlp_hidden >= 0, "mlp_hidden", f"must be >= 0 (0: from mlp_ratio), got {self.mlp_hidden}")
@@ -94,6 +97,8 @@ class GPTConfig:
                f"must be distinct letters of {CANON_POINTS!r} (e.g. 'ABCD', 'AC', ''), got {self.canon!r}")
         _check(self.canon_kernel >= 1, "canon_kernel", f"must be positive, got {self.canon_kernel}")
         _check(self.causal or not self.canon, "canon", "Canon layers are causal convolutions: not with causal=False")
+        _check(self.has_mlp or not set(self.canon) & set("CD"), "canon",
+               f"Canon-C and Canon-D sit at the MLP: not in a model without one (mlp_ratio 0), got {self.canon!r}")
 
     @property
     def head_dim(self) -> int:
@@ -105,8 +110,13 @@ class GPTConfig:
         return self.rope_dim or self.head_dim
 
     @property
+    def has_mlp(self) -> bool:
+        """False for attention-only blocks (mlp_ratio 0 and mlp_hidden 0)."""
+        return self.mlp_width > 0
+
+    @property
     def mlp_width(self) -> int:
-        """The MLP's hidden width h (llama: of the gate and of the up projection, each; fc outputs 2h)."""
+        """The MLP's hidden width h (llama: of the gate and of the up projection, each; fc outputs 2h); 0: no MLP."""
         if self.mlp_hidden:
             return self.mlp_hidden
         return self.mlp_ratio * self.width if self.block == "gpt2" else 2 * self.mlp_ratio * self.width // 3
@@ -497,16 +507,17 @@ def _norm(cfg: GPTConfig) -> nn.Module:
 
 class Block(nn.Module):
     """Pre-norm block (ln_1, ln_2: LayerNorm for gpt2, RMSNorm for llama); Canon-A sits between ln_1 and
-    attention, Canon-C between ln_2 and the MLP (B inside attention, D inside the MLP)."""
+    attention, Canon-C between ln_2 and the MLP (B inside attention, D inside the MLP). Without an MLP
+    (cfg.has_mlp false) the block is attention alone: ln_2 and mlp are None."""
 
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
         self.ln_1 = _norm(cfg)
         self.canon_a = _canon(cfg, cfg.width, layer, "A")
         self.attn = Attention(cfg, layer)
-        self.ln_2 = _norm(cfg)
+        self.ln_2 = _norm(cfg) if cfg.has_mlp else None
         self.canon_c = _canon(cfg, cfg.width, layer, "C")
-        self.mlp = MLP(cfg, layer)
+        self.mlp = MLP(cfg, layer) if cfg.has_mlp else None
 
     def attention_input(self, x: Tensor, cache: KVCache | None = None, padding: LeftPad | None = None) -> Tensor:
         """What attention reads from the residual stream x: ln_1, then Canon-A if present."""
@@ -515,6 +526,8 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, start: int, cache: KVCache | None, padding: LeftPad | None = None) -> Tensor:
         x = x + self.attn(self.attention_input(x, cache, padding), start, cache, padding)
+        if self.mlp is None:
+            return x
         h = self.ln_2(x)
         if self.canon_c is not None:
             h = self.canon_c(h, cache, padding)
@@ -522,7 +535,8 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """Untied output head: vocabularies here are tiny, and no shared tensors keeps safetensors simple.
+    """Untied output head by default (vocabularies here are tiny); tie_embeddings makes `head.weight` the very
+    Parameter `wte.weight` (one tensor: counted once by num_params, saved once by physlm.artifacts).
 
     Init: every Linear and Embedding N(0, 0.02), biases 0, norms 1, Canon convolutions PyTorch's default; the
     gpt2 block also scales its residual projections (attn.proj, mlp.proj) to 0.02 / sqrt(2 * depth) (GPT-2),
@@ -538,6 +552,8 @@ class GPT(nn.Module):
         self.ln_f = _norm(cfg)
         self.head = nn.Linear(cfg.width, cfg.vocab_size, bias=False)
         self.apply(_init_weights)
+        if cfg.tie_embeddings:
+            self.head.weight = self.wte.weight
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2 * depth)
             if name.endswith(".proj.weight") and cfg.block == "gpt2":
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.depth))
@@ -586,7 +602,8 @@ class GPT(nn.Module):
 
     def flops_per_token(self) -> int:
         """Training FLOPs per token (PaLM appendix B): 6 per matmul weight + 12 * depth * width * context."""
-        lookups = self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
+        lookups = (0 if self.cfg.tie_embeddings else self.wte.weight.numel())  # tied: wte's one matrix is the head's
+        lookups += self.wpe.weight.numel() if self.wpe is not None else 0
         return 6 * (self.num_params() - lookups) + 12 * self.cfg.depth * self.cfg.width * self.cfg.context
 
     def _residual_stream(self, idx: Tensor, cache: KVCache | None, pad: Tensor | None,

@@ -35,8 +35,9 @@ class ModelParams(Section):
         " nope: no positional information (causal mask only); pos: learned position-only attention;"
         " uni: fixed uniform windows of 2^h - 1 previous tokens"
     )
-    mlp_ratio: int = Field(gt=0, description="MLP hidden width = mlp_ratio * width (gpt2); llama: 2 * mlp_ratio *"
-                           " width // 3 for gate and for up, each (the same parameter count; 4 gives 8/3 width)")
+    mlp_ratio: int = Field(ge=0, description="MLP hidden width = mlp_ratio * width (gpt2); llama: 2 * mlp_ratio *"
+                           " width // 3 for gate and for up, each (the same parameter count; 4 gives 8/3 width);"
+                           " 0 with mlp_hidden 0: no MLP, attention-only blocks (Part 3.3's GPT2^0)")
     mlp_hidden: int = Field(0, ge=0, description="MLP hidden width if > 0, overriding mlp_ratio (llama: of gate and of up)")
     dropout: float = Field(ge=0.0, lt=1.0)
     rope_base: float = Field(gt=1.0)
@@ -47,6 +48,8 @@ class ModelParams(Section):
     canon_kernel: int = Field(4, ge=1, description="tokens each Canon convolution spans (the paper's 4)")
     canon_residual: bool = Field(True, description="Canon(res) h + conv(h); false: Canon(no-res), conv(h) alone")
     canon_activation: bool = Field(False, description="SiLU on each Canon convolution's output, before the residual add")
+    tie_embeddings: bool = Field(False, description="the output head shares the token embedding matrix (Part 3.3's"
+                                 " tied variant); false: an untied head of its own")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelParams:
@@ -56,6 +59,8 @@ class ModelParams(Section):
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         if len(set(self.canon)) != len(self.canon):
             raise ValueError(f"canon {self.canon!r} names a Canon point twice")
+        if self.mlp_ratio == 0 and self.mlp_hidden == 0 and set(self.canon) & set("CD"):
+            raise ValueError(f"canon {self.canon!r}: Canon-C and Canon-D sit at the MLP, and mlp_ratio 0 has none")
         head_dim = self.width // self.heads
         if self.rope_dim and self.pos != "rot":
             raise ValueError(f"rope_dim {self.rope_dim} needs pos 'rot' (partial rotary), got pos {self.pos!r}")

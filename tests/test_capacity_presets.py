@@ -189,3 +189,38 @@ def test_bad_options_change_nothing(tmp_path: Path, args: list[str], message: st
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
     assert path.read_bytes() == (ROOT / "params.yaml").read_bytes() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_capacity_grid_writes_each_architecture_variant(tmp_path: Path) -> None:
+    path = _copy(tmp_path)
+    main(["capacity-grid", "--params", str(path), "--sizes", "1-2", "--N", "20000", "--exposures", "1000",
+          "--variants", "gpt2,llama,tied,mlp1of4,mlp0"])
+    studies = _capacity(yaml.safe_load(path.read_text()), "studies")
+    models = {name.removeprefix("p33_biod_N20K_E1000_").removesuffix("_1_2"): s["model"] for name, s in studies.items()}
+    assert set(models) == {"gpt2", "llama", "tied", "mlp1of4", "mlp0"}
+    base = models["gpt2"]
+    assert base.get("block", "gpt2") == "gpt2" and not base.get("tie_embeddings", False)
+    assert models["llama"] == base | {"block": "llama"}
+    assert models["tied"] == base | {"tie_embeddings": True}
+    assert models["mlp1of4"] == base | {"mlp_ratio": 1} and models["mlp0"] == base | {"mlp_ratio": 0}
+    _validate_everything(path)
+    from physlm.model import GPT, GPTConfig  # the variants build the models Part 3.3 names
+
+    built = {v: GPT(GPTConfig(vocab_size=40, context=16, **m)) for v, m in models.items()}
+    assert built["tied"].head.weight is built["tied"].wte.weight
+    assert all(b.mlp is None for b in built["mlp0"].blocks)
+    assert built["mlp1of4"].blocks[0].mlp.fc.out_features == m_width(models["gpt2"]) // 4
+
+
+def m_width(model: dict) -> int:
+    return model["mlp_ratio"] * model["width"]
+
+
+@pytest.mark.parametrize("variants, says", [("gpt3", "unknown variant gpt3"), ("tied,tied", "listed twice")])
+def test_capacity_grid_refuses_bad_variants(tmp_path: Path, variants: str, says: str) -> None:
+    path = _copy(tmp_path)
+    before = path.read_text()
+    with pytest.raises(SystemExit, match=says):
+        main(["capacity-grid", "--params", str(path), "--sizes", "1-2", "--N", "20000", "--exposures", "1000",
+              "--variants", variants])
+    assert path.read_text() == before

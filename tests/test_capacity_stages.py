@@ -180,3 +180,14 @@ def test_a_tiny_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.Monke
     assert "| capacity_tiny (int8 RTN) |" in summary and "| capacity_tiny (int4 RTN) |" in summary
     assert re.search(r"no \(data bits < 2P\)", summary)
     assert (tmp_path / "reports/capacity_bits.png").is_file() == (evaluated["trained"]["bits"]["total"] > 0)
+
+
+def test_parameter_counts_of_a_tied_model_count_the_one_matrix_once() -> None:
+    from physlm.model import GPT, GPTConfig
+
+    untied = GPT(GPTConfig(vocab_size=50, context=16, depth=1, width=8, heads=2))
+    tied = GPT(GPTConfig(vocab_size=50, context=16, depth=1, width=8, heads=2, tie_embeddings=True))
+    assert untied.num_params() - tied.num_params() == 50 * 8  # the head's own matrix
+    counts = parameter_counts(tied, used_tokens=30)
+    assert counts["physlm"] == tied.num_params()
+    assert counts["physlm"] - counts["paper"] == 20 * 8  # unused rows of the one shared matrix

@@ -56,6 +56,10 @@ CASES = {
                                     "canon_residual": False, "canon_activation": True}, "PhyslmCanonForCausalLM"),
     "gpt2_rot_canon_bias": ({"block": "gpt2", "pos": "rot", "canon": "ABCD", "bias": True}, "PhyslmCanonForCausalLM"),
     "gpt2_abs_canon": ({"block": "gpt2", "pos": "abs", "canon": "BD"}, "PhyslmCanonForCausalLM"),
+    "gpt2_rot_tied": ({"block": "gpt2", "pos": "rot", "tie_embeddings": True}, "GPTNeoXForCausalLM"),
+    "llama_rot_tied": ({"block": "llama", "pos": "rot", "tie_embeddings": True}, "LlamaForCausalLM"),
+    "gpt2_abs_tied": ({"block": "gpt2", "pos": "abs", "tie_embeddings": True}, "GPT2LMHeadModel"),
+    "llama_canon_tied": ({"block": "llama", "pos": "rot", "canon": "AC", "tie_embeddings": True}, "PhyslmCanonForCausalLM"),
 }
 
 
@@ -118,6 +122,8 @@ def test_logits_and_greedy_tokens_match(repo, case: str) -> None:
     assert (out / "modeling_physlm_canon.py").is_file() == remote
     hf = load(out, remote)
     assert type(hf).__name__ == architecture
+    if keys.get("tie_embeddings") and not remote:  # tied in HF too: one matrix, stored once
+        assert hf.get_output_embeddings().weight.data_ptr() == hf.get_input_embeddings().weight.data_ptr()
     ids = torch.randint(0, len(SYMBOLS), (3, TINY["context"]), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ours, theirs = model(ids)[0], hf(input_ids=ids).logits
@@ -208,6 +214,7 @@ def run_main(capsys) -> str:
     ({"pos": "uni"}, "pos 'uni' has no transformers equivalent"),
     ({"pos": "pos"}, "pos 'pos' has no transformers equivalent"),
     ({"pos": "abs", "causal": False}, "an encoder"),
+    ({"mlp_ratio": 0}, "no MLP (mlp_ratio 0"),
 ])
 def test_unsupported_architectures_stop_with_one_line(repo, capsys, keys, says) -> None:
     make_study(repo, **keys)

@@ -10,8 +10,9 @@ attribute, and the sentences before it; averaged over person-attributes) and p3 
 P is counted two ways, both reported:
 - `paper`: the paper's count, whose embeddings have rows only for the tokens the data uses (SPEC 6.2): physlm's
   count less, in the input embedding and in the output head, the rows of vocabulary tokens the train split never
-  holds (name parts of the pools that no person has). physlm's head is untied (physlm/model.py), so it is counted
-  as a matrix of its own (used tokens x width), beside the input embedding;
+  holds (name parts of the pools that no person has). physlm's head is untied by default (physlm/model.py), so it
+  is counted as a matrix of its own (used tokens x width), beside the input embedding; a tied model
+  (model.tie_embeddings) has the one matrix, counted once;
 - `physlm`: the plain parameter count of the model, every vocabulary row of both matrices.
 R(F) = bits / P under each, and the point is capacity-bound under each when the data's bits exceed 2P.
 
@@ -96,7 +97,8 @@ def parameter_counts(model: torch.nn.Module, used_tokens: int) -> dict[str, int]
     """{"paper": P without the unused tokens' embedding and head rows, "physlm": every parameter}."""
     total = model.num_params()
     unused = model.cfg.vocab_size - used_tokens
-    return {"paper": total - 2 * unused * model.cfg.width, "physlm": total}
+    matrices = 1 if model.cfg.tie_embeddings else 2  # the input embedding, and the output head unless tied
+    return {"paper": total - matrices * unused * model.cfg.width, "physlm": total}
 
 
 def read_paragraphs(raw: Path, tokens: Path, spec: Spec, limit: int) -> tuple[np.ndarray, list[list[int]]]:
@@ -120,7 +122,8 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if e.control else {})
     metrics: dict = {"spec": formula_inputs(spec), "people": len(paragraphs), "upper_bound": upper,
                      "params": counts | {"vocab_size": model.cfg.vocab_size, "used_tokens": meta["used_tokens"],
-                                         "width": model.cfg.width, "head": "untied, counted as its own matrix"},
+                                         "width": model.cfg.width, "head": "tied: the embedding's matrix, counted once" if model.cfg.tie_embeddings
+                                         else "untied, counted as its own matrix"},
                      "capacity_bound": {name: capacity_bound(upper["total"], count) for name, count in counts.items()}}
     for name, m in models.items():
         nll = token_losses(m, paragraphs, meta["bos_id"], e.batch_size)

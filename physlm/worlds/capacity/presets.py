@@ -6,7 +6,9 @@
 zero because T^L = D: choose T^L >> D for it to count), over the full name pools (N0 = 400 x 400 x 1000), with
 `tokenize.copies` = the exposures (every exposure a new writing), context 512; and per dataset one study per
 model size (`--sizes`, GPT2-l-h as depth-heads, default 2-2,2-4,4-4: l blocks, h heads of 64 dims, rotary,
-no dropout). Every study carries SPEC 6.3's bioD recipe in its own overrides: `train.exposures` (the steps
+no dropout), and per architecture variant (`--variants`, default gpt2; also llama: RMSNorm and the gated SiLU
+MLP; tied: the head shares the embedding matrix; mlp1of4: GPT2^{1/4}, the MLP a quarter as wide; mlp0: GPT2^0,
+no MLP; the study is named `<dataset>_<variant>_<depth>_<heads>`). Every study carries SPEC 6.3's bioD recipe in its own overrides: `train.exposures` (the steps
 follow from the data: the world's train step derives them; the preset writes the same derived count as
 `train.steps`, and never the paper's step counts, SPEC 11.2 item 1), AdamW (0.9, 0.98), eps 1e-6, wd 0.01
 (`--weight-decay`), lr 5e-4 (`--lr`), batch 192 (`--batch-size`; micro-batches of the largest divisor up to
@@ -79,6 +81,26 @@ PAPER_TABLE: dict[int, dict[int, tuple[tuple[float, ...], float, int]]] = {
 }
 
 
+# Part 3.3's architecture variations (its Results 4-5), each a model option of physlm.model: a variant's name is
+# part of the study's name, its keys override the GPT2-l-h model (gpt2(depth, heads)).
+VARIANTS = {
+    "gpt2": {},  # the paper's GPT2: rotary, untied head, MLP 4 x width
+    "llama": {"block": "llama"},  # RMSNorm, gated SiLU MLP (8/3 x width, the same parameter count)
+    "tied": {"tie_embeddings": True},  # the head shares the embedding matrix
+    "mlp1of4": {"mlp_ratio": 1},  # GPT2^{1/4}: the MLP a quarter as wide
+    "mlp0": {"mlp_ratio": 0},  # GPT2^0: attention-only blocks, no MLP
+}
+
+
+def _variants(names: Sequence[str]) -> list[str]:
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or not names:
+        raise _fail(f"unknown variant {', '.join(unknown) or '(none given)'}: choose from {', '.join(VARIANTS)}")
+    if len(set(names)) != len(names):
+        raise _fail(f"a variant is listed twice: {', '.join(names)}")
+    return list(names)
+
+
 def count(n: int) -> str:
     """10000 -> 10K, 2000000 -> 2M, 2500 -> 2500 (names)."""
     for unit, suffix in ((1_000_000, "M"), (1000, "K")):
@@ -115,10 +137,12 @@ def _fail(message: str) -> SystemExit:
 
 
 def write_grid(params: Any, points: Sequence[tuple[int, int, Sequence[tuple[str, dict]]]], sizes: Sequence[tuple[int, int]],
-               knobs: dict, *, warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS) -> list[str]:
+               knobs: dict, *, warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS,
+               variants: Sequence[str] = ("gpt2",)) -> list[str]:
     """Replace the capacity datasets and studies by one dataset per point (N, exposures) and one study per point,
-    recipe (suffix, {lr, weight_decay, batch_size}) and size (depth, heads); returns the study names. Every
-    point is checked first, so a bad one changes nothing."""
+    recipe (suffix, {lr, weight_decay, batch_size}), variant (VARIANTS) and size (depth, heads); returns the
+    study names. Every point is checked first, so a bad one changes nothing."""
+    variants = _variants(variants)
     if not points or not sizes:
         raise _fail("no point to write: give at least one N, one exposure count and one size")
     if any(d < 1 or h < 1 for d, h in sizes):
@@ -150,24 +174,25 @@ def write_grid(params: Any, points: Sequence[tuple[int, int, Sequence[tuple[str,
         for suffix, recipe in recipes:
             train = {**TRAIN, **recipe, "warmup_steps": warmup, "micro_batch_size": micro_batch(recipe["batch_size"]),
                      "exposures": E, "steps": steps_for(E, N, knobs, recipe["batch_size"])}
-            for depth, heads in sizes:
-                name = f"{data}_gpt2_{depth}_{heads}{suffix}"
-                if name in names:
-                    raise _fail(f"{name} twice: an N, exposure count or size is listed twice")
-                params["studies"][name] = {"world": WORLD, "data": data, "model": gpt2(depth, heads), "train": dict(train),
-                                           "probe": {}, "evaluate": {}}
-                names.append(name)
+            for variant in variants:
+                for depth, heads in sizes:
+                    name = f"{data}_{variant}_{depth}_{heads}{suffix}"
+                    if name in names:
+                        raise _fail(f"{name} twice: an N, exposure count or size is listed twice")
+                    params["studies"][name] = {"world": WORLD, "data": data, "model": gpt2(depth, heads) | VARIANTS[variant],
+                                               "train": dict(train), "probe": {}, "evaluate": {}}
+                    names.append(name)
     return names
 
 
 def capacity_grid(params: Any, *, sizes: Sequence[tuple[int, int]] = GRID_SIZES, ns: Sequence[int] = (25_000, 40_000),
                   exposures: Sequence[int] = (100, 1000), knobs: dict | None = None, lr: float = BIOD_RECIPE["lr"],
                   weight_decay: float = BIOD_RECIPE["weight_decay"], batch_size: int = BIOD_RECIPE["batch_size"],
-                  warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS) -> list[str]:
-    """N x exposures datasets, each with a study per size, all on one recipe (module docstring)."""
+                  warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS, variants: Sequence[str] = ("gpt2",)) -> list[str]:
+    """N x exposures datasets, each with a study per variant and size, all on one recipe (module docstring)."""
     recipe = {"lr": lr, "weight_decay": weight_decay, "batch_size": batch_size}
     return write_grid(params, [(N, E, [("", recipe)]) for N in ns for E in exposures], sizes, knobs or dict(KNOBS),
-                      warmup=warmup, max_train_tokens=max_train_tokens)
+                      warmup=warmup, max_train_tokens=max_train_tokens, variants=variants)
 
 
 def _rate(lr: float) -> str:
@@ -176,7 +201,7 @@ def _rate(lr: float) -> str:
 
 def capacity_paper(params: Any, *, data: str = "bioD", schedules: Sequence[int] = (1000, 100), ns: Sequence[int] | None = None,
                    sizes: Sequence[tuple[int, int]] = PAPER_SIZES, recipe: str = "biod", knobs: dict | None = None,
-                   warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS) -> list[str]:
+                   warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS, variants: Sequence[str] = ("gpt2",)) -> list[str]:
     """SPEC 6.3's exposure grids on bioD (module docstring)."""
     if data.lower() == "bios":
         raise _fail("bioS(N) needs a bioS capacity generator (templates and order re-sampled on every exposure, SPEC 6.1)"
@@ -212,7 +237,7 @@ def capacity_paper(params: Any, *, data: str = "bioD", schedules: Sequence[int] 
         if unknown:
             known = "; ".join(f"{E} exposures: {', '.join(count(N) for N in PAPER_TABLE[E])}" for E in schedules)
             raise _fail(f"N {', '.join(unknown)} not in SPEC 6.3's grid ({known}); capacity-grid takes any N")
-    return write_grid(params, points, sizes, knobs, warmup=warmup, max_train_tokens=max_train_tokens)
+    return write_grid(params, points, sizes, knobs, warmup=warmup, max_train_tokens=max_train_tokens, variants=variants)
 
 
 # ---------------------------------------------------------------------------------------------------- options
@@ -248,6 +273,8 @@ def _common(parser: argparse.ArgumentParser, sizes: Sequence[tuple[int, int]]) -
     parser.add_argument("--warmup", type=int, default=1000, help="warmup steps (SPEC 6.3: 1K)")
     parser.add_argument("--max-train-tokens", type=int, default=MAX_TRAIN_TOKENS,
                         help="refuse a dataset whose materialised train split (N x exposures x paragraph) is larger")
+    parser.add_argument("--variants", default="gpt2", help=f"architecture variants, comma-separated, each a study per size:"
+                        f" {', '.join(VARIANTS)} (default gpt2)")
 
 
 def _grid_options(parser: argparse.ArgumentParser) -> None:
@@ -273,13 +300,13 @@ def _apply_grid(params: Any, args: argparse.Namespace) -> list[str]:
                     f" {args.weight_decay})")
     return capacity_grid(params, sizes=_sizes(args.sizes), ns=_ints(args.N, "--N"), exposures=_ints(args.exposures, "--exposures"),
                          knobs=_knobs(args), lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
-                         warmup=args.warmup, max_train_tokens=args.max_train_tokens)
+                         warmup=args.warmup, max_train_tokens=args.max_train_tokens, variants=args.variants.split(","))
 
 
 def _apply_paper(params: Any, args: argparse.Namespace) -> list[str]:
     return capacity_paper(params, data=args.data, schedules=_ints(args.schedules, "--schedules"),
                           ns=_ints(args.N, "--N") or None, sizes=_sizes(args.sizes), recipe=args.recipe, knobs=_knobs(args),
-                          warmup=args.warmup, max_train_tokens=args.max_train_tokens)
+                          warmup=args.warmup, max_train_tokens=args.max_train_tokens, variants=args.variants.split(","))
 
 
 def _block(name: str) -> str:
