@@ -63,6 +63,12 @@ class Paths:
         return Path("metrics") / self.study
 
     @property
+    def generations(self) -> Path:
+        """The study's generated samples, judged (the evaluate stage's evaluate.parquet): a DVC-cached output, not
+        in git, too big for metrics/."""
+        return Path("generations") / self.study
+
+    @property
     def logs(self) -> Path:
         """The study's run log (untracked, not a DVC output): each stage's timings, throughput and resume point,
         which MLflow also records."""
@@ -118,6 +124,12 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def write_parquet(path: str | Path, frame: pl.DataFrame) -> None:
+    """A frame as Parquet (zstd, no statistics: the same frame gives the same bytes, as for the datasets)."""
+    with atomic_path(path) as tmp:
+        frame.write_parquet(tmp, compression="zstd", statistics=False)
+
+
 def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     """Rows as CSV with the union of their keys as columns (first-seen order); missing cells stay empty."""
     columns: list[str] = []
@@ -131,7 +143,7 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def read_parquet(path: str | Path, columns: Sequence[str] | Mapping[str, Any]) -> pl.DataFrame:
     """Read the named columns of a Parquet file; DataError if it is missing, unreadable, has no rows or lacks a
-    column, or, when `columns` maps names to polars dtypes, if a column holds another kind of value (`_kind`:
+    column, or, when `columns` maps names to polars dtypes, if a column holds another kind of value (`dtype_kind`:
     strings where integers belong, say; the width of an integer type is free)."""
     path = Path(path)
     if not path.is_file():
@@ -142,7 +154,7 @@ def read_parquet(path: str | Path, columns: Sequence[str] | Mapping[str, Any]) -
         if missing:
             raise DataError(f"{path}: missing column(s) {', '.join(missing)}; has {', '.join(schema)}")
         wanted = columns if isinstance(columns, Mapping) else {}
-        wrong = [f"{c} holds {schema[c]}, not {want}" for c, want in wanted.items() if _kind(schema[c]) != _kind(want)]
+        wrong = [f"{c} holds {schema[c]}, not {want}" for c, want in wanted.items() if dtype_kind(schema[c]) != dtype_kind(want)]
         if wrong:
             raise DataError(f"{path}: column {'; '.join(wrong)}")
         frame = pl.read_parquet(path, columns=list(columns))
@@ -155,14 +167,14 @@ def read_parquet(path: str | Path, columns: Sequence[str] | Mapping[str, Any]) -
     return frame
 
 
-def _kind(dtype: Any) -> str:
+def dtype_kind(dtype: Any) -> str:
     """What a polars dtype holds, widths and signs aside: "integer", "float", "list[integer]", "String", ..."""
     if dtype.is_integer():
         return "integer"
     if dtype.is_float():
         return "float"
     if isinstance(dtype, pl.List):
-        return f"list[{_kind(dtype.inner)}]"
+        return f"list[{dtype_kind(dtype.inner)}]"
     return str(dtype)
 
 

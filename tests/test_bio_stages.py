@@ -91,6 +91,28 @@ def test_bio_regimes_run_every_stage(tmp_path: Path) -> None:
     for figure in ("bio_regimes.png", "bio_regimes_train.png", "pprobe_bio_ft.png", "qprobe_bio_ft.png", "qprobe_bio_mix.png"):
         assert (reports / figure).is_file(), figure
     assert "## Biographies: QA exact-match accuracy" in (reports / "summary.md").read_text()
+    check_generations(repo, json.loads((repo / "metrics/bio_ft/detail/evaluate.json").read_text()))
+
+
+def check_generations(repo: Path, evaluate: dict) -> None:
+    """generations/bio_ft/evaluate.parquet: a row per question answered (each split and decoding, and before
+    finetuning); the expected value and prompt are the qa.parquet row's, and re-judged (exact match), the saved
+    answers give the saved verdicts and the metrics' accuracies."""
+    import generations
+    from physlm.worlds.bio.evaluate import exact_match
+    from physlm.worlds.bio.text import qa_prompt
+
+    frame = generations.read(repo, "bio_ft", {"decoding": pl.String, "person": pl.Int64, "attribute": pl.String,
+                                             "expected": pl.String, "first_token_correct": pl.Boolean})
+    assert frame.height == 2 * 4 * 6 * 2 + 2 * 4 * 6  # splits x people x attributes x (greedy, beam2), and greedy before
+    qa = pl.read_parquet(repo / "data/bio_tiny/raw/qa.parquet")
+    for row in frame.iter_rows(named=True):
+        asked = qa.row(row["index"], named=True)
+        assert (asked["value"], asked["person"], asked["attribute"]) == (row["expected"], row["person"], row["attribute"])
+        assert row["prompt"] == qa_prompt(asked["question"]) and row["set"].endswith(asked["split"])
+    generations.rejudge(frame, lambda row: exact_match(row["output"], row["expected"]))
+    sets = {"P_train", "P_test", "pretrained/P_train", "pretrained/P_test"}
+    generations.matches_metrics(frame, evaluate, ("set", "decoding"), "accuracy", "n", sets)
 
 
 def test_bio_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:

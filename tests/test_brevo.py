@@ -36,6 +36,8 @@ import torch
 import yaml
 from test_mano import ROOT, RuleModel
 
+import generations
+
 import physlm.worlds.brevo.generate as brevo_generate
 from physlm.errors import DataError
 from physlm.playground import size_probabilities
@@ -376,6 +378,7 @@ def test_tiny_studies_run_every_stage(tmp_path: Path, monkeypatch: pytest.Monkey
         assert probe["layer"].to_list() == [0, 1, 0, 1] and set(probe["target"]) == {"depth"}
         meta = json.loads((tmp_path / f"data/{name}/tokens/meta.json").read_text())
         assert meta["layout"]["names"] == params["datasets"][name]["generate"]["names"]
+        check_generations(tmp_path, name, evaluated)
     run_stage("report", stages.report.main, [])
     summary = (tmp_path / "reports/summary.md").read_text()
     assert "## Brevo" in summary and "| brevo1_tiny | brevo2_tiny |" in summary
@@ -383,6 +386,25 @@ def test_tiny_studies_run_every_stage(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 # ------------------------------------------------------------------------------------------------ preset
+
+
+def check_generations(root: Path, study: str, evaluated: dict) -> None:
+    """generations/<study>/evaluate.parquet: a row per instance answered; the saved output, read back as tokens
+    and judged by the checker against the instance at its index, gives the saved verdict and reason, and the
+    metrics' accuracies."""
+    frame = generations.read(root, study, {"n": pl.Int64, "query": pl.Int64, "expected": pl.String, "forced_correct": pl.Int64,
+                                           "forced_total": pl.Int64})
+    raw = root / "data" / study / "raw"
+    layout = read_layout(raw)
+    ids = {s: i for i, s in enumerate(layout.vocab().symbols)}
+    files = {name: read_instances(raw / f"{name}.parquet", layout) for name in ("test", "sizes")}
+    for row in frame.iter_rows(named=True):
+        inst = files["sizes" if row["set"] == "sizes" else "test"][row["index"]]
+        verdict = judge(layout, inst, [ids[w] for w in row["output"].split()])
+        assert (verdict.correct, verdict.reason or None) == (row["verdict"], row["error"]), row
+        assert (row["n"], row["query"]) == (inst.n, inst.query)
+    generations.matches_metrics(frame, evaluated, ("set",), "accuracy", "n", {"test", "sizes", "control"})
+    assert frame.height == 10 + 9 + 10
 
 
 def test_brevo_paper_preset(tmp_path: Path) -> None:

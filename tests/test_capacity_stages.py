@@ -147,6 +147,7 @@ def test_a_tiny_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.Monke
     # or 4 (the last update's windows beyond the pass)
     assert 2 <= exposures["min"] and exposures["max"] <= 4 and abs(exposures["mean"] - 3) <= 0.15, exposures
     evaluated = json.loads((metrics / "detail/evaluate.json").read_text())
+    check_generations(tmp_path, evaluated)
     assert evaluated["spec"] == {"N0": 1000, "N": 40, "K": 2, "C": 2, "D": 4, "L": 1, "T": 8} and evaluated["people"] == 40
     assert evaluated["params"]["physlm"] - evaluated["params"]["paper"] == \
         2 * 32 * (evaluated["params"]["vocab_size"] - evaluated["params"]["used_tokens"]) > 0
@@ -180,6 +181,24 @@ def test_a_tiny_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.Monke
     assert "| capacity_tiny (int8 RTN) |" in summary and "| capacity_tiny (int4 RTN) |" in summary
     assert re.search(r"no \(data bits < 2P\)", summary)
     assert (tmp_path / "reports/capacity_bits.png").is_file() == (evaluated["trained"]["bits"]["total"] > 0)
+
+
+def check_generations(root: Path, evaluated: dict) -> None:
+    """generations/capacity_tiny/evaluate.parquet: no generation here, a row per person and model with the
+    paragraph scored and its losses, whose means are the metrics' p1, p2 and p3."""
+    import generations
+
+    frame = generations.read(root, "capacity_tiny", {"p1": pl.Float64, "p2": pl.List(pl.Float64), "p3": pl.List(pl.Float64)},
+                             generated=False)
+    texts = pl.read_parquet(root / "data/capacity_tiny/raw/people.parquet")["text"]
+    sets = {"trained", "control", *(f"quantized/{fmt}" for fmt in evaluated["quantized"])}
+    assert set(frame["set"]) == sets and frame.height == 40 * len(sets)
+    for name, group in frame.group_by("set"):
+        entry = generations.node(evaluated, name[0])
+        assert group["index"].to_list() == list(range(40)) and group["prompt"].to_list() == texts.to_list()
+        assert group["p1"].mean() == pytest.approx(entry["p1"], rel=1e-12)
+        for p in ("p2", "p3"):
+            assert (group[p].list.len() == 2).all() and group[p].explode(empty_as_null=False).mean() == pytest.approx(entry[p], rel=1e-12)
 
 
 def test_parameter_counts_of_a_tied_model_count_the_one_matrix_once() -> None:

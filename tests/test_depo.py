@@ -23,6 +23,8 @@ import torch
 from scipy import stats
 from torch import Tensor, nn
 
+import generations
+
 from physlm.playground import size_probabilities
 from physlm.worlds.depo.evaluate import score, summarize
 from physlm.worlds.depo.generate import frame, generate, sample_split
@@ -488,6 +490,26 @@ def test_stages_end_to_end(tmp_path, monkeypatch, one_thread):
     summary = Path("reports/summary.md").read_text()
     assert "## Depo (Part 4.1)" in summary and "| | depo_tiny |" in summary and "| **k = 4** | " in summary
     assert Path("reports/depo_accuracy.png").is_file() and Path("reports/depo_probe.png").is_file()
+    check_generations(Path("."), detail)
+
+
+def check_generations(root: Path, detail: dict) -> None:
+    """generations/depo_tiny/evaluate.parquet: a row per query of each model; the expected answer is the query's
+    in raw/test.parquet; re-judged (exact match of the symbols written), the verdicts and accuracies come back."""
+    from physlm.worlds.depo.tokenize import COLUMNS, load_tokens
+
+    frame = generations.read(root, "depo_tiny", {"query": pl.Int64, "k": pl.Int64, "expected": pl.String,
+                                                 "tf_correct": pl.Int64, "tf_total": pl.Int64})
+    raw = root / "data/depo_tiny/raw"
+    tokens = load_tokens(raw)
+    instances = encode_instances(pl.read_parquet(raw / "test.parquet", columns=list(COLUMNS)), tokens)
+    for row in frame.iter_rows(named=True):
+        inst = instances[row["index"]]
+        assert row["expected"] == " ".join(tokens.vocab.symbols[t] for t in inst.answers[row["query"]])
+        assert row["k"] == inst.hops[row["query"]] and row["prompt"].endswith("<ans>")
+    generations.rejudge(frame, lambda row: row["output"] == row["expected"])
+    generations.matches_metrics(frame, detail, ("set",), "accuracy", "queries", {"trained", "control"})
+    assert frame.height == 2 * 80
 
 
 

@@ -60,6 +60,32 @@ def test_igsm_study_runs_every_stage(tmp_path: Path) -> None:
     assert (reports / "igsm_steps_igsm_demo.png").is_file()
     summary = (reports / "summary.md").read_text()
     assert "## iGSM: full-solution accuracy" in summary and "## iGSM: teacher-forced steps" in summary
+    check_generations(repo, evaluate)
+
+
+def check_generations(repo: Path, evaluate: dict) -> None:
+    """generations/igsm_demo/evaluate.parquet: a row per problem solved (each eval set and decoding, the control);
+    re-judged whole against the problem at its index, the saved solutions give the saved verdicts, and the
+    metrics' accuracies."""
+    import polars as pl
+
+    import generations
+    from physlm.worlds.igsm.frames import load_problems
+    from physlm.worlds.igsm.judge import judge
+    from physlm.worlds.igsm.text import igsm_prompt, parse_generation
+
+    frame = generations.read(repo, "igsm_demo", {"decoding": pl.String, "op": pl.Int64, "answer": pl.Int64,
+                                                 "answer_correct": pl.Boolean})
+    assert frame.height == 4 * 3 * 2 + 3
+    problems = {s: load_problems(repo / f"data/igsm_demo/raw/{s}.parquet") for s in ("test", "opmax", "ood", "reask")}
+
+    def rejudged(row: dict) -> bool:
+        problem = problems["test" if row["set"] == "control" else row["set"]][row["index"]]
+        assert row["prompt"] == igsm_prompt(problem.problem) and (row["op"], row["answer"]) == (problem.op, problem.answer)
+        return row["output"] is not None and judge(problem, *parse_generation(row["output"])).correct
+
+    generations.rejudge(frame, rejudged)
+    generations.matches_metrics(frame, evaluate, ("set", "decoding"), "accuracy", "n", {"test", "opmax", "ood", "reask", "control"})
 
 
 def test_igsm_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:

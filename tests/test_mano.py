@@ -29,6 +29,8 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+import generations
+
 import physlm.worlds.mano.generate as mano_generate
 from physlm.errors import DataError
 from physlm.tokenize import Vocab, pack_windows
@@ -333,6 +335,17 @@ def test_a_tiny_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.Monke
     assert probe["layer"].to_list() == [0, 1, 0, 1] and probe["model"].to_list() == ["trained"] * 2 + ["control"] * 2
     summary = (tmp_path / "reports/summary.md").read_text()
     assert "## Mano" in summary and "| mano_tiny |" in summary and (tmp_path / "reports/mano_accuracy.png").is_file()
+    # every answer saved: the expected value is the example's in its Parquet file, and re-judged, the verdicts and
+    # accuracies come back
+    frame = generations.read(tmp_path, "mano_tiny", {"ell": pl.Int64, "expected": pl.String, "teacher_forced": pl.Boolean})
+    for name, file in (("test", "test"), ("lengths", "lengths"), ("control", "test")):
+        data = pl.read_parquet(tmp_path / f"data/mano_tiny/raw/{file}.parquet")
+        for row in frame.filter(pl.col("set") == name).iter_rows(named=True):
+            assert row["expected"] == str(data["value"][row["index"]]) and row["ell"] == data["ops"][row["index"]]
+            assert row["prompt"] == data["text"][row["index"]].rsplit(" ", 1)[0]  # all but the value
+    generations.rejudge(frame, lambda row: row["output"] == row["expected"])
+    generations.matches_metrics(frame, evaluated, ("set",), "greedy", "n", {"test", "lengths", "control"})
+    assert (frame["verdict"] == frame["teacher_forced"]).all() and frame.height == 30 + 15 + 30
 
 
 def test_the_oracle_can_fail() -> None:

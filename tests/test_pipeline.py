@@ -122,6 +122,7 @@ def check_outputs(repo: Path, params: dict) -> None:
     for study in params["studies"]:
         assert not (repo / "checkpoints" / study).exists(), study  # removed once a training completes
         assert (repo / "logs" / study / "train.json").is_file(), study  # the timings: untracked, not in metrics/
+        assert (repo / "generations" / study / "evaluate.parquet").is_file(), study  # DVC-cached, not in git
         for stage in PER_STUDY:
             headline = json.loads((repo / f"metrics/{study}/{stage}.json").read_text())
             assert headline and isinstance(headline, dict), f"{study}/{stage}"

@@ -71,7 +71,7 @@ def check_outputs(root: Path) -> float:
                 f"models/{STUDY}/model.safetensors", f"metrics/{STUDY}/train.json", f"metrics/{STUDY}/loss.csv",
                 f"metrics/{STUDY}/probe.json", f"metrics/{STUDY}/probe/probe.csv", f"metrics/{STUDY}/evaluate.json",
                 *(f"metrics/{STUDY}/detail/{stage}.json" for stage in ("train", "probe", "evaluate")),
-                "reports/summary.md", "reports/toy_copy.png", "reports/loss.png"):
+                "reports/summary.md", "reports/toy_copy.png", "reports/loss.png", f"generations/{STUDY}/evaluate.parquet"):
         assert (root / out).is_file(), out
     assert json.loads((root / f"data/{DATASET}/tokens/meta.json").read_text())["world"] == "toy"
     summary = (root / "reports/summary.md").read_text()
@@ -157,7 +157,7 @@ def test_toy_world_runs_every_stage_in_process(tmp_path: Path, monkeypatch: pyte
         if step:
             assert Path(toy.step(step).__file__).parent == TOY
     left = {p.name for p in tmp_path.iterdir()}  # no checkpoints/ left behind once training is done
-    assert left == {"data", "logs", "metrics", "models", "params.yaml", "reports"}, left
+    assert left == {"data", "generations", "logs", "metrics", "models", "params.yaml", "reports"}, left
 
 
 # ---------------------------------------------------------------------------------------------------------

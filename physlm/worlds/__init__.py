@@ -33,7 +33,7 @@ Registry: every sub-package of `physlm/worlds/` is a world, found without import
 world is adding its package, nothing else (tests/test_toy_world.py proves it with a tests-only world).
 `register` adds a world that lives elsewhere (a test, a plugin) to this process only.
 
-This module imports neither torch nor any world: `get` imports the one world asked for.
+This module imports neither torch, polars nor any world: `get` imports the one world asked for.
 """
 
 from __future__ import annotations
@@ -44,10 +44,13 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from physlm.errors import ParamsError
 from physlm.params import Section, TrainParams
+
+if TYPE_CHECKING:
+    import polars as pl
 
 REQUIRED = ("generate", "tokenize", "probe", "evaluate", "report")
 OPTIONAL = ("stream", "train", "presets")
@@ -136,12 +139,36 @@ class Probed:
 @dataclass(frozen=True)
 class Evaluated:
     """An evaluate step's result: `headline` -> metrics/<study>/evaluate.json (DVC metrics, flat, a few numbers),
-    `metrics` -> metrics/<study>/detail/evaluate.json, `log` -> MLflow, `line` -> stdout."""
+    `metrics` -> metrics/<study>/detail/evaluate.json, `log` -> MLflow, `line` -> stdout, `generations` ->
+    generations/<study>/evaluate.parquet (a DVC-cached output, not in git): one row per sample the step judged,
+    so a researcher can read and re-judge them (built by `generations_table`). Its columns: `set` (the key, "/"-joined
+    when nested, of the metrics entry whose accuracy the rows make up: "test", "control", "pretrained/P_test"),
+    `index` (where the sample comes from: its row in the eval file, or its number), `prompt` (what the model was
+    given after `<bos>`, decoded) and, for a world that generates, `output` (what it wrote, decoded; null when
+    nothing judgeable came back), `verdict` (judged correct) and `error` (the judge's first error; null when
+    correct); then the world's own columns (docs/<world>.md). A world that generates nothing (capacity, which
+    scores losses) has no output/verdict/error and says what its rows hold instead."""
 
     metrics: dict[str, Any]
     log: dict[str, Any]
     line: str
     headline: dict[str, float]
+    generations: pl.DataFrame
+
+
+# the columns (and their polars dtypes) of every world's generations table, then those of a world that generates
+COMMON_COLUMNS = {"set": "String", "index": "Int64", "prompt": "String"}
+GENERATED_COLUMNS = {"output": "String", "verdict": "Boolean", "error": "String"}
+
+
+def generations_table(rows: list[dict[str, Any]], columns: Mapping[str, Any], *, generated: bool = True) -> pl.DataFrame:
+    """An `Evaluated.generations` table from rows ({column: value}): the common columns (with `generated`, also
+    output, verdict and error), then the world's `columns` ({name: polars dtype}), each of its dtype whatever the
+    values (a column of nulls stays a String column)."""
+    import polars as pl
+
+    common = COMMON_COLUMNS | (GENERATED_COLUMNS if generated else {})
+    return pl.DataFrame(rows, schema={c: getattr(pl, t) for c, t in common.items()} | dict(columns), orient="row")
 
 
 def pick(data: Mapping[str, Any], paths: Mapping[str, tuple[str, ...]]) -> dict[str, float]:

@@ -29,12 +29,12 @@ from physlm.io import Paths, read_parquet
 from physlm.sampling import beam_search, generate
 from physlm.text import TextVocab
 from physlm.tokenize import Vocab
-from physlm.worlds import Evaluated
+from physlm.worlds import Evaluated, generations_table
 from physlm.worlds.bio.people import ATTRIBUTES, SPLITS
 from physlm.worlds.bio.text import qa_prompt
 
 __all__ = ["QAAttempt", "decoding_name", "answer_ids", "read_answer", "answer_qa", "exact_match", "score",
-           "summarize", "qa_accuracy", "accuracy_rows", "evaluate"]
+           "summarize", "answer_all", "qa_accuracy", "generation_rows", "accuracy_rows", "evaluate"]
 
 
 
@@ -125,14 +125,36 @@ def summarize(attempts: Sequence[QAAttempt]) -> dict:
     return dict(out)
 
 
+def answer_all(
+    model: torch.nn.Module, vocab: TextVocab, qa: pl.DataFrame, *, beams: Sequence[int] = (1, 4), batch_size: int = 64,
+    desc: str | None = None,
+) -> list[QAAttempt]:
+    """Every qa row answered with each beam count (1: greedy), decoding by decoding in qa row order; `desc`
+    names a progress bar per decoding (None: none)."""
+    return [a for k in beams for a in score(model, vocab, qa, beams=k, batch_size=batch_size,
+                                            desc=None if desc is None else f"{desc} {decoding_name(k)}")]
+
+
 def qa_accuracy(
     model: torch.nn.Module, vocab: TextVocab, qa: pl.DataFrame, *, beams: Sequence[int] = (1, 4), batch_size: int = 64,
     desc: str | None = None,
 ) -> dict:
-    """`summarize` of every qa row answered with each beam count (1: greedy); `desc` names a progress bar per
-    decoding (None: none)."""
-    return summarize([a for k in beams for a in score(model, vocab, qa, beams=k, batch_size=batch_size,
-                                                      desc=None if desc is None else f"{desc} {decoding_name(k)}")])
+    """`summarize` of `answer_all`."""
+    return summarize(answer_all(model, vocab, qa, beams=beams, batch_size=batch_size, desc=desc))
+
+
+def generation_rows(attempts: Sequence[QAAttempt], qa: pl.DataFrame, prefix: str = "") -> list[dict]:
+    """The generations table's rows (`physlm.worlds.Evaluated`) of `answer_all(qa)`: set = `prefix` + split,
+    index = the row of raw/qa.parquet (qa's `index` column), output = the answer read back, expected = the value."""
+    asked = list(qa.select("index", "question", "value").iter_rows()) * (len(attempts) // max(len(qa), 1))
+    return [{"set": prefix + a.split, "index": i, "prompt": qa_prompt(question), "output": a.answer, "verdict": a.correct,
+             "error": None if a.correct else "no answer" if not a.answer.strip() else "wrong value", "decoding": a.decoding,
+             "person": a.person, "attribute": a.attribute, "expected": value, "first_token_correct": a.first_token_correct}
+            for a, (i, question, value) in zip(attempts, asked, strict=True)]
+
+
+GENERATION_COLUMNS = {"decoding": pl.String, "person": pl.Int64, "attribute": pl.String, "expected": pl.String,
+                      "first_token_correct": pl.Boolean}
 
 
 def accuracy_rows(summary: Mapping) -> list[dict]:
@@ -153,15 +175,18 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     before = load_model(pretrained, device) if pretrained.is_dir() else None
     vocab = TextVocab.load(paths.tokens / "tokenizer.json")
     qa = read_parquet(paths.raw / "qa.parquet", {"person": pl.Int64, "attribute": pl.String, "question": pl.String,
-                                                 "value": pl.String, "split": pl.String})
+                                                 "value": pl.String, "split": pl.String}).with_row_index("index")
     people = {split: qa.filter(pl.col("split") == split)["person"].unique(maintain_order=True).to_list()[: e.people]
               for split in SPLITS}
     asked = qa.filter(pl.col("person").is_in(people["P_train"] + people["P_test"]))
     step = f"evaluate {paths.study}: QA"  # the progress bars' names
-    metrics = qa_accuracy(model, vocab, asked, beams=e.beams, batch_size=e.batch_size, desc=step)
+    attempts = answer_all(model, vocab, asked, beams=e.beams, batch_size=e.batch_size, desc=step)
+    metrics = summarize(attempts)
+    rows = generation_rows(attempts, asked)
     if before is not None:
-        metrics["pretrained"] = qa_accuracy(before, vocab, asked, beams=e.beams[:1], batch_size=e.batch_size,
-                                            desc=f"{step} before finetuning")
+        attempts = answer_all(before, vocab, asked, beams=e.beams[:1], batch_size=e.batch_size, desc=f"{step} before finetuning")
+        metrics["pretrained"] = summarize(attempts)
+        rows += generation_rows(attempts, asked, "pretrained/")
     log = {f"{split}_{d}": found["accuracy"] for split in SPLITS for d, found in metrics.get(split, {}).items()}
     metrics["rows"] = accuracy_rows({k: v for k, v in metrics.items() if k != "pretrained"})
     line = ", ".join(f"{split}/{d} {found['accuracy']:.3f}" for split in SPLITS for d, found in metrics.get(split, {}).items())
@@ -169,4 +194,4 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     # before finetuning (a finetuned study)
     headline = log | {f"pretrained_{split}_{d}": found["accuracy"] for split in SPLITS
                       for d, found in metrics.get("pretrained", {}).get(split, {}).items()}
-    return Evaluated(metrics, log, line, headline)
+    return Evaluated(metrics, log, line, headline, generations_table(rows, GENERATION_COLUMNS))

@@ -24,13 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import torch
 
 from physlm.artifacts import load_model, random_model
 from physlm.io import Paths
 from physlm.playground import accuracy_table
 from physlm.playground_eval import greedy_answers, teacher_forced
-from physlm.worlds import Evaluated
+from physlm.worlds import Evaluated, generations_table
 from physlm.worlds.brevo.checker import judge
 from physlm.worlds.brevo.frames import read_instances, read_layout
 from physlm.worlds.brevo.graph import Instance
@@ -102,13 +103,39 @@ def samples(layout: Layout, instances: Sequence[Instance], attempts: Sequence[At
 
 def first_per_size(instances: Sequence[Instance], count: int) -> list[Instance]:
     """The first `count` instances of each n, in file order."""
+    return [instances[i] for i in first_per_size_at(instances, count)]
+
+
+def first_per_size_at(instances: Sequence[Instance], count: int) -> list[int]:
+    """Where `first_per_size`'s instances are in `instances`."""
     seen: Counter[int] = Counter()
     kept = []
-    for inst in instances:
+    for i, inst in enumerate(instances):
         seen[inst.n] += 1
         if seen[inst.n] <= count:
-            kept.append(inst)
+            kept.append(i)
     return kept
+
+
+def generation_rows(name: str, layout: Layout, instances: Sequence[Instance], at: Sequence[int],
+                    attempts: Sequence[Attempt]) -> list[dict]:
+    """The generations table's rows (`physlm.worlds.Evaluated`): index = the instance's row of its Parquet file,
+    output = the tokens written after `<ans>` (`<eos>` included when written), error = the checker's reason,
+    expected = the gold answer (one valid order of several)."""
+    symbols = layout.vocab().symbols
+    text = lambda ids: " ".join(symbols[t] for t in ids)  # noqa: E731
+    rows = []
+    for i, inst, a in zip(at, instances, attempts, strict=True):
+        prompt = layout.prompt(inst)
+        rows.append({"set": name, "index": i, "prompt": text(prompt[1:]), "output": text(a.generation), "verdict": a.correct,
+                     "error": a.reason or None, "n": a.n, "query": inst.query,
+                     "expected": text(layout.sequence(inst)[len(prompt):]), "forced_correct": a.forced_correct,
+                     "forced_total": a.forced_total})
+    return rows
+
+
+GENERATION_COLUMNS = {"n": pl.Int64, "query": pl.Int64, "expected": pl.String, "forced_correct": pl.Int64,
+                      "forced_total": pl.Int64}
 
 
 def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
@@ -117,20 +144,26 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     check_vocab(paths.tokens, layout)
     model = load_model(paths.model, device)
     sets = {"test": read_instances(paths.raw / "test.parquet", layout, e.examples)}
+    at = {"test": list(range(len(sets["test"])))}  # each instance's row of its Parquet file
     if e.size_examples:
-        sets["sizes"] = first_per_size(read_instances(paths.raw / "sizes.parquet", layout), e.size_examples)
+        sizes = read_instances(paths.raw / "sizes.parquet", layout)
+        at["sizes"] = first_per_size_at(sizes, e.size_examples)
+        sets["sizes"] = [sizes[i] for i in at["sizes"]]
     metrics: dict = {"N": layout.N, "names": layout.names}
-    attempts = {}
+    attempts, rows = {}, []
     for name, instances in sets.items():
         attempts[name] = answer(model, layout, instances, batch_size=e.batch_size, device=device)
         metrics[name] = summarize(attempts[name])
+        rows += generation_rows(name, layout, instances, at[name], attempts[name])
     if e.control:
         control = random_model(model.cfg, cfg.seed + 1, device)
-        metrics["control"] = summarize(answer(control, layout, sets["test"], batch_size=e.batch_size, device=device))
+        found = answer(control, layout, sets["test"], batch_size=e.batch_size, device=device)
+        metrics["control"] = summarize(found)
+        rows += generation_rows("control", layout, sets["test"], at["test"], found)
     metrics["accuracy_by_n"] = accuracy_rows(metrics)
     metrics["samples"] = samples(layout, sets["test"], attempts["test"])
     headline = {f"{name}_{kind}": metrics[name][kind] for name in ("test", "sizes", "control") if name in metrics
                 for kind in ("accuracy", "token_accuracy")}
     line = (f"exact match at n = N = {layout.N}: {metrics['test']['accuracy']:.3f} (teacher-forced tokens "
             f"{metrics['test']['token_accuracy']:.3f})" + (f", control {metrics['control']['accuracy']:.3f}" if e.control else ""))
-    return Evaluated(metrics, headline, line, headline)
+    return Evaluated(metrics, headline, line, headline, generations_table(rows, GENERATION_COLUMNS))

@@ -38,7 +38,7 @@ import torch
 
 from physlm.artifacts import load_model, random_model
 from physlm.io import Paths, read_json, read_parquet
-from physlm.worlds import Evaluated
+from physlm.worlds import Evaluated, generations_table
 from physlm.worlds.capacity.biod import Spec, value_positions
 from physlm.worlds.capacity.bits import capacity_bound, ratio, stored_bits, upper_bound
 from physlm.worlds.capacity.quantize import quantize
@@ -101,21 +101,32 @@ def parameter_counts(model: torch.nn.Module, used_tokens: int) -> dict[str, int]
     return {"paper": total - matrices * unused * model.cfg.width, "physlm": total}
 
 
-def read_paragraphs(raw: Path, tokens: Path, spec: Spec, limit: int) -> tuple[np.ndarray, list[list[int]]]:
-    """Writing 0 of the first `limit` people (0: all) as token ids, and each one's attribute order."""
+def read_paragraphs(raw: Path, tokens: Path, spec: Spec, limit: int) -> tuple[np.ndarray, list[list[int]], list[str]]:
+    """Writing 0 of the first `limit` people (0: all) as token ids, each one's attribute order, and the text."""
     vocab = check_vocab(tokens, spec)
     ids = {s: i for i, s in enumerate(vocab.symbols)}
     people = read_parquet(raw / "people.parquet", {"text": pl.String, "order": pl.List(pl.Int64)})
     people = people.head(limit) if limit else people
     return (np.asarray([encode_text(ids, t, str(raw / "people.parquet")) for t in people["text"]]),
-            people["order"].to_list())
+            people["order"].to_list(), people["text"].to_list())
+
+
+def generation_rows(name: str, losses: Losses, texts: list[str]) -> list[dict]:
+    """The generations table's rows (`physlm.worlds.Evaluated`; this world generates nothing: it scores
+    losses): one per person, index = the row of raw/people.parquet, prompt = the paragraph scored, p1 its name's
+    loss, p2 and p3 per attribute (1..K) its value's and first chunk's, in nats, whose means are the metrics'."""
+    return [{"set": name, "index": n, "prompt": text, "p1": float(losses.p1[n]), "p2": losses.p2[n].tolist(),
+             "p3": losses.p3[n].tolist()} for n, text in enumerate(texts)]
+
+
+GENERATION_COLUMNS = {"p1": pl.Float64, "p2": pl.List(pl.Float64), "p3": pl.List(pl.Float64)}
 
 
 def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     e = cfg.evaluate
     spec = read_spec(paths.raw)
     meta = read_json(paths.tokens / "meta.json", ("used_tokens", "bos_id"))
-    paragraphs, orders = read_paragraphs(paths.raw, paths.tokens, spec, e.people)
+    paragraphs, orders, texts = read_paragraphs(paths.raw, paths.tokens, spec, e.people)
     model = load_model(paths.model, device)
     counts = parameter_counts(model, meta["used_tokens"])
     upper = upper_bound(**formula_inputs(spec)).as_dict()
@@ -125,15 +136,18 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
                                          "width": model.cfg.width, "head": "tied: the embedding's matrix, counted once" if model.cfg.tie_embeddings
                                          else "untied, counted as its own matrix"},
                      "capacity_bound": {name: capacity_bound(upper["total"], count) for name, count in counts.items()}}
+    rows = []
     for name, m in models.items():
-        nll = token_losses(m, paragraphs, meta["bos_id"], e.batch_size)
-        metrics[name] = measure(person_losses(nll, orders, spec), spec, counts)
+        losses = person_losses(token_losses(m, paragraphs, meta["bos_id"], e.batch_size), orders, spec)
+        metrics[name] = measure(losses, spec, counts)
+        rows += generation_rows(name, losses, texts)
     if e.quantize:
         metrics["quantized"] = {}
     for fmt in e.quantize:
         rounded, done = quantize(model, fmt)
-        nll = token_losses(rounded, paragraphs, meta["bos_id"], e.batch_size)
-        metrics["quantized"][fmt] = done | measure(person_losses(nll, orders, spec), spec, counts)
+        losses = person_losses(token_losses(rounded, paragraphs, meta["bos_id"], e.batch_size), orders, spec)
+        metrics["quantized"][fmt] = done | measure(losses, spec, counts)
+        rows += generation_rows(f"quantized/{fmt}", losses, texts)
         del rounded
     t = metrics["trained"]
     headline = {"bits": t["bits"]["total"], "R_paper": t["R_paper"], "R_physlm": t["R_physlm"], "p1": t["p1"], "p2": t["p2"],
@@ -148,4 +162,4 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
             f" p3 {t['p3']:.2f}" + ("" if metrics["capacity_bound"]["paper"] else "; not capacity-bound (data bits < 2P)")
             + (f"; control {metrics['control']['bits']['total']:.0f} bits" if e.control else "")
             + "".join(f"; {fmt} {q['bits']['total']:.0f} bits, R {q['R_paper']:.3f}" for fmt, q in metrics.get("quantized", {}).items()))
-    return Evaluated(metrics, headline, line, headline)
+    return Evaluated(metrics, headline, line, headline, generations_table(rows, GENERATION_COLUMNS, generated=False))

@@ -16,9 +16,9 @@ import torch
 
 from physlm.artifacts import load_model, random_model
 from physlm.io import Paths, read_parquet
-from physlm.worlds import Evaluated, pick
+from physlm.worlds import Evaluated, generations_table, pick
 from physlm.worlds.cfg.diversity import subtree_diversity_compare
-from physlm.worlds.cfg.generation import Scored, diversity, kl_to_grammar, sample_cut0, sample_prefix, score_samples
+from physlm.worlds.cfg.generation import Scored, accepted, diversity, kl_to_grammar, sample_cut0, sample_prefix, score_judged
 from physlm.worlds.cfg.language import load_language
 from physlm.worlds.cfg.robust import robust_eval
 
@@ -34,6 +34,25 @@ def headline(metrics: dict, e) -> dict[str, float]:
                 | {f"repaired_T{float(t):g}": ("robust", f"T{float(t)}", "repaired") for t in e.robust.temperatures})
 
 
+def text(symbols) -> str:
+    """A string of terminals (or an implicit grammar's tokens) as the generations table writes it: ids, space-separated."""
+    return " ".join(map(str, symbols))
+
+
+def generation_rows(name: str, at: list[int], heads: list[list[int]], samples: list[list[int] | None],
+                    ok: list[bool]) -> list[dict]:
+    """The generations table's rows of one set: prompt = the given head (empty from `<bos>`), output = what the
+    model added (null when malformed), the string judged being prompt + output."""
+    def error(sample, good):
+        if good:
+            return None
+        return ("malformed: no <eos> within the context, or a special token inside" if sample is None else
+                "empty string" if not sample else "not in the language")
+
+    return [{"set": name, "index": i, "prompt": text(head), "output": None if s is None else text(s[len(head):]),
+             "verdict": good, "error": error(s, good)} for i, head, s, good in zip(at, heads, samples, ok, strict=True)]
+
+
 def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     e = cfg.evaluate
     language = load_language(paths.raw)
@@ -43,15 +62,19 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     tokens = {"tokens": pl.List(pl.UInt16)}  # the sentences' terminals (or bag tokens)
     train_set = {tuple(t) for t in read_parquet(paths.raw / "train.parquet", tokens)["tokens"].to_list()}
     held_out = read_parquet(paths.raw / "test.parquet", tokens)["tokens"].to_list()
-    test = [t for t in held_out if len(t) > e.prefix][: e.prefix_samples]
+    test_at = [i for i, t in enumerate(held_out) if len(t) > e.prefix][: e.prefix_samples]  # rows of test.parquet
+    test = [held_out[i] for i in test_at]
     control = random_model(model.cfg, cfg.seed + 1, device)
     common = dict(context=context, temperature=e.temperature, batch_size=e.batch_size)
     step = f"evaluate {paths.study}:"  # the progress bars' names
     results: dict[str, Scored] = {}
     extra: dict = {}
+    rows: list[dict] = []
     cut0 = sample_cut0(model, samples=e.samples, seed=cfg.seed, desc=f"{step} cut0 samples", **common)
-    results["cut0"] = score_samples(cut0, judge, train_set)
-    correct = [s if s is not None and judge(s) else None for s in cut0]
+    ok = accepted(cut0, judge)
+    results["cut0"] = score_judged(cut0, ok, train_set)
+    rows += generation_rows("cut0", list(range(len(cut0))), [[]] * len(cut0), cut0, ok)
+    correct = [s if good else None for s, good in zip(cut0, ok)]
     extra["diversity_cut0"] = diversity(correct, held_out)
     if language.bags is None and sum(s is not None for s in correct) >= 2:  # subtrees need the terminals
         extra["subtree_diversity_cut0"] = subtree_diversity_compare(correct, held_out[: len(correct)], grammar)
@@ -61,7 +84,9 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
                        for name, net in (("trained", model), ("control", control))}
     if test:
         samples = sample_prefix(model, test, prefix=e.prefix, seed=cfg.seed + 1, desc=f"{step} cut{e.prefix} samples", **common)
-        results[f"cut{e.prefix}"] = score_samples(samples, judge, train_set)
+        ok = accepted(samples, judge)
+        results[f"cut{e.prefix}"] = score_judged(samples, ok, train_set)
+        rows += generation_rows(f"cut{e.prefix}", test_at, [list(t[: e.prefix]) for t in test], samples, ok)
     if e.robust.sentences and test and language.bags is None:  # corruption acts on terminals, not on bag tokens
         r = e.robust
         extra["robust"] = robust_eval(model, grammar, test[: r.sentences], prefix=e.prefix, rate=r.rate, kind=r.kind,
@@ -69,7 +94,9 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
                                       desc=f"{step} corrupted prefixes")
     if e.control_samples:
         samples = sample_cut0(control, samples=e.control_samples, seed=cfg.seed + 2, desc=f"{step} control cut0 samples", **common)
-        results["control_cut0"] = score_samples(samples, judge, train_set)
+        ok = accepted(samples, judge)
+        results["control_cut0"] = score_judged(samples, ok, train_set)
+        rows += generation_rows("control_cut0", list(range(len(samples))), [[]] * len(samples), samples, ok)
     metrics = {name: vars(scored) for name, scored in results.items()} | extra
     metrics["data"] = {"test_sentences_accepted": float(np.mean([judge(t) for t in held_out[:100]])),
                        # the baseline for seen_in_train: how often the grammar itself repeats a training sentence
@@ -78,4 +105,4 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     kl = f", KL {extra['kl']['trained']['mean']:.4f} (control {extra['kl']['control']['mean']:.3f})" if "kl" in extra else ""
     robust = "".join(f", corrupted {t}: repaired {v['repaired']:.3f}" for t, v in extra.get("robust", {}).items() if t.startswith("T"))
     return Evaluated(metrics, log, ", ".join(f"{k} {v.accuracy:.3f}" for k, v in results.items()) + kl + robust,
-                     headline(metrics, e))
+                     headline(metrics, e), generations_table(rows, {}))

@@ -33,9 +33,19 @@ class Scored:
     seen_in_train: float   # share of correct samples that are verbatim training sentences
 
 
+def accepted(samples: Sequence[list[int] | None], judge: Callable[[Sequence[int]], bool]) -> list[bool]:
+    """Each decoded sample's verdict: in the language (None = malformed: special token inside, or no <eos>; an
+    empty string is never a sentence)."""
+    return [s is not None and len(s) > 0 and judge(s) for s in samples]
+
+
 def score_samples(samples: Sequence[list[int] | None], judge: Callable[[Sequence[int]], bool], train_set: set[tuple[int, ...]]) -> Scored:
     """Judge decoded samples (None = malformed: special token inside, or no <eos>)."""
-    ok = [s is not None and len(s) > 0 and judge(s) for s in samples]
+    return score_judged(samples, accepted(samples, judge), train_set)
+
+
+def score_judged(samples: Sequence[list[int] | None], ok: Sequence[bool], train_set: set[tuple[int, ...]]) -> Scored:
+    """`score_samples` of samples already judged (`ok`: `accepted`)."""
     good = [tuple(s) for s, k in zip(samples, ok) if k]
     lengths = [len(s) for s in samples if s is not None]
     return Scored(

@@ -20,6 +20,7 @@ metrics/<study>/evaluate.json: acc_k1, acc_kK_half (k = K/2, when tested), acc_k
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import torch
 
 from physlm.artifacts import load_model, random_model
@@ -27,14 +28,15 @@ from physlm.errors import DataError
 from physlm.io import Paths, read_parquet
 from physlm.playground import accuracy_table
 from physlm.playground_eval import greedy_answers, target_hits
-from physlm.worlds import Evaluated, pick
+from physlm.worlds import Evaluated, generations_table, pick
 from physlm.worlds.depo.tokenize import COLUMNS, DepoTokens, Scored, check_vocab, encode_instances, load_tokens
 
 
 def score(model: torch.nn.Module, instances: list[Scored], tokens: DepoTokens, *, batch_size: int,
           device: torch.device | str) -> list[dict]:
     """One row per query: instance, query, k, correct (greedy exact match), malformed, tf_correct, tf_total
-    (answer symbols right under teacher forcing), exact_tf (all of them right)."""
+    (answer symbols right under teacher forcing), exact_tf (all of them right), and the token ids of the prompt,
+    of what the model wrote (`written`) and of the answer (`wanted`)."""
     prompts = [inst.ids[: p + 1] for inst in instances for p in inst.ans_at]
     wanted = [w for inst in instances for w in inst.answers]
     ended = lambda toks: tokens.is_end(toks[-1]) or not tokens.is_symbol(toks[-1])  # noqa: E731
@@ -50,7 +52,8 @@ def score(model: torch.nn.Module, instances: list[Scored], tokens: DepoTokens, *
             out = written[q]
             malformed = not out or not tokens.is_end(out[-1]) or not all(tokens.is_symbol(t) for t in out)
             rows.append({"instance": i, "query": j, "k": k, "correct": out == wanted[q], "malformed": malformed,
-                         "tf_correct": int(mine.sum()), "tf_total": len(w), "exact_tf": bool(mine.all())})
+                         "tf_correct": int(mine.sum()), "tf_total": len(w), "exact_tf": bool(mine.all()),
+                         "prompt": prompts[q], "written": out, "wanted": wanted[q]})
             q += 1
     return rows
 
@@ -64,6 +67,19 @@ def summarize(rows: list[dict]) -> dict:
 
     by_k = {str(k): block([r for r in rows if r["k"] == k]) for k in sorted({r["k"] for r in rows})}
     return {**block(rows), "by_k": by_k}
+
+
+def generation_rows(name: str, rows: list[dict], tokens: DepoTokens) -> list[dict]:
+    """The generations table's rows (`physlm.worlds.Evaluated`) of `score`'s rows: index = the instance's row of
+    raw/test.parquet, output = the symbols written (a word-end symbol ends it), expected = the answer's."""
+    text = lambda ids: " ".join(tokens.vocab.symbols[t] for t in ids)  # noqa: E731
+    return [{"set": name, "index": r["instance"], "prompt": text(r["prompt"][1:]), "output": text(r["written"]),
+             "verdict": r["correct"], "error": None if r["correct"] else "malformed" if r["malformed"] else "wrong word",
+             "query": r["query"], "k": r["k"], "expected": text(r["wanted"]), "tf_correct": r["tf_correct"],
+             "tf_total": r["tf_total"]} for r in rows]
+
+
+GENERATION_COLUMNS = {"query": pl.Int64, "k": pl.Int64, "expected": pl.String, "tf_correct": pl.Int64, "tf_total": pl.Int64}
 
 
 def headline(metrics: dict, K: int) -> dict[str, float]:
@@ -89,8 +105,11 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
                         f" model context {model.cfg.context} (raise tokenize.context or lower generate.N)")
     models = {"trained": model} | ({"control": random_model(model.cfg, cfg.seed + 1, device)} if e.control else {})
     metrics: dict = {"instances": len(instances), "N": tokens.spec.N, "K": tokens.spec.K, "test_hops": list(tokens.spec.test_hops)}
+    generations = []
     for name, net in models.items():
-        metrics[name] = summarize(score(net, instances, tokens, batch_size=e.batch_size, device=device))
+        rows = score(net, instances, tokens, batch_size=e.batch_size, device=device)
+        metrics[name] = summarize(rows)
+        generations += generation_rows(name, rows, tokens)
     K = tokens.spec.K
     log = {f"{name}_{key}_k{k}": v[key] for name in models for k, v in metrics[name]["by_k"].items()
            for key in ("accuracy", "tf_accuracy")}
@@ -98,4 +117,4 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     line = f"{len(instances)} instances at n = {tokens.spec.N}, exact match by k: {by_k}"
     if e.control:
         line += f"; control {metrics['control']['accuracy']:.3f}"
-    return Evaluated(metrics, log, line, headline(metrics, K))
+    return Evaluated(metrics, log, line, headline(metrics, K), generations_table(generations, GENERATION_COLUMNS))

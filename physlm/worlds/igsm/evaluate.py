@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import torch
 
 from physlm.artifacts import load_model, random_model
@@ -40,7 +41,7 @@ from physlm.sampling import beam_search, generate
 from physlm.text import TextVocab
 from physlm.worlds.igsm.text import igsm_prompt, parse_generation
 from physlm.tokenize import Vocab
-from physlm.worlds import Evaluated
+from physlm.worlds import Evaluated, generations_table
 from physlm.worlds.igsm.frames import load_problems
 from physlm.worlds.igsm.judge import judge
 from physlm.worlds.igsm.labels import CHOICES, PARTS, forced_problem, next_choice
@@ -62,6 +63,7 @@ class Attempt:
     error: str             # the judge's first error reason ("" when correct; "too_long" if the prompt does not fit)
     unnecessary_params: int
     unnecessary_ops: int
+    error_detail: str = ""  # the first error in full: reason, sentence, parameter and the judge's explanation
 
 
 def solve(model: torch.nn.Module, problems: Sequence[Problem], vocab: TextVocab, *, beams: int, batch_size: int,
@@ -104,14 +106,36 @@ def score(problems: Sequence[Problem], generations: Sequence[str | None], *, eva
     attempts = []
     for i, (problem, text) in enumerate(zip(problems, generations)):
         if text is None:
-            attempts.append(Attempt(eval_set, decoding, i, problem.op, "", False, False, "too_long", 0, 0))
+            attempts.append(Attempt(eval_set, decoding, i, problem.op, "", False, False, "too_long", 0, 0,
+                                    "too_long: the prompt leaves no room in the context"))
             continue
         solution, answer = parse_generation(text)
         verdict = judge(problem, solution, answer)
         error = "" if verdict.correct else (verdict.first_error.reason if verdict.first_error else "unknown")
         attempts.append(Attempt(eval_set, decoding, i, problem.op, text, verdict.correct, answer == problem.answer, error,
-                                verdict.unnecessary_params, verdict.unnecessary_ops))
+                                verdict.unnecessary_params, verdict.unnecessary_ops, describe(verdict.first_error, error)))
     return attempts
+
+
+def describe(first, reason: str) -> str:
+    """The judge's first error (`physlm.worlds.igsm.judge.JudgeError`) in one line: "reason at sentence i (param):
+    detail" (sentences from 0; "" when there is none)."""
+    if first is None:
+        return reason
+    param = f" ({first.param})" if first.param else ""
+    return f"{first.reason} at sentence {first.sentence}{param}: {first.detail}"
+
+
+def generation_rows(attempts: Sequence[Attempt], sets: dict[str, Sequence[Problem]], name: str | None = None) -> list[dict]:
+    """The generations table's rows (`physlm.worlds.Evaluated`) of judged attempts; `name` is the set the rows
+    go under when not the attempt's eval set (the control)."""
+    return [{"set": name or a.eval_set, "index": a.index, "prompt": igsm_prompt(sets[a.eval_set][a.index].problem),
+             "output": None if a.error == "too_long" else a.generation, "verdict": a.correct,
+             "error": None if a.correct else a.error_detail, "decoding": a.decoding, "op": a.op,
+             "answer": sets[a.eval_set][a.index].answer, "answer_correct": a.answer_correct} for a in attempts]
+
+
+GENERATION_COLUMNS = {"decoding": pl.String, "op": pl.Int64, "answer": pl.Int64, "answer_correct": pl.Boolean}
 
 
 def summarize(attempts: Sequence[Attempt]) -> dict:
@@ -225,9 +249,11 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
             if len(shown) < 2:
                 shown.append({"problem": sets[s][a.index].problem, "generation": a.generation, "correct": a.correct, "error": a.error})
     metrics = summarize(attempts)
+    rows = generation_rows(attempts, sets)
     if e.control:
         found, forced["control"] = done[-1]
         metrics["control"] = summarize(found)["test"]
+        rows += generation_rows(found, sets, "control")
     metrics["teacher_forced"] = forced
     metrics["samples"] = samples
     metrics["accuracy_by_op"] = accuracy_rows({k: v for k, v in metrics.items() if k in EVAL_SETS})
@@ -241,4 +267,4 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
                 | {f"control_{d}": found["accuracy"] for d, found in metrics.get("control", {}).items()})
     if forced["test"]["steps"]:
         headline["tf_test_next_param_valid"] = forced["test"]["next_param"]["valid"]
-    return Evaluated(metrics, log, line, headline)
+    return Evaluated(metrics, log, line, headline, generations_table(rows, GENERATION_COLUMNS))

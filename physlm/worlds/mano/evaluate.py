@@ -18,14 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import torch
 
 from physlm.artifacts import load_model, random_model
 from physlm.io import Paths
 from physlm.playground import accuracy_table
 from physlm.playground_eval import greedy_answers, teacher_forced
-from physlm.worlds import Evaluated
-from physlm.worlds.mano.tokenize import VALUE_IDS, Row, check_vocab, read_modulus, read_rows
+from physlm.worlds import Evaluated, generations_table
+from physlm.worlds.mano.tokenize import VALUE_IDS, VOCAB, Row, check_vocab, read_modulus, read_rows
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,31 @@ def accuracy_rows(metrics: dict) -> list[dict]:
 
 def first_per_length(rows: Sequence[Row], count: int) -> list[Row]:
     """The first `count` examples of each ℓ, in file order."""
+    return [rows[i] for i in first_per_length_at(rows, count)]
+
+
+def first_per_length_at(rows: Sequence[Row], count: int) -> list[int]:
+    """Where `first_per_length`'s examples are in `rows`."""
     seen: Counter[int] = Counter()
     kept = []
-    for r in rows:
+    for i, r in enumerate(rows):
         seen[r.ops] += 1
         if seen[r.ops] <= count:
-            kept.append(r)
+            kept.append(i)
     return kept
+
+
+def generation_rows(name: str, rows: Sequence[Row], at: Sequence[int], answers: Sequence[Answer]) -> list[dict]:
+    """The generations table's rows (`physlm.worlds.Evaluated`): index = the example's row of its Parquet file,
+    output = the one token written (null: none), expected = the value."""
+    symbols = VOCAB.symbols
+    return [{"set": name, "index": i, "prompt": " ".join(symbols[t] for t in r.prompt[1:]),
+             "output": None if a.token is None else symbols[a.token], "verdict": a.greedy,
+             "error": None if a.greedy else "no token" if a.token is None else "wrong value", "ell": a.ops,
+             "expected": str(a.value), "teacher_forced": a.forced} for i, r, a in zip(at, rows, answers, strict=True)]
+
+
+GENERATION_COLUMNS = {"ell": pl.Int64, "expected": pl.String, "teacher_forced": pl.Boolean}
 
 
 def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
@@ -83,18 +102,26 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     modulus = read_modulus(paths.raw)
     model = load_model(paths.model, device)
     sets = {"test": read_rows(paths.raw / "test.parquet", e.examples)}
+    at = {"test": list(range(len(sets["test"])))}  # each example's row of its Parquet file
     if e.length_examples:
-        sets["lengths"] = first_per_length(read_rows(paths.raw / "lengths.parquet"), e.length_examples)
+        lengths = read_rows(paths.raw / "lengths.parquet")
+        at["lengths"] = first_per_length_at(lengths, e.length_examples)
+        sets["lengths"] = [lengths[i] for i in at["lengths"]]
     metrics: dict = {"max_ops": max(r.ops for r in sets["test"]), "modulus": modulus, "chance": 1.0 / modulus}
+    generations = []
     for name, rows in sets.items():
-        metrics[name] = summarize(answer(model, rows, batch_size=e.batch_size, device=device))
+        answers = answer(model, rows, batch_size=e.batch_size, device=device)
+        metrics[name] = summarize(answers)
+        generations += generation_rows(name, rows, at[name], answers)
     if e.control:
         control = random_model(model.cfg, cfg.seed + 1, device)
-        metrics["control"] = summarize(answer(control, sets["test"], batch_size=e.batch_size, device=device))
+        answers = answer(control, sets["test"], batch_size=e.batch_size, device=device)
+        metrics["control"] = summarize(answers)
+        generations += generation_rows("control", sets["test"], at["test"], answers)
     metrics["accuracy_by_ops"] = accuracy_rows(metrics)
     headline = {f"{name}_{kind}": metrics[name][kind] for name in ("test", "lengths", "control") if name in metrics
                 for kind in ("greedy", "teacher_forced")}
     line = f"answer accuracy at ℓ = {metrics['max_ops']}: greedy {metrics['test']['greedy']:.3f}, teacher-forced " \
            f"{metrics['test']['teacher_forced']:.3f}" + (f", control {metrics['control']['greedy']:.3f}" if e.control else "") + \
            f" (chance 1/{modulus} = {1 / modulus:.3f})"
-    return Evaluated(metrics, headline, line, headline)
+    return Evaluated(metrics, headline, line, headline, generations_table(generations, GENERATION_COLUMNS))
