@@ -4,7 +4,8 @@ the Hugging Face export (physlm/export.py).
 - nnsight (`NNsight(model)`): every block's output is physlm's `GPT.hidden_states` (the residual stream after the
   block), the embedding output is its layer 0, and the trace's logits are the model's, exactly (compared to 1e-6)
   for a GPT-2 block with rotary, a Llama block with Canon ABCD, and the non-standard attention variants "rel" and
-  "uni"; each Canon point's output is what physlm's own modules compute there; functional internals (the "uni"
+  "uni"; each Canon point's output is what physlm's own modules compute there, and zeroing one in a trace is
+  the same ablation as a forward hook; functional internals (the "uni"
   pattern, rotated queries) are reached through `.source`; wrapping leaves the model's own outputs unchanged.
 - TransformerLens (`TransformerBridge.boot_transformers` on an export): the residual stream before and after every
   block, the attention pattern and the logits of the native exports (GPT-NeoX, Llama, GPT-2) match physlm's within
@@ -111,6 +112,16 @@ def test_nnsight_reads_every_canon_point(one_thread) -> None:
     for got, want in ((a, want_a), (b, want_b), (c, want_c), (d, want_d)):
         assert (got - want).abs().max().item() <= EXACT
     assert (a - a_in).abs().max() > 0.1  # Canon-A changes its input: the comparison above can fail
+    with torch.no_grad(), traced.trace(ids):  # an edit: Canon-C of block L ablated (zeroed) for this run
+        traced.blocks[L].canon_c.output[:] = 0
+        ablated = nnsight.save(traced.output[0])
+    hook = blk.canon_c.register_forward_hook(lambda module, args, out: torch.zeros_like(out))
+    with torch.no_grad():
+        want = model(ids)[0]
+    hook.remove()
+    assert (ablated - want).abs().max().item() <= EXACT
+    with torch.no_grad():
+        assert (ablated - model(ids)[0]).abs().max() > 0.1  # the edit took effect, and only inside the trace
 
 
 def test_nnsight_source_reaches_functional_internals(one_thread) -> None:
