@@ -10,7 +10,8 @@ TOLERANCE x max(1, the largest abs logit) (the card records the difference it me
 
 Where a physlm model goes (`target`; docs/export.md has the table and why):
 - block gpt2, pos rot (any rope_dim) -> GPTNeoXForCausalLM (sequential residual, rotary_pct = rope_dim / head_dim,
-  exact GELU, untied head; NeoX's LayerNorm and MLP biases, which physlm has only with bias: true, are zeros);
+  exact GELU, untied head; NeoX's LayerNorm, attention and MLP biases, which physlm has only with bias: true, are
+  zeros);
 - block llama, pos rot on every head dim -> LlamaForCausalLM (fc split into gate_proj / up_proj);
 - block gpt2, pos abs -> GPT2LMHeadModel (Linear weights transposed into Conv1D, absent biases zeros);
 - everything else that is a causal rot / abs / nope decoder -> remote code (physlm/hf_remote: Canon layers, NoPE,
@@ -126,7 +127,7 @@ def hf_config(cfg: GPTConfig, where: Target) -> dict:
     if where.model_type == "gpt_neox":
         rope = {"rope_type": "default", "rope_theta": cfg.rope_base, "partial_rotary_factor": cfg.rotary_dim / cfg.head_dim}
         return common | shape | {"hidden_act": "gelu", "layer_norm_eps": LAYER_NORM_EPS, "use_parallel_residual": False,
-                                 "attention_bias": cfg.bias, "rope_parameters": rope, "hidden_dropout": cfg.dropout,
+                                 "attention_bias": True, "rope_parameters": rope, "hidden_dropout": cfg.dropout,
                                  "attention_dropout": cfg.dropout, "use_cache": True}
     llama = {"num_key_value_heads": heads, "head_dim": cfg.head_dim, "rms_norm_eps": RMS_EPS,
              "attention_bias": cfg.bias, "mlp_bias": cfg.bias, "attention_dropout": cfg.dropout}
@@ -209,16 +210,18 @@ def _gpt2(src: _Source, cfg: GPTConfig) -> dict[str, Tensor]:
 
 def _neox(src: _Source, cfg: GPTConfig) -> dict[str, Tensor]:
     """GPTNeoXForCausalLM. Its fused query_key_value is read per head (q_h | k_h | v_h for each head h), physlm's
-    qkv is q | k | v over all heads: rows are regrouped. MLP and LayerNorm biases always exist in NeoX."""
+    qkv is q | k | v over all heads: rows are regrouped. MLP and LayerNorm biases always exist in NeoX; the attention
+    biases are written too (attention_bias: true, zeros unless physlm has them): TransformerLens' GPT-NeoX adapter
+    requires a query_key_value bias (docs/interp.md)."""
     out = {"gpt_neox.embed_in.weight": src.take("wte.weight")}
     H, D = cfg.heads, cfg.head_dim
     for i in range(cfg.depth):
         p, h = f"blocks.{i}", f"gpt_neox.layers.{i}"
         out |= _norm(src, f"{p}.ln_1", f"{h}.input_layernorm", True)
         out |= _norm(src, f"{p}.ln_2", f"{h}.post_attention_layernorm", True)
-        qkv = _linear(src, f"{p}.attn.qkv", f"{h}.attention.query_key_value", cfg.bias)
+        qkv = _linear(src, f"{p}.attn.qkv", f"{h}.attention.query_key_value", True)
         out |= {k: v.reshape(3, H, D, -1).transpose(0, 1).reshape(v.shape) for k, v in qkv.items()}
-        out |= _linear(src, f"{p}.attn.proj", f"{h}.attention.dense", cfg.bias)
+        out |= _linear(src, f"{p}.attn.proj", f"{h}.attention.dense", True)
         out |= _linear(src, f"{p}.mlp.fc", f"{h}.mlp.dense_h_to_4h", True)
         out |= _linear(src, f"{p}.mlp.proj", f"{h}.mlp.dense_4h_to_h", True)
     return out | _norm(src, "ln_f", "gpt_neox.final_layer_norm", True) | {"embed_out.weight": src.take("head.weight")}
@@ -439,7 +442,8 @@ MAPPING = {
         "- `blocks.N.attn.qkv` (q | k | v over all heads) -> `attention.query_key_value` (rows regrouped per head: q_h | k_h | v_h)",
         "- `blocks.N.attn.proj` -> `attention.dense`; `mlp.fc` -> `mlp.dense_h_to_4h`; `mlp.proj` -> `mlp.dense_4h_to_h` (MLP biases zeros unless physlm has them)",
         "- config: `use_parallel_residual: false`, `hidden_act: gelu` (exact erf GELU), `layer_norm_eps: 1e-5`, "
-        "`rope_parameters.partial_rotary_factor` = rope_dim / head_dim, `rope_theta` = rope_base, `attention_bias` = physlm's `bias`",
+        "`rope_parameters.partial_rotary_factor` = rope_dim / head_dim, `rope_theta` = rope_base, "
+        "`attention_bias: true` (q/k/v and dense biases zeros unless physlm has them: TransformerLens needs them)",
     ],
     "llama": [
         "- `wte` -> `model.embed_tokens`; `head` -> `lm_head` (untied); `ln_f` -> `model.norm`",

@@ -73,8 +73,8 @@ def repo(tmp_path, monkeypatch, one_thread):
     return tmp_path
 
 
-def make_study(root, **keys) -> GPT:
-    """A tiny seeded model at unit scale (module docstring), written as the pipeline writes a study's outputs."""
+def tiny_model(**keys) -> GPT:
+    """A tiny seeded model at unit scale (module docstring), in eval mode."""
     torch.manual_seed(0)
     model = GPT(GPTConfig(**(TINY | keys))).eval()
     with torch.no_grad():
@@ -85,6 +85,12 @@ def make_study(root, **keys) -> GPT:
                 p.normal_(0.0, 0.1)
             else:  # norm weights
                 p.copy_(1.0 + 0.2 * torch.randn_like(p))
+    return model
+
+
+def make_study(root, **keys) -> GPT:
+    """`tiny_model`, written as the pipeline writes a study's outputs."""
+    model = tiny_model(**keys)
     (root / "models" / "s").mkdir(parents=True)
     save_model(model, root / "models" / "s")
     (root / "data" / "d" / "tokens").mkdir(parents=True)
