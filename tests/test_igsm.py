@@ -6,10 +6,13 @@ reask and the eval sets."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
 import json
 import random
 import re
+import string
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -448,6 +451,69 @@ def test_eval_sets() -> None:
     assert not train & {eval_problem(MED, name, 1, i).problem for name in EVAL_SETS for i in range(8)}
     with pytest.raises(ValueError, match="unknown iGSM eval set"):
         eval_problem(MED, "dev", 1, 0)
+
+
+DEMO = IgsmSpec(max_op=4, max_edge=6, max_layers=3, max_items=2, names=4)  # params.yaml's igsm_demo: templates repeat
+
+
+def canonical_template(pr: Problem) -> str:
+    """The SPEC's template (2.1 Splits), recomputed from the problem's text alone: the problem sentences, then
+    "How many Inst?" / "How many Inter?" for the question, then the solution; every parameter name written
+    Inst (an instance parameter) or Inter (an abstract one), every number 0, and the solution's letters renamed
+    a, b, c, ... (then A, B, ...) in order of first appearance."""
+    kinds = {p.name: "Inter" if p.abstract else "Inst" for p in pr.params}
+    names = re.compile("|".join(re.escape(n) for n in sorted(kinds, key=len, reverse=True)))
+    what, owner = re.fullmatch(r"How many (.+) does (.+) have\?", pr.question).groups()
+    body = pr.problem.replace(pr.question, "").strip()
+    renamed: dict[str, str] = {}
+    letters = string.ascii_lowercase + string.ascii_uppercase
+    solution = re.sub(r"\b[A-Za-z]\b", lambda m: renamed.setdefault(m[0], letters[len(renamed)]), names.sub(lambda m: kinds[m[0]], pr.solution))
+    asked = kinds[f"{owner}'s {what}"]
+    text = f"{names.sub(lambda m: kinds[m[0]], body)} How many {asked}? {solution}"
+    return re.sub(r"\d+", "0", text)
+
+
+def sha_bucket(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest(), "big") % 23
+
+
+def test_canonical_template_recomputed_from_the_text() -> None:
+    for i in range(10):
+        pr = generate_problem(MED if i % 2 else IgsmSpec(fmt="qp"), 4, i)
+        assert canonical_template(pr) == template_text(pr.params, pr.sentences, pr.query, pr.order)
+        assert sha_bucket(canonical_template(pr)) == pr.bucket
+
+
+@pytest.mark.parametrize(("spec", "cut"), [(DEMO, 17), (MED, 17), (dataclasses.replace(DEMO, split_rule="code"), 16)])
+def test_reask_templates_are_held_out(spec: IgsmSpec, cut: int) -> None:
+    """Every reask problem's template, recomputed from its text, hashes to a test bucket (>= 17 under the paper's
+    rule, >= 16 under the released code's) and is no training problem's template; reasks drawn from the same
+    base problems without the bucket filter do land on training templates (so the check can fail)."""
+    count = 120 if spec.max_op == 4 else 25
+    problems = [eval_problem(spec, "reask", 3, i, knowledge=WORLD) for i in range(count)]
+    train = {canonical_template(generate_problem(spec, 3, i, knowledge=WORLD)) for i in range(2000 if spec.max_op == 4 else 200)}
+    for pr in problems:
+        check_problem(pr, spec)
+        template = canonical_template(pr)
+        assert sha_bucket(template) == pr.bucket and pr.bucket >= cut
+        assert template not in train
+    if spec.max_op == 4:  # small templates repeat: unfiltered reasks of the same kind of base problem hit training ones
+        bases = [generate_problem(spec, 3, i, split="test", force_op=4, stream="reask", knowledge=WORLD) for i in range(count)]
+        loose = [canonical_template(reask(b, random.Random(i))) for i, b in enumerate(bases)]
+        assert sum(sha_bucket(t) < cut for t in loose) > count // 2 and any(t in train for t in loose)
+        assert max(pr.op for pr in problems) > spec.max_op  # another query can need more operations than max_op
+
+
+def test_reask_bucket_filter_and_errors() -> None:
+    base = generate_problem(MED, 5, 0, split="test", force_op=15)
+    for k in range(10):
+        pr = reask(base, random.Random(k), frozenset({3}))
+        assert pr.bucket == 3 == sha_bucket(canonical_template(pr))
+    lone = Problem(params=(Param("Alpha's Bravo", False, (), "const", None, 3, 3),), sentences=(0,), query=0,
+                   necessary=frozenset({0}), order=(0,), fmt="pq", problem="", question="", solution="", answer=3, op=1,
+                   categorization=0, layers=(0, 1), bucket=0)
+    with pytest.raises(ValueError, match="reask: no other parameter"):
+        reask(lone, random.Random(0))
 
 
 # --------------------------------------------------------------------------------------------- frames

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from conftest import tiny_igsm_params
@@ -53,8 +54,16 @@ def test_igsm_study_runs_every_stage(tmp_path: Path) -> None:
     assert sorted(p.name for p in (repo / "metrics/igsm_demo").rglob("*")) == sorted(  # no attention placeholders
         ["detail", "evaluate.json", "evaluate.json", "loss.csv", "probe", "probe.csv", "probe.json", "probe.json", "train.json",
          "train.json"])
+    # reask accuracy within and beyond the trained op range, the ranges counted from the reask file's first 3 problems
+    max_op = tiny_igsm_params()["datasets"]["igsm_demo"]["generate"]["max_op"]
+    ops = pl.read_parquet(raw / "reask.parquet")["op"].head(3).to_list()
+    ranges = {"op_le_max": sum(op <= max_op for op in ops), "op_gt_max": sum(op > max_op for op in ops)}
+    for d in ("greedy", "beam2"):
+        split = evaluate["reask"][d]["by_op_range"]
+        assert split["max_op"] == max_op and {r: split[r]["n"] for r in ranges} == ranges
     assert set(json.loads((repo / "metrics/igsm_demo/evaluate.json").read_text())) == {
-        f"{s}_{d}" for s in ("test", "opmax", "ood", "reask") for d in ("greedy", "beam2")} | {"control_greedy", "tf_test_next_param_valid"}
+        f"{s}_{d}" for s in ("test", "opmax", "ood", "reask") for d in ("greedy", "beam2")} | {"control_greedy", "tf_test_next_param_valid"} | {
+        f"reask_{r}_{d}" for r, n in ranges.items() if n for d in ("greedy", "beam2")}
     reports = repo / "reports"
     assert (reports / "igsm_igsm_demo.png").is_file() and (reports / "vprobe_igsm_demo.png").is_file()
     assert (reports / "igsm_steps_igsm_demo.png").is_file()

@@ -31,6 +31,10 @@ def test_igsm_summary_sections() -> None:
     assert "| s | test | greedy | 10 | 0.500 |" in text and "| s | opmax | greedy | 10 | 0.250 |" in text
     assert "| s | nece | trained | 0.900 | 0.800 | 0.950 | 0.700 |" in text
     assert markdown({}) == ""
+    reask = study(4, 1, 0.5, 0.25)
+    reask["evaluate"]["reask"] = {"greedy": {**reask["evaluate"]["test"]["greedy"], "accuracy": 0.3, "by_op_range": {
+        "max_op": 4, "op_le_max": {"n": 6, "accuracy": 0.5}, "op_gt_max": {"n": 4, "accuracy": 0.0}}}}
+    assert "| s | reask | greedy | 10 | 0.300 (op <= 4: 0.500 of 6, > 4: 0.000 of 4) |" in markdown({"s": reask})
 
 
 def test_teacher_forced_table_and_figure(tmp_path: Path) -> None:

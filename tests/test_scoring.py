@@ -30,7 +30,8 @@ import physlm.worlds.cfg.evaluate as cfg_evaluate
 from physlm.tokenize import Vocab
 from physlm.worlds.cfg.generation import sample_cut0, sample_prefix, score_samples
 from physlm.worlds.cfg.grammar import Grammar, Judge, format_grammar, load_grammar, sample_sentences
-from physlm.worlds.igsm.evaluate import accuracy_rows, score, solve, summarize
+from physlm.worlds.cfg.report import markdown
+from physlm.worlds.igsm.evaluate import accuracy_rows, by_op_range, score, solve, summarize
 from physlm.worlds.igsm.graph import LETTERS, IgsmSpec
 from physlm.worlds.igsm.problems import generate_problem
 from physlm.worlds.igsm.render import render_solution
@@ -184,6 +185,21 @@ def test_igsm_known_mix_and_partial_credit() -> None:
                   "4": {"n": 3, "accuracy": 1 / 3}},
         "errors": {"wrong_answer": 2, "missing_necessary": 2, "arithmetic": 1, "parse": 2, "too_long": 1},
         "unnecessary_params_per_correct": 1 / 4, "unnecessary_ops_per_correct": extra_op / 4}
+
+
+def test_igsm_reask_accuracy_by_op_range() -> None:
+    """Accuracy within the trained op range (op <= max_op) and beyond, counted here from the attempts themselves."""
+    cases = mix()
+    attempts = score([c[0] for c in cases], [c[1] for c in cases], eval_set="reask", decoding="greedy")
+    by_op = summarize(attempts)["reask"]["greedy"]["by_op"]
+    for max_op in (0, 1, 2, 3, 4, 9):
+        within = [a.correct for a in attempts if a.op <= max_op]
+        beyond = [a.correct for a in attempts if a.op > max_op]
+        assert by_op_range(by_op, max_op) == {
+            "max_op": max_op,
+            "op_le_max": {"n": len(within), "accuracy": pytest.approx(sum(within) / len(within)) if within else None},
+            "op_gt_max": {"n": len(beyond), "accuracy": pytest.approx(sum(beyond) / len(beyond)) if beyond else None}}
+    assert by_op_range(by_op, 2)["op_le_max"] == {"n": 7, "accuracy": pytest.approx(2 / 7)}  # ops 1, 2: one correct each
 
 
 def test_igsm_summary_keeps_sets_and_decodings_apart() -> None:
@@ -346,14 +362,72 @@ def test_cfg_evaluate_step_end_to_end(tmp_path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(cfg_evaluate, "load_model", lambda path, device: Scripted(vocab_size, CONTEXT, script, TERMINAL))
     monkeypatch.setattr(cfg_evaluate, "random_model", lambda *a: Scripted(vocab_size, CONTEXT, lambda r, p: [1], TERMINAL))
     e = SimpleNamespace(samples=4, prefix_samples=4, prefix=50, temperature=1.0, batch_size=3, control_samples=2,
-                        kl_sentences=0, robust=SimpleNamespace(sentences=0, temperatures=[1.0]))
+                        kl_sentences=0, unseen_prompts=False, robust=SimpleNamespace(sentences=0, temperatures=[1.0]))
     found = cfg_evaluate.evaluate(SimpleNamespace(raw=tmp_path, model=tmp_path, study="scripted"),
                                   SimpleNamespace(seed=0, evaluate=e), torch.device("cpu")).metrics
     assert found["cut0"] == {"accuracy": 3 / 4, "n": 4, "mean_length": (2 * len(s[0]) + len(s[1]) + 5) / 4,
                              "distinct": 3 / 4, "seen_in_train": 1 / 3}
-    # test sentences 0..3: the true rest (0, 1), the head alone (2), never ending (3)
+    # test sentences 0..3 (1 and 3 are training sentences): the true rest (0, 1), the head alone (2), never ending (3)
     assert found["cut50"] == {"accuracy": 2 / 4, "n": 4, "mean_length": (len(s[0]) + len(s[1]) + 50) / 3,
-                              "distinct": 3 / 4, "seen_in_train": 1 / 2}
+                              "distinct": 3 / 4, "seen_in_train": 1 / 2, "prompts_in_train": 2 / 4, "prompt_heads_in_train": 2 / 4}
     assert found["control_cut0"] == {"accuracy": 0.0, "n": 2, "mean_length": 0.0, "distinct": 1 / 2, "seen_in_train": 0.0}
-    assert found["data"] == {"test_sentences_accepted": 1.0, "test_sentences_in_train": 2 / 5}
+    assert found["data"] == {"test_sentences_accepted": 1.0, "test_sentences_in_train": 2 / 5, "unseen_prompts": False}
     assert found["diversity_cut0"]["model"]["n"] == 3 and found["diversity_cut0"]["model"]["collisions"] == 1
+
+
+@pytest.mark.parametrize("unseen", [True, False])
+def test_cfg_evaluate_prompts_unseen_in_train(tmp_path, monkeypatch: pytest.MonkeyPatch, unseen: bool) -> None:
+    """Test and train overlap (test sentences 1 and 3 are training sentences, and a training string shares test
+    sentence 0's 50-token head): with `unseen_prompts` the cut50 prompts, KL sentences and corrupted prompts
+    are the test sentences outside the training split, and every overlap figure is counted here by hand."""
+    g, s = grammar(), sentences()
+    train = [s[1], s[3], s[0][:50] + [0, 0, 0]]
+    test = [s[0], s[1], s[2], s[3], s[4]]
+    (tmp_path / "grammar.txt").write_text(format_grammar(g))
+    pl.DataFrame({"tokens": train}).write_parquet(tmp_path / "train.parquet")
+    pl.DataFrame({"tokens": test}).write_parquet(tmp_path / "test.parquet")
+    heads = cut50_model()
+    vocab_size = len(g.terminals) + 2
+    script = lambda row, prompt: [1] if prompt == (Vocab.bos_id,) else heads.script(row, prompt)  # noqa: E731
+    monkeypatch.setattr(cfg_evaluate, "load_model", lambda path, device: Scripted(vocab_size, CONTEXT, script, TERMINAL))
+    monkeypatch.setattr(cfg_evaluate, "random_model", lambda *a: Scripted(vocab_size, CONTEXT, lambda r, p: [1], TERMINAL))
+    seen: dict[str, list] = {}
+
+    def kl(net, grammar, sentences, *a, **k) -> dict:
+        seen.setdefault("kl", []).append([list(x) for x in sentences])
+        return {"mean": 0.0}
+
+    def robust(model, grammar, sentences, **k) -> dict:
+        seen["robust"] = [list(x) for x in sentences]
+        return {"n": len(sentences), "prefix": 50, "rate": 0.1, "kind": "replace", "k": 8,
+                "T1.0": {"repaired": 0.0, "clean": 0.0, "follows_corruption": 0.0, "clean_breaks_early": 0.0}}
+
+    monkeypatch.setattr(cfg_evaluate, "kl_to_grammar", kl)
+    monkeypatch.setattr(cfg_evaluate, "robust_eval", robust)
+    e = SimpleNamespace(samples=2, prefix_samples=4, prefix=50, temperature=1.0, batch_size=3, control_samples=0,
+                        kl_sentences=5, unseen_prompts=unseen,
+                        robust=SimpleNamespace(sentences=5, rate=0.1, kind="replace", temperatures=[1.0]))
+    found = cfg_evaluate.evaluate(SimpleNamespace(raw=tmp_path, model=tmp_path, study="scripted"),
+                                  SimpleNamespace(seed=0, evaluate=e), torch.device("cpu")).metrics
+    train_set = {tuple(t) for t in train}
+    outside = [t for t in test if tuple(t) not in train_set]
+    assert outside == [s[0], s[2], s[4]]
+    prompts = (outside if unseen else test)[:4]
+    in_train = sum(tuple(t) in train_set for t in prompts) / len(prompts)
+    head_in_train = sum(any(t[:50] == x[:50] for x in train) for t in prompts) / len(prompts)
+    assert (in_train, head_in_train) == ((0.0, 1 / 3) if unseen else (2 / 4, 3 / 4))
+    assert seen["robust"] == prompts and found["robust"]["prompts_in_train"] == in_train
+    assert seen["kl"] == [outside if unseen else test] * 2  # trained and control, all shorter than the context
+    assert found["kl"]["sentences_in_train"] == (0.0 if unseen else 2 / 5)
+    cut = found["cut50"]
+    assert (cut["n"], cut["prompts_in_train"], cut["prompt_heads_in_train"]) == (len(prompts), in_train, head_in_train)
+    if unseen:  # prompts 0, 2, 4: the true rest (correct, not a training sentence), the head alone, <bos> inside
+        assert vars(score_samples([s[0], s[2][:50], None], Judge(g), train_set)) == {
+            k: v for k, v in cut.items() if k not in ("prompts_in_train", "prompt_heads_in_train")}
+        assert (cut["accuracy"], cut["seen_in_train"]) == (1 / 3, 0.0)
+    assert found["data"] == {"test_sentences_accepted": 1.0, "test_sentences_in_train": 2 / 5, "unseen_prompts": unseen}
+    headline = cfg_evaluate.headline(found, e)
+    assert headline["cut50_prompts_in_train"] == in_train and headline["cut50_accuracy"] == cut["accuracy"]
+    table = markdown({"s": {"evaluate": found, "probe": {}}})
+    assert f"| s | cut50 | {cut['accuracy']:.3f} | {len(prompts)} |" in table and f"| {in_train:.3f} |\n" in table
+    assert f"replace at 0.1, {in_train:.3f} in train |" in table and "| s | 0.000 | 0.000 | " + f"{found['kl']['sentences_in_train']:.3f} |" in table

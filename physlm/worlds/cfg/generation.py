@@ -4,6 +4,10 @@
 continues the first k tokens of held-out test sentences. Sampling is at the given temperature (1 in the
 paper) until `<eos>`; a sample counts as correct only if the full string is in the language, decided by the exact membership DP (`physlm.worlds.cfg.grammar.Judge`). No partial credit.
 
+Held out: with `evaluate.cfg.unseen_prompts` the cut<k> prompts (and the KL and corrupted-prompt sentences) are
+test sentences that are not training sentences (`unseen`); a small grammar repeats itself, so a test
+sentence can also be a training one. The overlap figures beside the scores use `share_in`.
+
 Also: the KL between the grammar's exact next-token distribution (`physlm.worlds.cfg.dist`) and the model's
 along held-out sentences (SPEC 1.3), and the collision-based diversity of correct samples against the
 grammar's own samples (`physlm.worlds.cfg.diversity`). `tests/test_evaluate.py` checks the column alignment of the two
@@ -55,6 +59,16 @@ def score_judged(samples: Sequence[list[int] | None], ok: Sequence[bool], train_
         distinct=len({tuple(s) for s in samples if s is not None}) / max(len(samples), 1),
         seen_in_train=sum(g in train_set for g in good) / max(len(good), 1),
     )
+
+
+def unseen(sentences: Sequence[Sequence[int]], train_set: set[tuple[int, ...]]) -> list[Sequence[int]]:
+    """The sentences that are not training sentences, in order."""
+    return [t for t in sentences if tuple(t) not in train_set]
+
+
+def share_in(sentences: Sequence[Sequence[int]], train_set: set[tuple[int, ...]]) -> float | None:
+    """The share of `sentences` that are in `train_set` (None for no sentences)."""
+    return float(np.mean([tuple(t) in train_set for t in sentences])) if sentences else None
 
 
 def finished(continuation: list[int]) -> list[int] | None:

@@ -84,6 +84,9 @@ class CfgEvaluateParams(Section):
     batch_size: int = Field(gt=0)
     control_samples: int = Field(ge=0, description="cut0 generations of a random-init model (0 disables)")
     kl_sentences: int = Field(ge=0, description="held-out sentences for the KL to the exact next-token distribution (0 disables)")
+    unseen_prompts: bool = Field(description="cut-prefix prompts, KL sentences and corrupted prompts only from test sentences that"
+                                 " are not training sentences (a small grammar repeats sentences across the splits); false: all"
+                                 " test sentences; the overlap is reported either way")
     robust: RobustParams
 
 

@@ -33,24 +33,27 @@ def section(found: dict[str, dict[str, Any]], out_dir: Path) -> str:
 
 def markdown(found: dict[str, dict[str, Any]]) -> str:
     lines = ["## Grammars (Part 1): generation, the share of samples in the language", "",
-             "| study | setting | accuracy | samples | mean length | distinct | seen in train | grammar's own rate |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| study | setting | accuracy | samples | mean length | distinct | seen in train | grammar's own rate | prompts in train |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for study, m in found.items():
         base = m["evaluate"].get("data", {}).get("test_sentences_in_train")
         for setting, s in m["evaluate"].items():
             if isinstance(s, dict) and "accuracy" in s:
                 lines.append(f"| {study} | {setting} | {fmt(s['accuracy'])} | {s['n']} | {fmt(s['mean_length'])} | "
-                             f"{fmt(s['distinct'])} | {fmt(s['seen_in_train'])} | {fmt(base)} |")
+                             f"{fmt(s['distinct'])} | {fmt(s['seen_in_train'])} | {fmt(base)} | {fmt(s.get('prompts_in_train'))} |")
     lines += ["", "Seen in train: share of the correct samples that are verbatim training sentences; the grammar's own rate is the"
-              " share of held-out test sentences that are (a small language repeats itself: no excess = no memorisation).",
+              " share of held-out test sentences that are (a small language repeats itself: no excess = no memorisation);"
+              " prompts in train: the share of the cut-prefix prompts that are training sentences (0 with"
+              " evaluate.cfg.unseen_prompts).",
               "", "## Grammars: distribution and diversity", "",
-              "| study | KL to exact next-token distribution (nats/position) | random-init control | cut0 H2 (nats) | grammar H2 (nats) |",
-              "|---|---|---|---|---|"]
+              "| study | KL to exact next-token distribution (nats/position) | random-init control | KL sentences in train | cut0 H2 (nats) | grammar H2 (nats) |",
+              "|---|---|---|---|---|---|"]
     for study, m in found.items():
         kl, div = m["evaluate"].get("kl", {}), m["evaluate"].get("diversity_cut0", {})
         if kl or div:
             h2 = [_h2(div.get(side)) for side in ("model", "grammar")]
-            lines.append(f"| {study} | {fmt(kl.get('trained', {}).get('mean'))} | {fmt(kl.get('control', {}).get('mean'))} | {h2[0]} | {h2[1]} |")
+            lines.append(f"| {study} | {fmt(kl.get('trained', {}).get('mean'))} | {fmt(kl.get('control', {}).get('mean'))} | "
+                         f"{fmt(kl.get('sentences_in_train'))} | {h2[0]} | {h2[1]} |")
     sub = [(study, m["evaluate"]["subtree_diversity_cut0"]) for study, m in found.items() if m["evaluate"].get("subtree_diversity_cut0")]
     if sub:
         lines += ["", "Per NT subtree (correct cut0 samples vs as many grammar samples, canonical parse, equal counts per symbol):", "",
@@ -98,7 +101,7 @@ def _robust_lines(found: dict[str, dict[str, Any]]) -> list[str]:
              "| study | prompts | temperature | clean prompt accuracy | corrupted prompt: repaired | follows corruption | clean breaks early |",
              "|---|---|---|---|---|---|---|"]
     for study, r in rows:
-        prompts = f"{r['n']} x first {r['prefix']} tokens, {r['kind']} at {r['rate']}"
+        prompts = f"{r['n']} x first {r['prefix']} tokens, {r['kind']} at {r['rate']}, {fmt(r.get('prompts_in_train'))} in train"
         for key, v in r.items():
             if key.startswith("T") and isinstance(v, dict):
                 lines.append(f"| {study} | {prompts} | {key[1:]} | {fmt(v['clean'])} | {fmt(v['repaired'])} | "

@@ -17,7 +17,9 @@ Parquet (`data/<dataset>/raw/{train,test,opmax,ood,reask}.parquet`, one row per 
 `bucket` (template hash mod 23), `categorization`, `layers`, `query`, every parameter's `param_name`,
 `param_abstract`, `param_deps`, `param_combine`, `param_rng_op`, `param_const`, `param_value`, and
 `sentences`, `necessary`, `order` (the solution's parameters). train: op <= max_op, training templates; test:
-held-out templates; opmax: op = max_op; ood: `ood_ops`; reask: opmax problems asked about another parameter.
+held-out templates; opmax: op = max_op; ood: `ood_ops`; reask: op = max_op problems asked about another
+parameter, the new template also held out (its op, in `op`, often above max_op). No eval problem shares a
+template with a training problem.
 
 Studies: the showcase `igsm_demo` (problems of at most 4 operations, a Canon-AC GPT with attention inside each
 packed problem: solutions judged whole, V-probes, teacher-forced steps). Paper scale: `python -m physlm.presets

@@ -7,6 +7,8 @@ step's arithmetic right mod 23, every necessary parameter present, the answer ri
 number (the answer alone is also reported, against the 1/23 of a guess). For correct solutions the judge
 counts the unnecessary parameters and operations (level-0 reasoners compute everything computable; the
 paper's models compute almost only what the question needs, except on `reask` problems).
+Every eval set's templates are held out from training (test buckets, `problems.EVAL_SETS`); reask problems
+can need more operations than max_op, so their accuracy is also split by op range (`by_op_range`).
 
 Teacher-forced steps (`teacher_forced`). Full-solution accuracy needs every step right, so at a small
 budget it moves by ~10 points between seeds; each step's parts, with the correct solution so far in the
@@ -217,6 +219,18 @@ def teacher_forced(model: torch.nn.Module, problems: Sequence[Problem], vocab: T
     }
 
 
+def by_op_range(by_op: dict, max_op: int) -> dict:
+    """A summary's `by_op` cells merged into the trained op range (op <= max_op) and beyond it (op > max_op):
+    {max_op, op_le_max: {n, accuracy}, op_gt_max: {n, accuracy}}, accuracy None for an empty range. Reask
+    problems need it: asking for another parameter can need more operations than any training problem."""
+    ranges: dict[str, list[tuple[int, float]]] = {"op_le_max": [], "op_gt_max": []}
+    for op, cell in by_op.items():
+        ranges["op_le_max" if int(op) <= max_op else "op_gt_max"].append((cell["n"], cell["accuracy"]))
+    return {"max_op": max_op} | {
+        name: {"n": sum(n for n, _ in cells), "accuracy": sum(n * a for n, a in cells) / sum(n for n, _ in cells) if cells else None}
+        for name, cells in ranges.items()}
+
+
 def accuracy_rows(summary: dict) -> list[dict]:
     """Flat rows (eval_set, decoding, op, n, accuracy) for the CSV plot file and the figures."""
     return [{"eval_set": s, "decoding": d, "op": int(op), "n": cell["n"], "accuracy": cell["accuracy"]}
@@ -250,6 +264,9 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
                 shown.append({"problem": sets[s][a.index].problem, "generation": a.generation, "correct": a.correct, "error": a.error})
     metrics = summarize(attempts)
     rows = generation_rows(attempts, sets)
+    max_op = max(p.op for p in sets["opmax"])  # opmax problems have op = max_op exactly (problems.eval_problem)
+    for found in metrics["reask"].values():
+        found["by_op_range"] = by_op_range(found["by_op"], max_op)
     if e.control:
         found, forced["control"] = done[-1]
         metrics["control"] = summarize(found)["test"]
@@ -262,8 +279,11 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
            | {f"tf_{s}_{k}": c["accuracy"] for s, f in forced.items() for k, c in f["parts"].items() if c["n"]})
     line = ", ".join(f"{s}/{d} {found['accuracy']:.3f}" for s in EVAL_SETS for d, found in metrics[s].items())
     # metrics/<study>/evaluate.json (what `dvc exp show` lists): whole-solution accuracy per eval set and decoding,
-    # the control's, and the teacher-forced share of valid next parameters on the test set
+    # reask's within and beyond the trained op range, the control's, and the teacher-forced share of valid next
+    # parameters on the test set
     headline = ({f"{s}_{d}": found["accuracy"] for s in EVAL_SETS for d, found in metrics[s].items()}
+                | {f"reask_{r}_{d}": found["by_op_range"][r]["accuracy"] for d, found in metrics["reask"].items()
+                   for r in ("op_le_max", "op_gt_max") if found["by_op_range"][r]["n"]}
                 | {f"control_{d}": found["accuracy"] for d, found in metrics.get("control", {}).items()})
     if forced["test"]["steps"]:
         headline["tf_test_next_param_valid"] = forced["test"]["next_param"]["valid"]

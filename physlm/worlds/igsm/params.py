@@ -29,7 +29,7 @@ class IgsmGenerateParams(Section):
         description="template-hash split: paper = train buckets < 17, test >= 17; code = the released code's 0-15 / 16-22; none = no split")
     train_problems: int = Field(gt=0, description="training problems (op <= max_op, train buckets)")
     eval_problems: int = Field(gt=0, description="problems in each eval set: test (held-out templates), opmax (op = max_op),"
-                               " ood (ood_ops), reask (op = max_op test problems asked about another parameter)")
+                               " ood (ood_ops), reask (op = max_op test problems asked about another parameter, a held-out template again)")
     ood_ops: list[int] = Field(min_length=1, description="ops of the out-of-distribution eval set (each equally often)")
     workers: int = Field(ge=0, description="generator processes (0 = all cores); the output does not depend on it")
     stream_sample: int = Field(64, ge=0, description="streamed windows whose problems tokenize records (tokens/stream_sample.parquet)")

@@ -48,8 +48,12 @@ One problem, step by step (SPEC 2.1; `generate_problem`):
 Choices where the SPEC is silent: the budgets and tie-breaks above; s is drawn once per problem and every
 rejection redraws the other hyper-parameters (as the released code's op check does); the hash does not
 depend on fmt, so the pq and qp versions of a problem share a bucket; `reask` draws the new query uniformly,
-orders the new necessary set by uniform choice among the ready parameters, and recomputes the bucket
-without filtering on it; all eval sets (`EVAL_SETS`) are test-bucket problems, each from its own RNG stream.
+orders the new necessary set by uniform choice among the ready parameters, and recomputes the bucket; all
+eval sets (`EVAL_SETS`) are test-bucket problems, each from its own RNG stream. The reask set
+(`held_out_reask`) redraws (query, order) until the new template is also in a test bucket, as generation
+rejection-samples a whole problem on its bucket (moving to a fresh base problem when one has no such
+reask), so no eval problem shares a template with a training problem; its op is whatever the new query
+needs (up to 52), often above max_op.
 
 Oracles: `tests/test_igsm.py` recomputes every value from the Param facts, checks op == s == number of `;`,
 dependencies before use in the order, necessary == query + ancestors, the exact text of each sentence type,
@@ -67,9 +71,12 @@ from collections.abc import Sequence
 from physlm.worlds.igsm.graph import HARD, LETTERS, IgsmSpec, _build, allowed_buckets, sample_hyper, sample_op
 from physlm.worlds.igsm.knowledge import Knowledge, load_knowledge
 from physlm.worlds.igsm.render import _assemble, template_bucket
-from physlm.worlds.igsm.types import Param, Problem
+from physlm.worlds.igsm.types import MOD, Param, Problem
 
 MAX_ATTEMPTS = 100_000  # attempts per problem before giving up on an infeasible request
+REASK_DRAWS = 64  # (query, order) draws per reask before its base problem counts as unusable
+REASK_BASES = 1_000  # base problems a held-out reask tries before giving up
+ALL_BUCKETS = frozenset(range(MOD))
 
 
 # ------------------------------------------------------------------------------------------ generation
@@ -134,21 +141,33 @@ def _random_order(params: Sequence[Param], members: set[int], rng: random.Random
     return order
 
 
-def reask(problem: Problem, rng: random.Random) -> Problem:
-    """The same problem sentences asking for another parameter (uniform; one needing more than 52 letters is
-    redrawn): new necessary set, order, solution, answer, op and bucket (recomputed, not filtered)."""
+def _reask(problem: Problem, rng: random.Random, buckets: frozenset[int], draws: int) -> Problem | None:
+    """Up to `draws` (query, order) draws until the template's bucket is in `buckets`; None if none is."""
     params = problem.params
-    candidates = [x for x in range(len(params)) if x != problem.query]
-    while candidates:
-        query = candidates.pop(rng.randrange(len(candidates)))
-        needed = _ancestors(params, query)
-        op = sum(params[x].op for x in needed)
-        if op <= len(LETTERS):
-            order = _random_order(params, needed, rng)
-            bucket = template_bucket(params, problem.sentences, query, order)
+    needed = {x: _ancestors(params, x) for x in range(len(params)) if x != problem.query}
+    fits = [x for x, need in needed.items() if sum(params[y].op for y in need) <= len(LETTERS)]
+    if not fits:
+        return None
+    for _ in range(draws):
+        query = fits[rng.randrange(len(fits))]
+        order = _random_order(params, needed[query], rng)
+        bucket = template_bucket(params, problem.sentences, query, order)
+        if bucket in buckets:
             return _assemble(params, problem.sentences, query, order, problem.fmt, problem.categorization,
-                             problem.layers, rng.sample(LETTERS, op), bucket)
-    raise ValueError("reask: the problem has no other parameter with a solution of at most 52 operations")
+                             problem.layers, rng.sample(LETTERS, sum(params[x].op for x in order)), bucket)
+    return None
+
+
+def reask(problem: Problem, rng: random.Random, buckets: frozenset[int] = ALL_BUCKETS) -> Problem:
+    """The same problem sentences asking for another parameter: new necessary set, order, solution, answer, op
+    and bucket. The query is uniform among the other parameters whose solution fits the 52 letters, the order
+    uniform among the ready parameters (`_random_order`); (query, order) is redrawn until the template's bucket
+    is in `buckets` (default: any), up to REASK_DRAWS times."""
+    found = _reask(problem, rng, buckets, REASK_DRAWS)
+    if found is None:
+        raise ValueError(f"reask: no other parameter with a solution of at most {len(LETTERS)} operations and a template in"
+                         f" buckets {sorted(buckets)} in {REASK_DRAWS} draws")
+    return found
 
 
 # ------------------------------------------------------------------------------------------- eval sets
@@ -166,7 +185,7 @@ def default_ood_ops(spec: IgsmSpec) -> tuple[int, ...]:
 def eval_problem(spec: IgsmSpec, name: str, seed: int, index: int, *, ood_ops: Sequence[int] | None = None,
                  knowledge: Knowledge | None = None) -> Problem:
     """Problem `index` of eval set `name` (all from test buckets): "test" in-distribution; "opmax" op = max_op;
-    "ood" op = ood_ops[index % len(ood_ops)]; "reask" a reask of an op = max_op problem."""
+    "ood" op = ood_ops[index % len(ood_ops)]; "reask" a test-bucket reask of an op = max_op problem."""
     if name not in EVAL_SETS:
         raise ValueError(f"unknown iGSM eval set {name!r}; choose from {', '.join(EVAL_SETS)}")
     if name == "test":
@@ -174,5 +193,21 @@ def eval_problem(spec: IgsmSpec, name: str, seed: int, index: int, *, ood_ops: S
     if name == "ood":
         ops = tuple(ood_ops) if ood_ops else default_ood_ops(spec)
         return generate_problem(spec, seed, index, split="test", force_op=ops[index % len(ops)], stream=name, knowledge=knowledge)
-    base = generate_problem(spec, seed, index, split="test", force_op=spec.max_op, stream=name, knowledge=knowledge)
-    return base if name == "opmax" else reask(base, random.Random(f"igsm:reask-query:{seed}:{index}"))
+    if name == "opmax":
+        return generate_problem(spec, seed, index, split="test", force_op=spec.max_op, stream=name, knowledge=knowledge)
+    return held_out_reask(spec, seed, index, knowledge=knowledge)
+
+
+def held_out_reask(spec: IgsmSpec, seed: int, index: int, *, knowledge: Knowledge | None = None) -> Problem:
+    """Reask problem `index`: an op = max_op test-bucket base problem (RNG stream "reask", then "reask:1",
+    "reask:2", ... while a base has no usable reask) asked about another parameter whose template is also in a
+    test bucket (`reask`), so no reask problem shares a template with a training problem. Its op can exceed
+    max_op (the new query may need more operations): the evaluation reports both op ranges."""
+    test = allowed_buckets(spec.split_rule, "test")
+    for attempt in range(REASK_BASES):
+        salt = "" if attempt == 0 else f":{attempt}"
+        base = generate_problem(spec, seed, index, split="test", force_op=spec.max_op, stream=f"reask{salt}", knowledge=knowledge)
+        found = _reask(base, random.Random(f"igsm:reask-query:{seed}:{index}{salt}"), test, REASK_DRAWS)
+        if found is not None:
+            return found
+    raise ValueError(f"no iGSM reask problem with a test-bucket template from {REASK_BASES} op={spec.max_op} base problems")

@@ -50,7 +50,7 @@ def markdown(found: dict[str, dict[str, Any]]) -> str:
                 continue
             for decoding, r in decodings.items():
                 errors = ", ".join(f"{k} {v}" for k, v in list(r["errors"].items())[:3])
-                lines.append(f"| {study} | {eval_set} | {decoding} | {r['n']} | {fmt(r['accuracy'])} | {fmt(r['answer_accuracy'])} | "
+                lines.append(f"| {study} | {eval_set} | {decoding} | {r['n']} | {fmt(r['accuracy'])}{_op_ranges(r)} | {fmt(r['answer_accuracy'])} | "
                              f"{fmt(r['unnecessary_params_per_correct'])} / {fmt(r['unnecessary_ops_per_correct'])} | {errors} |")
     forced = [(study, m["evaluate"]["teacher_forced"]) for study, m in found.items() if m["evaluate"].get("teacher_forced")]
     if forced:
@@ -73,12 +73,23 @@ def markdown(found: dict[str, dict[str, Any]]) -> str:
             for r in rows:
                 lines.append(f"| {study} | {r['property']} | {r['model']} | {fmt(to_float(r.get('accuracy')))} | {fmt(to_float(r.get('accuracy_pos')))} | "
                              f"{fmt(to_float(r.get('accuracy_neg')))} | {fmt(to_float(r.get('majority')))} |")
+    lines += ["", "All eval sets use held-out (test-bucket) templates; reask problems can need more operations than any"
+              " training problem, so their accuracy is also given within the trained op range (op <= max_op) and beyond it."]
     lines += ["", "Figures: `igsm_<study>.png` (accuracy by op per eval set and decoding), `igsm_steps_<study>.png` "
               "(teacher-forced steps), `vprobe_<study>.png`, "
               "`igsm_depth.png` (accuracy by depth at equal size, when a study matrix varies depth on one dataset).", ""]
     return "\n".join(lines)
 
 
+
+
+def _op_ranges(r: dict) -> str:
+    """A reask cell's split by op range, e.g. ` (op <= 4: 0.500 of 6, > 4: 0.000 of 4)`; empty for other cells."""
+    split = r.get("by_op_range")
+    if not split:
+        return ""
+    m = split["max_op"]
+    return f" (op <= {m}: {fmt(split['op_le_max']['accuracy'])} of {split['op_le_max']['n']}, > {m}: {fmt(split['op_gt_max']['accuracy'])} of {split['op_gt_max']['n']})"
 
 
 def plot_depth(found: dict[str, dict[str, Any]], path: Path) -> bool:
