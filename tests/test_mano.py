@@ -325,6 +325,12 @@ def test_a_tiny_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.Monke
     evaluated = json.loads((tmp_path / "metrics/mano_tiny/detail/evaluate.json").read_text())
     assert evaluated["max_ops"] == 3 and evaluated["test"]["n"] == 30 and evaluated["lengths"]["n"] == 15
     assert evaluated["modulus"] == 7 and evaluated["chance"] == 1 / 7  # read from raw/mano.json
+    raw = tmp_path / "data/mano_tiny/raw"  # the share of evaluated examples that are training examples, counted here
+    train = set(pl.read_parquet(raw / "train.parquet")["text"].to_list())
+    test = pl.read_parquet(raw / "test.parquet")["text"].head(30).to_list()
+    lengths = pl.read_parquet(raw / "lengths.parquet").group_by("ops", maintain_order=True).head(5)["text"].to_list()
+    assert evaluated["in_train"] == pytest.approx({name: sum(t in train for t in texts) / len(texts) for name, texts in (("test", test), ("lengths", lengths))})
+    assert 0 < evaluated["in_train"]["lengths"]  # one operation mod 7: 3 * 49 expressions, most of them in 600 training examples
     assert json.loads((tmp_path / "metrics/mano_tiny/detail/probe.json").read_text())["chance"] == 1 / 7
     assert "chance 1/7" in (tmp_path / "reports/summary.md").read_text()
     for name in ("test", "lengths", "control"):

@@ -150,6 +150,8 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
         at["sizes"] = first_per_size_at(sizes, e.size_examples)
         sets["sizes"] = [sizes[i] for i in at["sizes"]]
     metrics: dict = {"N": layout.N, "names": layout.names}
+    train = {tuple(layout.prompt(i)) for i in read_instances(paths.raw / "train.parquet", layout)}  # small graphs repeat
+    metrics["in_train"] = {name: float(np.mean([tuple(layout.prompt(i)) in train for i in found])) for name, found in sets.items()}
     attempts, rows = {}, []
     for name, instances in sets.items():
         attempts[name] = answer(model, layout, instances, batch_size=e.batch_size, device=device)

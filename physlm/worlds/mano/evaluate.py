@@ -108,6 +108,8 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
         at["lengths"] = first_per_length_at(lengths, e.length_examples)
         sets["lengths"] = [lengths[i] for i in at["lengths"]]
     metrics: dict = {"max_ops": max(r.ops for r in sets["test"]), "modulus": modulus, "chance": 1.0 / modulus}
+    train = {r.ids for r in read_rows(paths.raw / "train.parquet")}  # short expressions repeat across the splits
+    metrics["in_train"] = {name: float(np.mean([r.ids in train for r in rows])) for name, rows in sets.items()}
     generations = []
     for name, rows in sets.items():
         answers = answer(model, rows, batch_size=e.batch_size, device=device)
