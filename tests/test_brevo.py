@@ -372,9 +372,9 @@ def test_tiny_studies_run_every_stage(tmp_path: Path, monkeypatch: pytest.Monkey
         evaluated = json.loads((tmp_path / f"metrics/{name}/detail/evaluate.json").read_text())
         assert evaluated["test"]["n"] == 10 and evaluated["sizes"]["n"] == 9 and 0 <= evaluated["test"]["accuracy"] <= 1
         assert set(evaluated["test"]["by_n"]) == {str(evaluated["N"])} and 0 < evaluated["test"]["token_accuracy"] <= 1
-        raw = tmp_path / f"data/{name}/raw"  # evaluated instances whose prompt (edges, query, words) a training one has
-        key = lambda r: (tuple(r["edge_parent"]), tuple(r["edge_child"]), r["query"],  # noqa: E731
-                         tuple(sorted(zip(r["vertices"], map(tuple, r.get("words") or [])))))
+        raw = tmp_path / f"data/{name}/raw"  # evaluated instances that are training instances (vertices, edges, query, words)
+        key = lambda r: (tuple(r["vertices"]), tuple(r["edge_parent"]), tuple(r["edge_child"]), r["query"],  # noqa: E731
+                         tuple(map(tuple, r.get("words") or [])))
         train = {key(r) for r in pl.read_parquet(raw / "train.parquet").iter_rows(named=True)}
         chosen = {"test": pl.read_parquet(raw / "test.parquet").head(10),
                   "sizes": pl.read_parquet(raw / "sizes.parquet").group_by("n", maintain_order=True).head(3)}

@@ -33,7 +33,7 @@ from physlm.playground import accuracy_table
 from physlm.playground_eval import greedy_answers, teacher_forced
 from physlm.worlds import Evaluated, generations_table
 from physlm.worlds.brevo.checker import judge
-from physlm.worlds.brevo.frames import read_instances, read_layout
+from physlm.worlds.brevo.frames import in_split, read_instances, read_layout
 from physlm.worlds.brevo.graph import Instance
 from physlm.worlds.brevo.text import Layout
 from physlm.worlds.brevo.tokenize import check_vocab
@@ -150,8 +150,8 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
         at["sizes"] = first_per_size_at(sizes, e.size_examples)
         sets["sizes"] = [sizes[i] for i in at["sizes"]]
     metrics: dict = {"N": layout.N, "names": layout.names}
-    train = {tuple(layout.prompt(i)) for i in read_instances(paths.raw / "train.parquet", layout)}  # small graphs repeat
-    metrics["in_train"] = {name: float(np.mean([tuple(layout.prompt(i)) in train for i in found])) for name, found in sets.items()}
+    # the share of each set's instances that are training instances (small graphs repeat across the splits)
+    metrics["in_train"] = {name: float(np.mean(in_split(paths.raw / "train.parquet", layout, found))) for name, found in sets.items()}
     attempts, rows = {}, []
     for name, instances in sets.items():
         attempts[name] = answer(model, layout, instances, batch_size=e.batch_size, device=device)

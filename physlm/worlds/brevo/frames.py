@@ -3,6 +3,7 @@ file `brevo.json`. No torch here, and no sampling: what tokenize, probe and eval
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -54,6 +55,18 @@ def read_layout(raw: Path) -> Layout:
         return Layout(**found)
     except TypeError as err:
         raise DataError(f"{raw / LAYOUT}: not a Brevo layout ({err})") from None
+
+
+def in_split(path: Path, layout: Layout, instances: Sequence[Instance]) -> list[bool]:
+    """Whether each instance is also a row of the Parquet file at `path` (the same vertices, edges, query and
+    words): rows whose hash matches one of the instances' (a semi join, so a training split of millions of rows is
+    never turned into Python objects), then compared whole."""
+    keys = [c for c in ("vertices", "edge_parent", "edge_child", "query", "words") if c in columns(layout)]
+    mine = frame(list(instances), 0, layout).select(keys)
+    hashed = lambda f: f.with_columns(pl.struct(keys).hash(seed=0).alias("_hash"))  # noqa: E731
+    found = hashed(read_parquet(path, {k: columns(layout)[k] for k in keys})).join(hashed(mine).select("_hash"), on="_hash", how="semi")
+    seen = set(map(repr, found.select(keys).rows()))
+    return [repr(row) in seen for row in mine.rows()]
 
 
 def read_instances(path: Path, layout: Layout, limit: int | None = None) -> list[Instance]:

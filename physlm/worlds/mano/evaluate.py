@@ -26,7 +26,7 @@ from physlm.io import Paths
 from physlm.playground import accuracy_table
 from physlm.playground_eval import greedy_answers, teacher_forced
 from physlm.worlds import Evaluated, generations_table
-from physlm.worlds.mano.tokenize import VALUE_IDS, VOCAB, Row, check_vocab, read_modulus, read_rows
+from physlm.worlds.mano.tokenize import VALUE_IDS, VOCAB, Row, check_vocab, in_split, read_modulus, read_rows
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
         at["lengths"] = first_per_length_at(lengths, e.length_examples)
         sets["lengths"] = [lengths[i] for i in at["lengths"]]
     metrics: dict = {"max_ops": max(r.ops for r in sets["test"]), "modulus": modulus, "chance": 1.0 / modulus}
-    train = {r.ids for r in read_rows(paths.raw / "train.parquet")}  # short expressions repeat across the splits
-    metrics["in_train"] = {name: float(np.mean([r.ids in train for r in rows])) for name, rows in sets.items()}
+    # the share of each set's examples that are training examples (short expressions repeat across the splits)
+    metrics["in_train"] = {name: float(np.mean(in_split(paths.raw / "train.parquet", rows))) for name, rows in sets.items()}
     generations = []
     for name, rows in sets.items():
         answers = answer(model, rows, batch_size=e.batch_size, device=device)

@@ -56,6 +56,16 @@ def encode_text(text: str) -> list[int]:
     return [IDS[s] for s in text.split(" ")]
 
 
+def in_split(path: Path, rows: Sequence[Row]) -> list[bool]:
+    """Whether each row's example (its whole text) is also an example of the Parquet file at `path`; a join on
+    the text column, so a training split of millions of rows is never turned into Python objects."""
+    texts = [" ".join(VOCAB.symbols[i] for i in r.ids) for r in rows]  # read_rows split each text on " "
+    found = read_parquet(path, {"text": pl.String}).join(pl.DataFrame({"text": texts}, schema={"text": pl.String}).unique(),
+                                                          on="text", how="semi")
+    seen = set(found["text"].to_list())
+    return [t in seen for t in texts]
+
+
 def read_rows(path: Path, limit: int | None = None) -> list[Row]:
     """The first `limit` examples of a Mano Parquet file; DataError when a text is not `<len_ℓ> ... <ans> value`
     with ℓ = ops and value = the value column."""
