@@ -421,3 +421,49 @@ def test_the_showcase_runs_the_presets_demo() -> None:
     assert all(studies[f"{name}_s{seed}"]["train"]["seed"] == seed for name in DEMO_STUDIES for seed in (1, 2))
     assert studies["mano_nope"]["model"]["pos"] == "nope" and studies["mano_nope_canon_s2"]["model"]["canon"] == "ABCD"
     assert not set(studies) & set(params["studies"]), "the suite adds studies; it never replaces the showcase's"
+
+
+def _bucket(expression: str) -> float:
+    """The held-out hash, recomputed here from its definition (sha256 of the prefixed expression, first 8 bytes)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"mano-held-out:{expression}".encode()).digest()[:8], "big") / 2**64
+
+
+def test_held_out_keeps_l_operation_test_expressions_out_of_training(tmp_path: Path) -> None:
+    """generate.held_out: every test expression (L operations) is in the held-out hash range and none is a
+    training expression, though with mod 5 and L = 2 (2,250 expressions) the plain generator repeats many;
+    training keeps its ℓ distribution (the same ℓ at every index) and every shorter expression; held_out 0 is
+    the old data."""
+    share, knobs = 0.2, {"max_ops": 2, "modulus": 5, "train_examples": 3000, "test_examples": 200, "length_examples": 20,
+                          "workers": 1}
+    plain, split = tmp_path / "plain", tmp_path / "split"
+    for out, held in ((plain, 0.0), (split, share)):
+        out.mkdir()
+        mano_generate.generate(ManoGenerateParams(**knobs, held_out=held), 3, out)
+    before, train = pl.read_parquet(plain / "train.parquet"), pl.read_parquet(split / "train.parquet")
+    test, lengths = pl.read_parquet(split / "test.parquet"), pl.read_parquet(split / "lengths.parquet")
+    seen = set(train["expression"])
+    repeats = pl.read_parquet(plain / "test.parquet")["expression"].is_in(before["expression"].implode()).mean()
+    assert repeats > 0.3  # the problem: the plain generator's test repeats training expressions
+    assert all(_bucket(e) < share for e in test["expression"]) and not set(test["expression"]) & seen
+    long_train = train.filter(pl.col("ops") == 2)["expression"]
+    assert all(_bucket(e) >= share for e in long_train) and len(long_train) > 1000
+    assert train["ops"].to_list() == before["ops"].to_list()
+    kept = [b == a for a, b, held in zip(before["text"], train["text"], before["expression"].map_elements(_bucket, return_dtype=pl.Float64))
+            if held >= share]
+    assert all(kept)  # a training example outside the held-out range is the plain generator's own
+    short = train.filter(pl.col("ops") == 1)
+    assert short.equals(before.filter(pl.col("ops") == 1))
+    at_l = lengths.filter(pl.col("ops") == 2)["expression"]
+    assert len(at_l) and all(_bucket(e) < share for e in at_l)
+    assert json.loads((split / "mano.json").read_text())["held_out"] == share
+    assert "held_out" not in json.loads((plain / "mano.json").read_text())
+    assert example(3, "test", 5, max_ops=2, modulus=5) == example(3, "test", 5, max_ops=2, modulus=5, held_out=0.0)
+
+
+def test_held_out_refuses_a_split_nothing_can_satisfy() -> None:
+    with pytest.raises(ValueError, match="no held-out expression of 1 operations"):
+        example(0, "test", 0, max_ops=1, operators="+", modulus=2, held_out=1e-9)
+    with pytest.raises(ValueError):
+        ManoGenerateParams(max_ops=2, train_examples=10, test_examples=10, length_examples=1, held_out=1.0)

@@ -34,6 +34,7 @@ reads the prefix expression from the right).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -123,8 +124,34 @@ def example_ops(split: str, index: int, rng: random.Random, max_ops: int, length
     raise ValueError(f"unknown Mano split {split!r}; splits: {', '.join(SPLITS)}")
 
 
+HOLD_OUT_TRIES = 10_000  # redraws of one example before a held-out split is declared impossible
+
+
+def held_out_bucket(expression: Sequence[str]) -> float:
+    """Where a canonical expression falls in [0, 1): a hash of its symbols (independent of seed, split and index, so
+    the same expression lands on the same side wherever it is drawn)."""
+    digest = hashlib.sha256(("mano-held-out:" + " ".join(expression)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def example(seed: int, split: str, index: int, *, max_ops: int, operators: str = "+-*", augment: bool = False,
-            lengths: Sequence[int] = (), modulus: int = MOD) -> Example:
-    """Example `index` of `split`: a pure function of the arguments (its own RNG)."""
+            lengths: Sequence[int] = (), modulus: int = MOD, held_out: float = 0.0) -> Example:
+    """Example `index` of `split`: a pure function of the arguments (its own RNG).
+
+    held_out > 0: L-operation expressions (ops = max_ops) whose `held_out_bucket` is below it are evaluation-only:
+    a training example of L operations that is one is redrawn (its ℓ kept), and an evaluation example of L
+    operations (test; lengths at ℓ = L) is redrawn until it is one. The first draw is the held_out = 0 draw, so
+    the redraws only replace what the split excludes. Shorter expressions are never held out (they carry the
+    operation tables every longer one needs)."""
     rng = random.Random(f"mano:{split}:{seed}:{index}")
-    return make_example(rng, example_ops(split, index, rng, max_ops, lengths), operators, augment, modulus)
+    ops = example_ops(split, index, rng, max_ops, lengths)
+    found = make_example(rng, ops, operators, augment, modulus)
+    if not held_out or ops != max_ops:
+        return found
+    want = split != "train"
+    for attempt in range(1, HOLD_OUT_TRIES + 1):
+        if (held_out_bucket(found.expression) < held_out) == want:
+            return found
+        found = make_example(random.Random(f"mano:{split}:{seed}:{index}:redraw{attempt}"), ops, operators, augment, modulus)
+    raise ValueError(f"no {'held-out' if want else 'trainable'} expression of {ops} operations in {HOLD_OUT_TRIES} draws"
+                     f" (held_out {held_out}): too few expressions of that length fall on that side")

@@ -32,7 +32,7 @@ class _Chunk:
     def __call__(self) -> pl.DataFrame:
         p = self.params
         found = [example(self.seed, self.split, i, max_ops=p.max_ops, operators=p.operators, augment=p.augment,
-                         lengths=p.lengths(), modulus=p.modulus) for i in range(self.lo, self.hi)]
+                         lengths=p.lengths(), modulus=p.modulus, held_out=p.held_out) for i in range(self.lo, self.hi)]
         return pl.DataFrame({"index": range(self.lo, self.hi), "ops": [e.ops for e in found],
                              "expression": [" ".join(e.expression) for e in found], "value": [e.value for e in found],
                              "text": [e.text for e in found]}, schema=COLUMNS)
@@ -54,5 +54,6 @@ def generate(params: ManoGenerateParams, seed: int, out_dir: Path) -> dict[str, 
         generate_split(params, seed, split, count, workers).write_parquet(out_dir / f"{split}.parquet", compression="zstd",
                                                                           statistics=False)
     write_json(out_dir / SPEC_FILE, {"modulus": params.modulus, "max_ops": params.max_ops, "operators": params.operators,
-                                     "augment": params.augment, "eval_lengths": params.lengths()})
+                                     "augment": params.augment, "eval_lengths": params.lengths()}
+               | ({"held_out": params.held_out} if params.held_out else {}))  # the default's file stays as it was
     return counts

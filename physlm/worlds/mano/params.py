@@ -20,6 +20,10 @@ class ManoGenerateParams(Section):
     test_examples: int = Field(gt=0, description="test expressions of exactly L operations")
     length_examples: int = Field(gt=0, description="expressions per length of the lengths eval set")
     eval_lengths: list[int] = Field(default_factory=list, description="operation counts of the lengths eval set ([] = 1..L)")
+    held_out: float = Field(0.0, ge=0.0, lt=1.0, description="share of L-operation expressions (by a hash of the"
+                            " expression) kept out of training: test (and the lengths set at ℓ = L) draws only them,"
+                            " training never; 0 = the paper's generator, where a small table lets test expressions"
+                            " repeat training ones (evaluate's in_train says how often)")
     workers: int = Field(0, ge=0, description="generator processes (0 = all cores); the output does not depend on it")
 
     @model_validator(mode="after")
