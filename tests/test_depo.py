@@ -548,8 +548,14 @@ def test_vectorised_encoding_equals_word_by_word():
 def test_the_showcase_runs_the_presets_demo():
     """params.yaml's Depo miniature is depo/presets.py's DEMO_* (which SUITE adds seeds and ablations to)."""
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    from physlm.worlds.depo.presets import DEMO_DATASET, DEMO_STUDIES, SUITE
+    from physlm.worlds.depo.presets import DEMO_DATASET, DEMO_STUDIES, NOPE_STUDIES, SUITE
 
     assert params["datasets"]["depo_demo"] == DEMO_DATASET
     assert {k: v for k, v in params["studies"].items() if v["world"] == "depo"} == DEMO_STUDIES
-    assert all(SUITE["studies"][f"{name}_s{seed}"]["train"]["seed"] == seed for name in DEMO_STUDIES for seed in (1, 2))
+    assert set(DEMO_STUDIES) == {"depo_rope", "depo_rope_canon"}
+    for name, study in NOPE_STUDIES.items():  # the NoPE pair: the suite's, the showcase's model without positions
+        assert SUITE["studies"][name] == study and study["model"]["pos"] == "nope"
+        twin = DEMO_STUDIES[name.replace("nope", "rope")]
+        assert {k: v for k, v in study["model"].items() if k != "pos"} == twin["model"] and study["train"] == twin["train"]
+    assert all(SUITE["studies"][f"{name}_s{seed}"]["train"]["seed"] == seed
+               for name in DEMO_STUDIES | NOPE_STUDIES for seed in (1, 2))

@@ -23,8 +23,9 @@ Depo1 N = 375); the preset materialises `--train-instances` (default 2M, about 0
 N = 375, 1.3B for Depo2 N = 125) per dataset, which every study then sees several times over.
 
 `SUITE` (the `suite` preset) adds to the showcase's Depo miniature (params.yaml: `depo_demo`, one-symbol words,
-N = 6, K = 2; a 2-block, 64-wide Llama with RoPE or NoPE, each without and with Canon-ABCD, 300 steps) two more
-seeds of each of its four studies (seed groups: the report gives their mean and spread), the Canon-placement
+N = 6, K = 2; a 2-block, 64-wide Llama with RoPE, without and with Canon-ABCD, 300 steps) the NoPE pair
+(`depo_nope`, `depo_nope_canon`: the same model without positions, without and with Canon-ABCD), two more
+seeds of each of these four studies (seed groups: the report gives their mean and spread), the Canon-placement
 ablations A, B, C, D and AC on the RoPE model, and the RoPE pair trained 1,500 steps (`depo_rope_long`,
 `depo_rope_canon_long`: where two-hop answers separate).
 """
@@ -138,26 +139,34 @@ PRESETS = {"depo-paper": Preset("Part 4.1 Depo at paper scale: Depo1/Depo2 x 3 N
 
 
 # The showcase's Depo miniature, as params.yaml writes it (tests/test_depo.py checks the two agree): one-symbol
-# words (12 of them), cycles of 3..6 in training and N = 6 at test, K = 2; a 2-block, 64-wide Llama, RoPE or NoPE,
-# each without and with Canon-ABCD, 300 steps at lr 6e-3.
+# words (12 of them), cycles of 3..6 in training and N = 6 at test, K = 2; a 2-block, 64-wide Llama with RoPE,
+# without and with Canon-ABCD, 300 steps at lr 6e-3 (the NoPE pair is the suite's).
 DEMO_DATASET = {"world": "depo", "generate": {"variant": "depo1", "vocab": 12, "min_len": 1, "max_len": 1, "N": 6, "K": 2,
                                               "train_instances": 20_000, "test_instances": 200, "workers": 0},
                 "tokenize": {"context": 128, "pack": "sentences", "loss": "answers"}}
-DEMO_ARCHS = {"rope": {}, "rope_canon": {"canon": "ABCD"}, "nope": {"pos": "nope"}, "nope_canon": {"pos": "nope", "canon": "ABCD"}}
+DEMO_ARCHS = {"rope": {}, "rope_canon": {"canon": "ABCD"}}
+SUITE_ARCHS = {"nope": {"pos": "nope"}, "nope_canon": {"pos": "nope", "canon": "ABCD"}}  # the showcase's budget leaves them out
 DEMO_MODEL = {"block": "llama", "depth": 2, "width": 64, "heads": 2}
 DEMO_TRAIN = {"steps": 300, "batch_size": 32, "micro_batch_size": 32, "lr": 6.0e-3, "warmup_steps": 30, "eval_every": 100,
               "log_every": 20}
-DEMO_STUDIES = {f"depo_{arch}": {"world": "depo", "data": "depo_demo", "model": DEMO_MODEL | m, "train": dict(DEMO_TRAIN),
-                                 "probe": {}, "evaluate": {}} for arch, m in DEMO_ARCHS.items()}
+
+
+def _study(model: dict) -> dict:
+    return {"world": "depo", "data": "depo_demo", "model": DEMO_MODEL | model, "train": dict(DEMO_TRAIN), "probe": {},
+            "evaluate": {}}
+
+
+DEMO_STUDIES = {f"depo_{arch}": _study(m) for arch, m in DEMO_ARCHS.items()}
+NOPE_STUDIES = {f"depo_{arch}": _study(m) for arch, m in SUITE_ARCHS.items()}
 SUITE_SEEDS = (1, 2)
 LONG_STEPS = 1500  # the suite's long pair: where the two-hop answers separate
 
 
 def _suite() -> dict:
-    """Two more seeds of each showcase Depo study (seed groups with it), the placement ablations on RoPE, and the
-    RoPE pair trained 5x longer (`depo_rope_long`, `depo_rope_canon_long`)."""
-    studies: dict[str, dict] = {}
-    for name, study in DEMO_STUDIES.items():
+    """The NoPE pair (three seeds), two more seeds of each showcase Depo study (seed groups with it), the
+    placement ablations on RoPE, and the RoPE pair trained 5x longer (`depo_rope_long`, `depo_rope_canon_long`)."""
+    studies: dict[str, dict] = dict(NOPE_STUDIES)
+    for name, study in (DEMO_STUDIES | NOPE_STUDIES).items():
         studies |= seeded(name, study, SUITE_SEEDS)
     base = DEMO_STUDIES["depo_rope"]
     for points in ABLATIONS:
