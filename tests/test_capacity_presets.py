@@ -47,13 +47,15 @@ def _tokens_per_paragraph(K: int, C: int, L: int) -> int:
 
 def test_the_showcase_runs_the_presets_demo() -> None:
     """params.yaml's capacity miniature is presets.py's DEMO_*; the suite only adds (a fourth size, N 3,000, 300
-    exposures whose dataset holds 300 writings), and every suite study measures its int8 / int4 copies."""
+    exposures whose dataset holds 300 writings, the junk-data study), and every suite study measures its int8 / int4
+    copies."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert params["datasets"]["capacity_demo"] == cp.DEMO_DATASET
     assert _capacity(params, "studies") == cp.DEMO_STUDIES
     suite = cp.SUITE
     assert not set(suite["studies"]) & set(params["studies"]) and not set(suite["datasets"]) & set(params["datasets"])
-    assert set(suite["studies"]) == {"capacity_d2w8"} | {f"capacity_{d}_d2w{w}" for d in ("n3k", "e300") for w in (8, 16, 32)}
+    assert set(suite["studies"]) == {"capacity_d2w8"} | {f"capacity_{d}_d2w{w}" for d in ("n3k", "e300") for w in (8, 16, 32)} | \
+        {f"capacity_{d}_d2w16" for d in ("junk", "junk_dom", "junk_rep")}
     demo = cp.DEMO_DATASET
     n3k, e300 = suite["datasets"]["capacity_n3k"], suite["datasets"]["capacity_e300"]
     assert n3k["generate"] == demo["generate"] | {"N": 3000} and n3k["tokenize"] == demo["tokenize"]
@@ -67,6 +69,26 @@ def test_the_showcase_runs_the_presets_demo() -> None:
             assert study["model"] == twin["model"]
             assert {k: v for k, v in study["train"].items() if k != "exposures"} == \
                 {k: v for k, v in twin["train"].items() if k != "exposures"}
+
+
+def test_the_suite_has_the_junk_study() -> None:
+    """SPEC 6.3's junk mixture on the demo's people: 7/8 junk of N' = every other name of the pools, the same with the
+    domain token, and the repetitive-junk control (few junk people); the 16-wide showcase model and recipe at 100
+    exposures, so the showcase's capacity_d2w16 is the baseline."""
+    demo, suite = cp.DEMO_DATASET, cp.SUITE
+    pools = demo["generate"]["pools"]
+    n0 = pools["first_names"] * pools["middle_names"] * pools["last_names"]
+    want = {"capacity_junk": (n0 - demo["generate"]["N"], False), "capacity_junk_dom": (n0 - demo["generate"]["N"], True),
+            "capacity_junk_rep": (10, False)}
+    for data, (junk_people, domain_token) in want.items():
+        dataset = suite["datasets"][data]
+        assert dataset["generate"] == demo["generate"] | {"junk_people": junk_people}
+        assert dataset["tokenize"] == demo["tokenize"] | {"junk_fraction": 7 / 8, "domain_token": domain_token}
+        study = suite["studies"][f"{data}_d2w16"]
+        baseline = cp.DEMO_STUDIES["capacity_d2w16"]
+        assert study["data"] == data and study["model"] == baseline["model"] and study["train"] == baseline["train"]
+    # N' = 499,000 against 7 x 1,000 x 100 junk paragraphs: each junk person written once or twice
+    assert 1 < 7 * demo["generate"]["N"] * demo["tokenize"]["copies"] / want["capacity_junk"][0] < 2
 
 
 def test_the_suite_validates(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ measured in exposures rather than steps (with the realized exposure count per pe
 the capacity measurement: the summed name, value and first-chunk losses p1, p2, p3 of every person, the
 bit-complexity lower bound and the capacity ratio R(F) = bits / P, with P counted two ways (the paper's, whose
 embedding has only the tokens the data uses, and physlm's plain parameter count), and whether a point is
-capacity-bound (the data holds more than 2 bits per parameter). Page: docs/capacity.md.
+capacity-bound (the data holds more than 2 bits per parameter); and the junk-data study's mixture (junk paragraphs
+of other people making a share of the train tokens, with or without a domain token before the useful ones).
+Page: docs/capacity.md.
 
 Modules: `biod` (the generator, one person at a time; no torch), `bits` (the formula; no torch), `quantize`
 (round-to-nearest int8 / int4 copies of a model); the steps `generate`, `tokenize` (the vocabulary built from the
@@ -17,18 +19,20 @@ DEMO_*, the SUITE, `capacity-grid` and `capacity-paper`); `params` (its schemas)
 
 Parquet (`data/<dataset>/raw/`): `people.parquet` (one row per person: person, first, middle, last, name_index,
 chunks, values, order, text, tokens), `chunks.parquet` (the diversity sets: attribute, chunk, tokens) and
-`capacity.json` (N0, N, K, C, D, L, T, the pools, the seed, tokens per paragraph); columns in `generate`.
+`capacity.json` (N0, N, K, C, D, L, T, the pools, the seed, tokens per paragraph), and with junk people
+`junk.parquet`; columns in `generate`.
 
 Studies: the showcase's `capacity_demo` (bioD with N 1,000, K 8, C 1, D 32, L 2, T 64) and three 2-block GPTs
 16, 32 and 64 wide (`capacity_d2w16`, `capacity_d2w32`, `capacity_d2w64`; presets.py's DEMO_*), 100 exposures
-each; `python -m physlm.presets suite` adds a fourth size, a second N and 300 exposures; `capacity-grid` /
-`capacity-paper` write paper-scale grids; tests/test_capacity_stages.py runs a tiny study through every stage.
+each; `python -m physlm.presets suite` adds a fourth size, a second N, 300 exposures and the junk-data study;
+`capacity-grid` / `capacity-paper` write paper-scale grids; tests/test_capacity_stages.py runs a tiny study through every stage.
 
 Tests: tests/test_capacity.py reads every paragraph back with its own parser (each attribute once, values from
 the attribute's set, names distinct and from the pools, the formula's inputs re-derived from the files),
 determinism and worker-count independence, bad params; tests/test_capacity_bits.py the formula's known answers;
 tests/test_capacity_stages.py the exposures, the evaluation on a scripted model, and a tiny study end to end;
-tests/test_capacity_quantize.py the quantization; tests/test_capacity_presets.py the presets.
+tests/test_capacity_quantize.py the quantization; tests/test_capacity_presets.py the presets;
+tests/test_capacity_junk.py the junk-data mixture.
 """
 
 from physlm.worlds import World

@@ -19,6 +19,16 @@ Randomness, all from the study seed:
 - writing c of person i (c = 0 is the one the Parquet file holds; the tokenize step writes copies 0 .. copies-1
   into the train split) orders the K sentences by `random.Random(f"capacity-order:{seed}:{i}:{c}")`.
 
+Junk people (Part 3.3's junk-data study, `Spec.junk_people` N', default 0: none, and nothing below is drawn): N'
+other people of the same world, the same format, the same K diversity sets (the paper's junk is bioS(N') beside
+bioS(N): other people of the same generator, so values from the same domains), but their own names and values:
+- names: Floyd's sampler takes N' of the N0 - N indices *not* the N useful people's from
+  `random.Random(f"capacity-junk-names:{seed}")`, sorted then shuffled; index k is the k-th name index outside
+  the useful set (`complement_indices`), so junk and useful names never coincide, and the useful people are the
+  ones a dataset without junk has;
+- junk person j's values from `random.Random(f"capacity-junk-person:{seed}:{j}")`, writing c's order from
+  `random.Random(f"capacity-junk-order:{seed}:{j}:{c}")` (`junk_person`, `order(..., junk=True)`).
+
 A paragraph (`paragraph`): the first sentence names the person, the later ones say `Their`, e.g. with K = 2,
 C = 2, L = 2:
 
@@ -38,6 +48,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
 
+import numpy as np
+
 from physlm import names
 
 PRONOUN = "Their"  # every sentence after the first (one word, the same for everyone: no bits outside the formula)
@@ -56,7 +68,7 @@ def value_token(t: int) -> str:
 
 @dataclass(frozen=True)
 class Spec:
-    """bioD's six numbers, the pools and the seed: everything the data is a function of."""
+    """bioD's six numbers, the pools, the seed and the junk people: everything the data is a function of."""
 
     N: int  # people
     K: int  # attributes
@@ -66,6 +78,7 @@ class Spec:
     T: int  # value tokens
     pools: tuple[int, int, int] = (400, 400, 1000)  # first, middle, last names used (the first k of each pool)
     seed: int = 0
+    junk_people: int = 0  # N': other people of the same world whose paragraphs are the junk (0: none)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pools", tuple(self.pools))
@@ -76,6 +89,11 @@ class Spec:
             names.pool(kind, size)  # ValueError naming the pool
         if self.N > self.N0:
             raise ValueError(f"N = {self.N} exceeds N0 = {self.N0}, the distinct full names of pools {list(self.pools)}")
+        if self.junk_people < 0:
+            raise ValueError(f"junk_people = {self.junk_people} must not be negative")
+        if self.N + self.junk_people > self.N0:
+            raise ValueError(f"N + junk_people = {self.N} + {self.junk_people} exceeds N0 = {self.N0}, the distinct full names"
+                             f" of pools {list(self.pools)} (junk names are other people's)")
         if self.D > self.T**self.L:
             raise ValueError(f"D = {self.D} exceeds T^L = {self.T}^{self.L} = {self.T**self.L}, the distinct chunks")
 
@@ -87,9 +105,11 @@ class Spec:
         return tuple(names.pool(kind, size) for kind, size in zip(names.PARTS, self.pools))
 
     def resolved(self) -> dict:
-        """capacity.json: the resolved spec the later steps read (N0 computed from the pools used)."""
-        return {"N0": self.N0, "N": self.N, "K": self.K, "C": self.C, "D": self.D, "L": self.L, "T": self.T,
-                "pools": dict(zip(names.PARTS, self.pools)), "seed": self.seed, "entry_tokens": entry_tokens(self.K, self.C, self.L)}
+        """capacity.json: the resolved spec the later steps read (N0 computed from the pools used); `junk_people`
+        only where there are junk people (so a dataset without them has the file it had before the option)."""
+        out = {"N0": self.N0, "N": self.N, "K": self.K, "C": self.C, "D": self.D, "L": self.L, "T": self.T,
+               "pools": dict(zip(names.PARTS, self.pools)), "seed": self.seed, "entry_tokens": entry_tokens(self.K, self.C, self.L)}
+        return out | ({"junk_people": self.junk_people} if self.junk_people else {})
 
 
 def entry_tokens(K: int, C: int, L: int) -> int:
@@ -128,9 +148,13 @@ class World:
     dsets: tuple[tuple[tuple[int, ...], ...], ...]  # dsets[a - 1][j]: chunk j of attribute a, L value tokens
 
     def name(self, i: int) -> tuple[str, str, str]:
-        first, middle, last = self.spec.name_pools()
-        n = self.name_indices[i]
-        return first[n // (len(middle) * len(last))], middle[n // len(last) % len(middle)], last[n % len(last)]
+        return name_parts(self.spec, self.name_indices[i])
+
+
+def name_parts(spec: Spec, n: int) -> tuple[str, str, str]:
+    """The full name of name index n among the N0 (first n // (M L), middle n // L % M, last n % L)."""
+    first, middle, last = spec.name_pools()
+    return first[n // (len(middle) * len(last))], middle[n // len(last) % len(middle)], last[n % len(last)]
 
 
 def make_world(spec: Spec) -> World:
@@ -157,11 +181,35 @@ def person(world: World, i: int) -> Person:
     return Person(i, world.name(i), tuple(tuple(rng.randrange(s.D) for _ in range(s.C)) for _ in range(s.K)))
 
 
-def order(seed: int, i: int, copy: int, K: int) -> tuple[int, ...]:
-    """The attribute order (1-based attributes) of writing `copy` of person i."""
+def order(seed: int, i: int, copy: int, K: int, junk: bool = False) -> tuple[int, ...]:
+    """The attribute order (1-based attributes) of writing `copy` of person i (junk person i with `junk`)."""
     attributes = list(range(1, K + 1))
-    random.Random(f"capacity-order:{seed}:{i}:{copy}").shuffle(attributes)
+    random.Random(f"capacity-{'junk-' if junk else ''}order:{seed}:{i}:{copy}").shuffle(attributes)
     return tuple(attributes)
+
+
+def complement_indices(taken: Sequence[int], ks: Sequence[int]) -> list[int]:
+    """The k-th (0-based) integer not in `taken` (distinct non-negative integers), for each k of `ks`: with `taken`
+    sorted as u, the k-th free integer is k + #{i: u_i - i <= k} (u_i - i integers below u_i are free)."""
+    u = np.sort(np.asarray(taken, dtype=np.int64))
+    free_below = u - np.arange(len(u), dtype=np.int64)
+    k = np.asarray(ks, dtype=np.int64)
+    return (k + np.searchsorted(free_below, k, side="right")).tolist()
+
+
+def junk_name_indices(world: World) -> tuple[int, ...]:
+    """The N' junk people's name indices: N' of the N0 - N names not the useful people's (module docstring)."""
+    s = world.spec
+    drawn = sample_without_replacement(random.Random(f"capacity-junk-names:{s.seed}"), s.N0 - s.N, s.junk_people)
+    return tuple(complement_indices(world.name_indices, drawn))
+
+
+def junk_person(world: World, j: int, name_index: int) -> Person:
+    """Junk person j (name index `name_index`, junk_name_indices' j-th): values from the same diversity sets, from
+    its own RNG."""
+    s = world.spec
+    rng = random.Random(f"capacity-junk-person:{s.seed}:{j}")
+    return Person(j, name_parts(s, name_index), tuple(tuple(rng.randrange(s.D) for _ in range(s.C)) for _ in range(s.K)))
 
 
 def value_text(world: World, a: int, chunk_ids: Sequence[int]) -> str:

@@ -24,6 +24,14 @@ round-to-nearest quantized (symmetric, per output channel; `quantize.py`) are me
 unchanged (the same parameters, now of b bits): `quantized.<format>` holds their losses, bits and R(F) beside what
 was quantized (SPEC 6.3, P3.3-d: the paper finds int8 loses nothing and int4 more than half).
 
+With junk in the train split (the junk-data study: meta.json's `junk`), the measurement above is still over the
+useful people only (the formula's N); the prompts are as the model was trained on them: `<bos> <useful>
+paragraph` where the dataset has the domain token (its own loss is not counted: the positions above are the
+paragraph's). `junk` adds, for the trained model only, the mean p1, p2, p3 of as many junk people as useful ones
+measured (the first, all of them trained on: junk writing 0 of junk person j is the j-th junk paragraph), their
+writing 0 without the domain token: did the model store the junk? (the repetitive-junk control's few junk people,
+repeated thousands of times, are expected to be memorised).
+
 tests/test_capacity_stages.py measures a scripted model whose losses are known exactly.
 """
 
@@ -42,7 +50,7 @@ from physlm.worlds import Evaluated, generations_table
 from physlm.worlds.capacity.biod import Spec, value_positions
 from physlm.worlds.capacity.bits import capacity_bound, ratio, stored_bits, upper_bound
 from physlm.worlds.capacity.quantize import quantize
-from physlm.worlds.capacity.tokenize import check_vocab, encode_text, read_spec
+from physlm.worlds.capacity.tokenize import check_vocab, domain_token_id, encode_text, read_spec, with_marker
 
 
 @dataclass(frozen=True)
@@ -101,14 +109,17 @@ def parameter_counts(model: torch.nn.Module, used_tokens: int) -> dict[str, int]
     return {"paper": total - matrices * unused * model.cfg.width, "physlm": total}
 
 
-def read_paragraphs(raw: Path, tokens: Path, spec: Spec, limit: int) -> tuple[np.ndarray, list[list[int]], list[str]]:
-    """Writing 0 of the first `limit` people (0: all) as token ids, each one's attribute order, and the text."""
+def read_paragraphs(raw: Path, tokens: Path, spec: Spec, limit: int, junk: bool = False
+                    ) -> tuple[np.ndarray, list[list[int]], list[str]]:
+    """Writing 0 of the first `limit` people (0: all) as token ids, each one's attribute order, and the text; with
+    `junk`, of the junk people (junk.parquet)."""
     vocab = check_vocab(tokens, spec)
     ids = {s: i for i, s in enumerate(vocab.symbols)}
-    people = read_parquet(raw / "people.parquet", {"text": pl.String, "order": pl.List(pl.Int64)})
+    path = raw / ("junk.parquet" if junk else "people.parquet")
+    people = read_parquet(path, {"text": pl.String, "order": pl.List(pl.Int64)})
     people = people.head(limit) if limit else people
-    return (np.asarray([encode_text(ids, t, str(raw / "people.parquet")) for t in people["text"]]),
-            people["order"].to_list(), people["text"].to_list())
+    return (np.asarray([encode_text(ids, t, str(path)) for t in people["text"]]), people["order"].to_list(),
+            people["text"].to_list())
 
 
 def generation_rows(name: str, losses: Losses, texts: list[str]) -> list[dict]:
@@ -122,10 +133,18 @@ def generation_rows(name: str, losses: Losses, texts: list[str]) -> list[dict]:
 GENERATION_COLUMNS = {"p1": pl.Float64, "p2": pl.List(pl.Float64), "p3": pl.List(pl.Float64)}
 
 
+def paragraph_losses(model: torch.nn.Module, paragraphs: np.ndarray, bos: int, marker: int | None, batch_size: int) -> np.ndarray:
+    """token_losses of the paragraphs as trained on: after the domain token `marker` where the dataset has one, whose
+    own loss is dropped (the columns are the paragraph's tokens)."""
+    nll = token_losses(model, with_marker(paragraphs, marker), bos, batch_size)
+    return nll if marker is None else nll[:, 1:]
+
+
 def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     e = cfg.evaluate
     spec = read_spec(paths.raw)
     meta = read_json(paths.tokens / "meta.json", ("used_tokens", "bos_id"))
+    marker = domain_token_id(paths.tokens)
     paragraphs, orders, texts = read_paragraphs(paths.raw, paths.tokens, spec, e.people)
     model = load_model(paths.model, device)
     counts = parameter_counts(model, meta["used_tokens"])
@@ -138,14 +157,24 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
                      "capacity_bound": {name: capacity_bound(upper["total"], count) for name, count in counts.items()}}
     rows = []
     for name, m in models.items():
-        losses = person_losses(token_losses(m, paragraphs, meta["bos_id"], e.batch_size), orders, spec)
+        nll = paragraph_losses(m, paragraphs, meta["bos_id"], marker, e.batch_size)
+        losses = person_losses(nll, orders, spec)
         metrics[name] = measure(losses, spec, counts)
         rows += generation_rows(name, losses, texts)
+    junk = meta.get("junk")
+    if junk:  # the junk people's losses under the trained model (module docstring)
+        written = min(junk["people"], junk["paragraphs"])  # junk people with a writing in the train split
+        junk_paragraphs, junk_orders, _ = read_paragraphs(paths.raw, paths.tokens, spec, min(written, len(paragraphs)), junk=True)
+        nll = paragraph_losses(model, junk_paragraphs, meta["bos_id"], None, e.batch_size)
+        metrics["junk"] = {"people": junk["people"], "paragraphs": junk["paragraphs"], "fraction": junk["fraction"],
+                           "requested": junk["requested"], "domain_token": marker is not None, "measured_people": len(junk_paragraphs),
+                           **person_losses(nll, junk_orders, spec).means()}
     if e.quantize:
         metrics["quantized"] = {}
     for fmt in e.quantize:
         rounded, done = quantize(model, fmt)
-        losses = person_losses(token_losses(rounded, paragraphs, meta["bos_id"], e.batch_size), orders, spec)
+        nll = paragraph_losses(rounded, paragraphs, meta["bos_id"], marker, e.batch_size)
+        losses = person_losses(nll, orders, spec)
         metrics["quantized"][fmt] = done | measure(losses, spec, counts)
         rows += generation_rows(f"quantized/{fmt}", losses, texts)
         del rounded
@@ -155,11 +184,14 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
                 "params_physlm": counts["physlm"], **{f"capacity_bound_{k}": int(v) for k, v in metrics["capacity_bound"].items()}}
     if e.control:
         headline |= {"control_bits": metrics["control"]["bits"]["total"], "control_R_paper": metrics["control"]["R_paper"]}
+    if junk:
+        headline |= {f"junk_{k}": metrics["junk"][k] for k in ("p1", "p2", "p3")}
     for fmt, q in metrics.get("quantized", {}).items():
         headline |= {f"bits_{fmt}": q["bits"]["total"], f"R_paper_{fmt}": q["R_paper"], f"R_physlm_{fmt}": q["R_physlm"]}
     line = (f"stored {t['bits']['total']:.0f} of {upper['total']:.0f} bits; R(F) {t['R_paper']:.3f} bits/param (paper's P"
             f" {counts['paper']}), {t['R_physlm']:.3f} (physlm's P {counts['physlm']}); p1 {t['p1']:.2f}, p2 {t['p2']:.2f},"
             f" p3 {t['p3']:.2f}" + ("" if metrics["capacity_bound"]["paper"] else "; not capacity-bound (data bits < 2P)")
             + (f"; control {metrics['control']['bits']['total']:.0f} bits" if e.control else "")
+            + (f"; junk people's p1 {metrics['junk']['p1']:.2f}, p2 {metrics['junk']['p2']:.2f}" if junk else "")
             + "".join(f"; {fmt} {q['bits']['total']:.0f} bits, R {q['R_paper']:.3f}" for fmt, q in metrics.get("quantized", {}).items()))
     return Evaluated(metrics, headline, line, headline, generations_table(rows, GENERATION_COLUMNS, generated=False))

@@ -6,6 +6,9 @@ people.parquet: `person` int64 (index i); `first`, `middle`, `last` str (name pa
 N0 candidates); `chunks` list[list[int]] (K lists of C chunk ids, attribute 1 first); `values` list[str] (K value
 texts, attribute 1 first, e.g. `v3 v17 , v5 v0`); `order` list[int] (the attribute order of `text`);
 `text` str (writing 0 of the paragraph); `tokens` int (its tokens, without <bos>/<eos>).
+With `junk_people` N' > 0 (Part 3.3's junk-data study; default 0, and then nothing here changes), also
+`junk.parquet`: the N' junk people (`biod`: other people of the same world, names disjoint from the useful ones'),
+the same columns (`person` is the junk index j, `text` junk writing 0), and capacity.json gets `junk_people`.
 chunks.parquet: `attribute` int (1..K), `chunk` int (0..D-1), `tokens` list[int] (its L value tokens, 0..T-1).
 
 People are made in chunks of `CHUNK` on spawned processes (`physlm.playground.chunked_frame`); each is a pure
@@ -26,6 +29,8 @@ from physlm.playground import chunked_frame
 from physlm.worlds.capacity.biod import (
     Spec,
     World,
+    junk_name_indices,
+    junk_person,
     make_world,
     order,
     paragraph,
@@ -43,24 +48,31 @@ COLUMNS = {"person": pl.Int64, "first": pl.String, "middle": pl.String, "last": 
 def spec_of(params: CapacityGenerateParams, seed: int) -> Spec:
     p = params.pools
     return Spec(N=params.N, K=params.K, C=params.C, D=params.D, L=params.L, T=params.T,
-                pools=(p.first_names, p.middle_names, p.last_names), seed=seed)
+                pools=(p.first_names, p.middle_names, p.last_names), seed=seed, junk_people=params.junk_people)
 
 
 @dataclass(frozen=True)
 class _Chunk:
-    """People lo .. hi-1."""
+    """People lo .. hi-1; with `junk`, junk people lo .. hi-1, whose name indices are `junk_names` (theirs only, so
+    a chunk sent to a worker does not carry all N' of them)."""
 
     world: World
     lo: int
     hi: int
+    junk_names: tuple[int, ...] = ()
 
     def __call__(self) -> pl.DataFrame:
         s, rows = self.world.spec, []
+        junk = bool(self.junk_names)
         for i in range(self.lo, self.hi):
-            p = person(self.world, i)
-            attributes = order(s.seed, i, 0, s.K)
+            if junk:
+                index = self.junk_names[i - self.lo]
+                p = junk_person(self.world, i, index)
+            else:
+                index, p = self.world.name_indices[i], person(self.world, i)
+            attributes = order(s.seed, i, 0, s.K, junk=junk)
             text = paragraph(self.world, p, attributes)
-            rows.append((i, *p.name, self.world.name_indices[i], [list(c) for c in p.chunks],
+            rows.append((i, *p.name, index, [list(c) for c in p.chunks],
                          [value_text(self.world, a, p.chunks[a - 1]) for a in range(1, s.K + 1)], list(attributes), text,
                          len(text.split(" "))))
         return pl.DataFrame(rows, schema=COLUMNS, orient="row")
@@ -72,6 +84,13 @@ def people_frame(world: World, workers: int = 1) -> pl.DataFrame:
     return chunked_frame(chunks, n, workers, "capacity people", "person")
 
 
+def junk_frame(world: World, workers: int = 1) -> pl.DataFrame:
+    """The N' junk people (biod's junk_name_indices, junk_person), one row each, people.parquet's columns."""
+    names, n = junk_name_indices(world), world.spec.junk_people
+    chunks = [_Chunk(world, lo, min(lo + CHUNK, n), names[lo : lo + CHUNK]) for lo in range(0, n, CHUNK)]
+    return chunked_frame(chunks, n, workers, "capacity junk people", "person")
+
+
 def chunks_frame(world: World) -> pl.DataFrame:
     return pl.DataFrame([(a, j, list(c)) for a, dset in enumerate(world.dsets, 1) for j, c in enumerate(dset)],
                         schema={"attribute": pl.UInt16, "chunk": pl.UInt16, "tokens": pl.List(pl.UInt16)}, orient="row")
@@ -80,7 +99,10 @@ def chunks_frame(world: World) -> pl.DataFrame:
 def generate(params: CapacityGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
     spec = spec_of(params, seed)
     world = make_world(spec)
-    frames = {"people": people_frame(world, params.workers or os.cpu_count() or 1), "chunks": chunks_frame(world)}
+    workers = params.workers or os.cpu_count() or 1
+    frames = {"people": people_frame(world, workers), "chunks": chunks_frame(world)}
+    if spec.junk_people:
+        frames["junk"] = junk_frame(world, workers)
     for name, frame in frames.items():
         frame.write_parquet(out_dir / f"{name}.parquet", compression="zstd", statistics=False)
     write_json(out_dir / "capacity.json", spec.resolved())

@@ -30,6 +30,9 @@ class CapacityGenerateParams(Section):
     T: int = Field(gt=0, description="value tokens (paper 20..40,000)")
     pools: NamePoolParams = Field(default_factory=NamePoolParams, description="the first k names of each pool (N0 = their product)")
     workers: int = Field(0, ge=0, description="generator processes (0 = all cores); the output does not depend on it")
+    junk_people: int = Field(0, ge=0, description="N': other people of the same world (names disjoint from the N, values"
+                             " from the same diversity sets) whose paragraphs are the junk of Part 3.3's junk-data study"
+                             " (raw/junk.parquet; tokenize.junk_fraction mixes them in); 0: none")
 
     @model_validator(mode="after")
     def _consistent(self) -> CapacityGenerateParams:
@@ -37,6 +40,9 @@ class CapacityGenerateParams(Section):
         n0 = p.first_names * p.middle_names * p.last_names
         if self.N > n0:
             raise ValueError(f"N = {self.N} exceeds N0 = {n0} (pools {p.first_names} x {p.middle_names} x {p.last_names})")
+        if self.N + self.junk_people > n0:
+            raise ValueError(f"N + junk_people = {self.N} + {self.junk_people} exceeds N0 = {n0} (pools {p.first_names} x"
+                             f" {p.middle_names} x {p.last_names}): every junk person needs a name no useful person has")
         if self.D > self.T**self.L:
             raise ValueError(f"D = {self.D} exceeds T^L = {self.T}^{self.L}, the distinct chunks")
         if self.T + self.K + p.first_names + p.middle_names + p.last_names + 7 > MAX_VOCAB:
@@ -44,9 +50,24 @@ class CapacityGenerateParams(Section):
         return self
 
 
+DOMAIN_TOKEN = "<useful>"  # the domain token of the junk-data study (tokenize.domain_token)
+
+
 class CapacityTokenizeParams(TokenizeParams):
     copies: int = Field(1, gt=0, description="writings of each person's paragraph in the train split, each with its own"
                         " sentence order (set it to the studies' exposures so that every exposure is a new writing)")
+    junk_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of the train split's paragraph tokens that are"
+                                 " junk: writings of generate.junk_people's junk people (needs junk_people > 0), each a new"
+                                 " writing, junk person k mod N' for the k-th; 0: no junk")
+    domain_token: bool = Field(False, description=f"prepend the token {DOMAIN_TOKEN} to every useful paragraph (train"
+                               " split, test split, and the probe's and evaluation's prompts), never to a junk one:"
+                               " the paper's mitigation; needs junk_fraction > 0")
+
+    @model_validator(mode="after")
+    def _junk(self) -> CapacityTokenizeParams:
+        if self.domain_token and not self.junk_fraction:
+            raise ValueError("domain_token marks the useful paragraphs apart from the junk: it needs junk_fraction > 0")
+        return self
 
 
 class CapacityTrainParams(TrainParams):

@@ -37,7 +37,13 @@ C 1, D 32, L 2, T 64 over 50 x 50 x 200 names; 2-block GPTs 16, 32 and 64 wide, 
 10 minutes of training: a fourth size (`capacity_d2w8`, 8 wide: the only one besides 16 whose P is below half the
 data's bits, so capacity-bound), a second N (`capacity_n3k`: 3,000 people, 144 kbit, where the 32-wide model is
 capacity-bound too; `capacity_n3k_d2w8/16/32`), and more exposures (`capacity_e300`: the demo people with 300
-writings each; `capacity_e300_d2w8/16/32` at 300 exposures against the showcase's 100). Every suite study also
+writings each; `capacity_e300_d2w8/16/32` at 300 exposures against the showcase's 100), and the junk-data study
+(SPEC 6.3, P3.3-f) in miniature on the demo's people with the showcase's 16-wide model and recipe at 100
+exposures, 7/8 of the train tokens junk: `capacity_junk_d2w16` (junk: N' = 499,000 other people, every name of
+the demo's pools no useful person has, so each junk person is written about 1.4 times), `capacity_junk_dom_d2w16`
+(the same with the domain token before every useful paragraph) and `capacity_junk_rep_d2w16` (repetitive junk:
+N' = 10 people, each written 70,000 times); the showcase's `capacity_d2w16` is their no-junk baseline. Those
+three train on 8x the tokens of a showcase study, about 30-45 CPU minutes together. Every suite study also
 measures its int8 and int4 round-to-nearest copies.
 """
 
@@ -351,14 +357,34 @@ SUITE_SIZES = {8: (1, 2.0e-2), 16: DEMO_SIZES[16], 32: DEMO_SIZES[32]}  # width 
 QUANTIZED = {"quantize": ["int8", "int4"]}
 
 
+# The junk-data study's miniature (SPEC 6.3, P3.3-f): 7/8 of the train tokens junk, on the demo's people
+JUNK_FRACTION = 0.875
+JUNK_WIDTH = 16  # the showcase's smallest model, capacity-bound on the demo data: its baseline is capacity_d2w16
+JUNK_PEOPLE = 499_000  # every name of the demo's 50 x 50 x 200 pools that no useful person has (N0 - N)
+# the repetitive-junk control: the paper's N' = 1K is 0.1-2% of its N (50K-1M at 100 exposures); 1% of the demo's
+# 1,000 people, each written 70,000 times
+REPETITIVE_JUNK_PEOPLE = 10
+
+
+def junk_dataset(junk_people: int, domain_token: bool) -> dict:
+    """The demo dataset with `junk_people` junk people making 7/8 of the train tokens, and the domain token or not."""
+    demo = DEMO_DATASET
+    return {"world": WORLD, "generate": {**demo["generate"], "junk_people": junk_people},
+            "tokenize": {**demo["tokenize"], "junk_fraction": JUNK_FRACTION, "domain_token": domain_token}}
+
+
 def _suite() -> dict:
-    """A fourth size on the demo data, a second N and 300 exposures (each with 8-, 16- and 32-wide models), all
+    """A fourth size on the demo data, a second N and 300 exposures (each with 8-, 16- and 32-wide models), and
+    the junk-data study on the demo people (junk, junk with the domain token, repetitive junk; 16 wide), all
     measured with their int8 / int4 copies too (module docstring)."""
     demo = DEMO_DATASET
     datasets = {
         "capacity_n3k": {"world": WORLD, "generate": {**demo["generate"], "N": SUITE_N}, "tokenize": dict(demo["tokenize"])},
         "capacity_e300": {"world": WORLD, "generate": dict(demo["generate"]),
                           "tokenize": {**demo["tokenize"], "copies": SUITE_EXPOSURES}},
+        "capacity_junk": junk_dataset(JUNK_PEOPLE, False),
+        "capacity_junk_dom": junk_dataset(JUNK_PEOPLE, True),
+        "capacity_junk_rep": junk_dataset(REPETITIVE_JUNK_PEOPLE, False),
     }
     heads, lr = SUITE_SIZES[8]
     studies = {"capacity_d2w8": demo_study(8, heads, lr, evaluate=QUANTIZED)}
@@ -366,6 +392,9 @@ def _suite() -> dict:
         studies[f"capacity_n3k_d2w{width}"] = demo_study(width, heads, lr, data="capacity_n3k", evaluate=QUANTIZED)
         studies[f"capacity_e300_d2w{width}"] = demo_study(width, heads, lr, data="capacity_e300", exposures=SUITE_EXPOSURES,
                                                           evaluate=QUANTIZED)
+    heads, lr = SUITE_SIZES[JUNK_WIDTH]
+    for data in ("capacity_junk", "capacity_junk_dom", "capacity_junk_rep"):
+        studies[f"{data}_d2w{JUNK_WIDTH}"] = demo_study(JUNK_WIDTH, heads, lr, data=data, evaluate=QUANTIZED)
     return {"datasets": datasets, "studies": studies}
 
 

@@ -6,7 +6,9 @@ attribute a (D classes) for a = 1 .. `probe.capacity.attributes`, fit on `train_
 scored on the others. The name comes first in every paragraph, so this state is the one the model predicts the
 first sentence from; a probe far above the majority baseline on people it was not fit on says the attribute is
 linearly readable from the name (Part 3.1's Q-probing, in miniature). With `control`, a random-init model of the
-same shape bounds what a linear map reads from untrained features of the name tokens.
+same shape bounds what a linear map reads from untrained features of the name tokens. Where the dataset has the
+domain token (tokenize.domain_token), the prompt is `<bos> <useful> first middle last`, as the model saw its
+useful people.
 
 Table `probe`: one row per model, layer and attribute; probe.json: per model, the last and best layer's mean
 accuracy over the attributes, and the majority baseline.
@@ -23,7 +25,7 @@ from physlm.errors import DataError
 from physlm.io import Paths, read_parquet
 from physlm.probing import linear_probe, majority_accuracy, states_at
 from physlm.worlds import Probed
-from physlm.worlds.capacity.tokenize import check_vocab, read_spec
+from physlm.worlds.capacity.tokenize import check_vocab, domain_token_id, read_spec
 
 
 def probe(paths: Paths, cfg, device: torch.device) -> Probed:
@@ -36,7 +38,9 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     if people.height < 4 or p.attributes > spec.K:
         raise DataError(f"{paths.raw}: the probe needs >= 4 people and probe.attributes <= K = {spec.K} (got {people.height},"
                         f" {p.attributes})")
-    prompts = [[vocab.bos_id, ids[f], ids[m], ids[last]] for f, m, last in people.select("first", "middle", "last").iter_rows()]
+    marker = domain_token_id(paths.tokens)
+    head = [vocab.bos_id] + ([] if marker is None else [marker])
+    prompts = [head + [ids[f], ids[m], ids[last]] for f, m, last in people.select("first", "middle", "last").iter_rows()]
     first_chunk = np.asarray(people["chunks"].to_list())[:, : p.attributes, 0]  # [people, attributes]
     fit_rows = min(max(1, round(p.train_fraction * len(prompts))), len(prompts) - 1)
     on = np.arange(len(prompts)) < fit_rows
@@ -46,7 +50,7 @@ def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     table, summary = [], {"people": len(prompts), "fit": fit_rows, "attributes": p.attributes, "classes": spec.D,
                           "majority": majority, "chance": 1.0 / spec.D}
     for name, m in models.items():
-        states = states_at(m, prompts, [[3]] * len(prompts), batch_size=p.batch_size)  # at the last name token
+        states = states_at(m, prompts, [[len(head) + 2]] * len(prompts), batch_size=p.batch_size)  # at the last name token
         by_layer = []
         for layer, x in enumerate(states):
             scores = [linear_probe(x, first_chunk[:, a], on, spec.D, steps=p.steps, lr=p.lr) for a in range(p.attributes)]

@@ -5,7 +5,9 @@ the random-init control), the peak R(F) of each model size (over its studies, e.
 by exposures, the 2 and 1 bit/param lines, and per model size a line through its studies labelled with its peak
 ratio. A point that stores no bits (the bound is negative) cannot sit on a log axis; the table still lists it.
 A study evaluated with `quantize` adds a row per format (`<study> (int8 RTN)`: the quantized copy's bits and R,
-the same P); those rows are left out of the peaks and the figure, which are the trained models'."""
+the same P); those rows are left out of the peaks and the figure, which are the trained models'. Where a study's
+train split held junk (the junk-data study), the table gets a column `junk`: the junk's share of the train tokens,
+N' and whether the useful paragraphs had the domain token (no column when no study had junk)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from physlm.figures import fmt, plt
 MARKERS = "os^Dv*P"
 COLUMNS = ("study", "model", "P (paper)", "P (physlm)", "N", "exposures", "realized min/mean/max", "bits stored",
            "data bits", "R (paper P)", "R (physlm P)", "capacity-bound", "control R (paper P)")
+JUNK = "junk (share, N', domain token)"
 
 
 def _size(m: dict[str, Any]) -> str:
@@ -32,7 +35,13 @@ def _row(study: str, m: dict[str, Any]) -> dict[str, Any]:
             "bits stored": round(e["trained"]["bits"]["total"]), "data bits": round(e["upper_bound"]["total"]),
             "R (paper P)": e["trained"]["R_paper"], "R (physlm P)": e["trained"]["R_physlm"],
             "capacity-bound": "yes" if e["capacity_bound"]["paper"] else "no (data bits < 2P)",
-            "control R (paper P)": e.get("control", {}).get("R_paper")}
+            "control R (paper P)": e.get("control", {}).get("R_paper"), JUNK: _junk(e.get("junk"))}
+
+
+def _junk(junk: dict[str, Any] | None) -> str | None:
+    if not junk:
+        return None
+    return f"{junk['fraction']:.3f}, {junk['people']:,}, {'yes' if junk['domain_token'] else 'no'}"
 
 
 def _quantized_rows(study: str, m: dict[str, Any]) -> list[dict[str, Any]]:
@@ -49,13 +58,14 @@ def section(found: dict[str, dict[str, Any]], out_dir: Path) -> str:
     if not rows:
         return ""
     shown = [r for s, m in found.items() if m["evaluate"] for r in [_row(s, m), *_quantized_rows(s, m)]]
+    columns = COLUMNS + ((JUNK,) if any(r[JUNK] for r in rows) else ())
     lines = ["", "## Capacity: bits stored per parameter (physlm/worlds/capacity/)", "",
              ("Stored bits are the lower bound of SPEC 6.2 from the summed name, value and first-chunk losses; R = bits / P."
               " P (paper) keeps only the embedding and head rows of tokens the data uses (the head is untied and counted"
               " as its own matrix); P (physlm) is every parameter. A point is capacity-bound when the data holds more"
               " than 2 bits per parameter (paper's P)."), "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |" for r in shown]
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in shown]
     if len(shown) > len(rows):
         lines += ["", ("Rows `(int8 RTN)` / `(int4 RTN)`: the trained model with every Linear and Embedding weight"
                        " round-to-nearest quantized per output channel (symmetric) and measured again; the paper used GPTQ,"

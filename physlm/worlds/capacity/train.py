@@ -17,6 +17,15 @@ how many times each person's paragraph lay whole inside a window (a paragraph cu
 people never seen are counted too (N from `meta.json`). Recorded: requested E, steps (derived and as params gave),
 min / mean / max, the histogram {count: people}, passes (updates x batch over the windows there are) and the
 writings per person in the split (`copies`: with E > copies, writings repeat).
+
+With junk (the junk-data study, tokenize.junk_fraction f: meta.json's `junk`) nothing changes in the steps: the
+window tokens per useful paragraph measured as above then include the junk's share (about 1 / (1 - f) times a
+paragraph's own), so E / copies passes still give each useful person E exposures, and the junk is trained on
+besides. The histogram counts the useful people only: a paragraph is useful when its name is one of the N useful
+people's (regenerated from meta.json's `junk.spec`, `biod.make_world`; junk names are disjoint from them), its name
+read after the domain token where the paragraph has one (tokenize.domain_token). The junk's realized exposures go
+to `junk`: the junk paragraphs lying whole in trained windows, the distinct junk people among them, and the most
+any junk person got.
 """
 
 from __future__ import annotations
@@ -30,8 +39,11 @@ import numpy as np
 
 from physlm.errors import DataError, ParamsError
 from physlm.io import read_json
+from physlm.tokenize import Vocab
 from physlm.train import Plan, TrainConfig, batch_rows, load_windows
+from physlm.worlds.capacity.biod import make_world
 from physlm.worlds.capacity.params import CapacityTrainParams
+from physlm.worlds.capacity.tokenize import spec_of_json
 
 ROWS_AT_ONCE = 1 << 15  # windows scanned per block when counting exposures
 
@@ -55,10 +67,15 @@ def consumed_rows(cfg: TrainConfig, windows: int) -> np.ndarray:
     return uses
 
 
-def whole_entries(windows: np.ndarray, bos: int, eos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def name_key(first: np.ndarray, middle: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """A full name's three token ids packed into one integer (token ids are uint16)."""
+    return (np.asarray(first, dtype=np.int64) * 65536 + middle) * 65536 + last
+
+
+def whole_entries(windows: np.ndarray, bos: int, eos: int, marker: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, name key) of every paragraph lying whole in a window (its <bos>, then its <eos> in the same window),
     and per window the paragraph fragments in it (begun before it, or cut by its end). The key packs the three
-    name tokens after <bos> into one integer."""
+    name tokens after <bos> (after <bos> and the domain token `marker`, where a paragraph has it) into one integer."""
     w = np.asarray(windows, dtype=np.int64)
     rows, width = w.shape
     r, j = np.nonzero(w == bos)
@@ -66,28 +83,55 @@ def whole_entries(windows: np.ndarray, bos: int, eos: int) -> tuple[np.ndarray, 
     at = np.minimum(np.searchsorted(ends, r * width + j), len(ends) - 1)  # the first <eos> after each <bos>
     whole = (ends[at] // width == r) & (ends[at] > r * width + j) if len(ends) else np.zeros(len(r), dtype=bool)
     r, j = r[whole], j[whole]
-    keys = (w[r, j + 1] * 65536 + w[r, j + 2]) * 65536 + w[r, j + 3]  # token ids are uint16
+    if marker is not None:
+        j = j + (w[r, j + 1] == marker)  # the name comes after the domain token
+    keys = name_key(w[r, j + 1], w[r, j + 2], w[r, j + 3])
     fragments = np.bincount(np.nonzero(w == bos)[0], minlength=rows) - np.bincount(r, minlength=rows) + (w[:, 0] != bos)
     return r, keys, fragments
 
 
-def exposure_counts(windows: np.ndarray, uses: np.ndarray, bos: int, eos: int, people: int) -> dict:
-    """The realized exposures of the `people` paragraphs over windows used `uses` times each."""
+def exposure_counts(windows: np.ndarray, uses: np.ndarray, bos: int, eos: int, people: int, useful: set[int] | None = None,
+                    marker: int | None = None, junk_people: int = 0) -> dict:
+    """The realized exposures of the `people` paragraphs over windows used `uses` times each. With `useful` (the
+    useful people's name keys, the train split holding junk too), those people's; the others' (at most
+    `junk_people` distinct) are summed under `junk`. `marker`: the domain token, where paragraphs have it."""
     seen: Counter[int] = Counter()
     cut = 0
     for lo in range(0, len(windows), ROWS_AT_ONCE):
         block, used = windows[lo : lo + ROWS_AT_ONCE], uses[lo : lo + ROWS_AT_ONCE]
-        r, keys, fragments = whole_entries(block, bos, eos)
+        r, keys, fragments = whole_entries(block, bos, eos, marker)
         for key, n in zip(keys.tolist(), used[r].tolist()):
             if n:
                 seen[key] += n
         cut += int((fragments * used).sum())
+    junk = {}
+    if useful is not None:
+        others = {k: n for k, n in seen.items() if k not in useful}
+        if len(others) > junk_people:
+            raise DataError(f"{len(others)} distinct names in the train windows that are no useful person's, more than the"
+                            f" dataset's {junk_people} junk people")
+        seen = Counter({k: n for k, n in seen.items() if k in useful})
+        junk = {"junk": {"paragraphs": sum(others.values()), "people_seen": len(others), "max": max(others.values(), default=0)}}
     if len(seen) > people:
         raise DataError(f"{len(seen)} distinct names in the train windows, more than the dataset's {people} people")
     counts = np.asarray(sorted(seen.values()) + [0] * (people - len(seen)), dtype=np.int64)
     histogram = Counter(counts.tolist())
     return {"min": int(counts.min()), "mean": float(counts.mean()), "max": int(counts.max()),
-            "histogram": {str(k): histogram[k] for k in sorted(histogram)}, "never": int((counts == 0).sum()), "cut": cut}
+            "histogram": {str(k): histogram[k] for k in sorted(histogram)}, "never": int((counts == 0).sum()), "cut": cut} | junk
+
+
+def useful_keys(tokens: Path, junk: dict) -> set[int]:
+    """The N useful people's name keys: their names regenerated from the dataset's spec (meta.json's `junk.spec`,
+    capacity.json as tokenize read it), as token ids of the dataset's tokenizer.json."""
+    spec = spec_of_json(junk["spec"], str(tokens / "meta.json"))
+    world = make_world(spec)
+    vocab = Vocab.load(tokens / "tokenizer.json")
+    ids = {s: i for i, s in enumerate(vocab.symbols)}
+    try:
+        names = np.asarray([[ids[part] for part in world.name(i)] for i in range(spec.N)], dtype=np.int64)
+    except KeyError as err:
+        raise DataError(f"{tokens / 'tokenizer.json'}: name part {err} of a useful person is not in the vocabulary (rerun tokenize)") from None
+    return set(name_key(names[:, 0], names[:, 1], names[:, 2]).tolist())
 
 
 def plan(tokens: Path, params: CapacityTrainParams, base: TrainConfig, seed: int) -> Plan:
@@ -101,7 +145,9 @@ def plan(tokens: Path, params: CapacityTrainParams, base: TrainConfig, seed: int
             raise ParamsError(f"train.warmup_steps {base.warmup_steps} exceeds the {steps} steps train.exposures"
                               f" {params.exposures} gives (N {meta['people']}, {packed:.1f} window tokens per paragraph)")
         cfg = dataclasses.replace(base, steps=steps)
-    counts = exposure_counts(np.asarray(train), consumed_rows(cfg, len(train)), meta["bos_id"], meta["eos_id"], meta["people"])
+    junk = meta.get("junk")
+    counts = exposure_counts(np.asarray(train), consumed_rows(cfg, len(train)), meta["bos_id"], meta["eos_id"], meta["people"],
+                             useful_keys(tokens, junk) if junk else None, meta.get("domain_token"), junk["people"] if junk else 0)
     detail = {"requested": params.exposures, "steps": cfg.steps, "params_steps": params.steps, "copies": meta["copies"],
               "entry_tokens": meta["entry_tokens"], "packed_tokens": packed,
               "passes": cfg.steps * cfg.batch_size / len(train), **counts}
