@@ -1,7 +1,8 @@
 """Hugging Face export of a trained study: `python -m physlm.export STUDY [--out DIR] [--no-check]`.
 
 Reads models/STUDY/ (physlm/artifacts.py), the study's tokenizer (data/DATASET/tokens/tokenizer.json, already an
-HF `tokenizers` WordLevel file), metrics/STUDY/*.json and params.yaml (world, dataset, seed), and writes an HF
+HF `tokenizers` WordLevel file), metrics/STUDY/*.json and params.yaml (world, dataset, seed; resolved by physlm/load.py's `resolve`, which
+`load_study` shares), and writes an HF
 model directory (default exports/STUDY/): config.json, model.safetensors (HF names), tokenizer.json,
 tokenizer_config.json, generation_config.json and a README.md model card. `transformers` is not needed to export
 (the files are written directly); it is the `hf` extra, needed to load them, and, when installed, the command
@@ -39,11 +40,12 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from physlm.artifacts import load_model
-from physlm.config import data_name, lookup, read_params
+from physlm.config import data_name, read_params
 from physlm.errors import PhyslmError
 from physlm.hf_remote import FILES as REMOTE_FILES
 from physlm.hf_remote import HERE as REMOTE_DIR
-from physlm.io import Paths, atomic_path, ordinary_mode, read_json
+from physlm.io import atomic_path, ordinary_mode
+from physlm.load import Resolved, headlines, resolve
 from physlm.model import GPT, RMS_EPS, GPTConfig
 from physlm.tokenize import BOS, EOS, Vocab
 
@@ -54,7 +56,6 @@ from physlm.tokenize import BOS, EOS, Vocab
 TOLERANCE = 1e-4
 CHECK_ROWS = 2
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default, which physlm's gpt2 block uses
-STAGE_METRICS = ("train", "probe", "evaluate")  # metrics/STUDY/<stage>.json headlines the card lists
 
 
 class ExportError(PhyslmError):
@@ -275,14 +276,10 @@ class Study:
     model_sha256: str
 
 
-def study_facts(study: str, paths: Paths) -> Study:
-    params = read_params()
-    train = lookup(params, f"studies.{study}").get("train") or {}
-    seed = train.get("seed") if isinstance(train, dict) and train.get("seed") is not None else params.get("seed", 0)
-    metrics = {stage: read_json(paths.metrics / f"{stage}.json") for stage in STAGE_METRICS
-               if (paths.metrics / f"{stage}.json").is_file()}
+def study_facts(found: Resolved) -> Study:
+    paths = found.paths
     digest = hashlib.sha256((paths.model / "model.safetensors").read_bytes()).hexdigest()
-    return Study(study, lookup(params, f"studies.{study}.world"), paths.dataset, seed, _commit(), metrics, digest)
+    return Study(found.study, found.world, found.dataset, found.seed, _commit(), headlines(paths.metrics), digest)
 
 
 def _commit() -> str:
@@ -299,17 +296,18 @@ def _commit() -> str:
 def export(study: str, out: str | Path | None = None, check: bool = True) -> Path:
     """Export STUDY (paths relative to the repository root, the working directory) to `out` (default
     exports/STUDY); atomic: on any error nothing is left at `out`. Returns `out`."""
-    paths = Paths(study, data_name(study))
+    data_name(study)  # the study's entry checked (its world and dataset known)
+    found = resolve(study, read_params())
     out = Path(out) if out is not None else Path("exports") / study
-    model = load_model(paths.model)
+    model = load_model(found.paths.model)
     where = target(model.cfg)
-    vocab = Vocab.load(paths.tokens / "tokenizer.json")
+    vocab = Vocab.load(found.tokenizer)
     if vocab.size > model.cfg.vocab_size:
-        raise ExportError(f"{paths.tokens / 'tokenizer.json'} has {vocab.size} tokens, the model {model.cfg.vocab_size}")
-    facts = study_facts(study, paths)
+        raise ExportError(f"{found.tokenizer} has {vocab.size} tokens, the model {model.cfg.vocab_size}")
+    facts = study_facts(found)
     with atomic_path(out, is_dir=True) as tmp:
         write_model(model, where, tmp)
-        write_tokenizer(paths.tokens / "tokenizer.json", model.cfg, tmp)
+        write_tokenizer(found.tokenizer, model.cfg, tmp)
         measured = parity(tmp, model, where) if check and _have_transformers() else None
         if measured is not None and not measured.ok:
             raise ExportError(f"the exported {where.architecture} differs from physlm's model by {measured.difference:.3g} "

@@ -15,12 +15,15 @@ playground's depo_tiny, mano_tiny and brevo_tiny).
    DVC sees the shared `model` section change, but they make byte-identical models, so nothing after them does.)
 5. Back to the committed params: every grammar study's train/probe/evaluate comes from DVC's run-cache (nothing
    retrained; only validate, whose marker is not run-cached, may rerun), the workspace is byte-identical to the
-   commit.
+   commit. Then `physlm.load` on this project (tests/test_load.py's check_loading, check_revisions): every world's
+   study by name, encode/decode on its training rows, every example notebook (examples/*.py), the depth2
+   experiment through `rev=`; the project is left byte-identical.
 6. Two queued experiments run side by side (`queue start -j 2`) with MLflow on, creating a fresh mlflow.db
    together: both succeed, `exp show` has their params, the database is intact and each has its FINISHED run
    tagged with its name.
 7. `dvc exp push` to a bare git remote and the local DVC remote.
-8. `dvc push`, clone the bare remote elsewhere, `dvc pull`: `dvc status` up to date, `dvc repro` a no-op.
+8. `dvc push`, clone the bare remote elsewhere, `dvc pull`: `dvc status` up to date, `dvc repro` a no-op; a study
+   loaded through the bare git remote (`rev=`, `remote=`) has the workspace's weights.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import tiny_every_world
+from test_load import check_loading, check_remote, check_revisions
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -234,6 +238,13 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert snapshot(repo) == outputs
     assert not git_dirty(repo, env)
 
+    # 5b. one-line loading (physlm/load.py, tests/test_load.py): every world's study by name, every example notebook
+    # run on it, and the depth2 experiment's model through rev=; nothing in the project changes
+    check_loading(repo, params, tmp_path / "figures")
+    check_revisions(repo, "depth2", 2)
+    assert snapshot(repo) == outputs
+    assert not git_dirty(repo, env)
+
     # 6. two queued experiments side by side, MLflow on, creating a fresh database together
     tracked = {**env, "PHYSLM_TRACKING": "1"}
     assert not (repo / "mlflow.db").exists()
@@ -275,6 +286,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert "up to date" in status, status
     assert ran(sh(["dvc", "repro"], clone, env)) == set()
     assert snapshot(clone) == outputs
+    check_remote(origin, repo)  # load_study through the git remote, the weights from the DVC remote
 
 
 def wait_for_queue(repo: Path, env: dict[str, str], names: list[str], timeout: float = 420) -> str:
