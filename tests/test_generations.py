@@ -85,4 +85,5 @@ def test_cfg_generations_rejudge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     headline = json.loads(Path("metrics/cfg_demo/evaluate.json").read_text())  # the DVC metrics did not grow
     temperatures = params["evaluate"]["cfg"]["robust"]["temperatures"]
     assert set(headline) == {"cut0_accuracy", f"cut{e['prefix']}_accuracy", "control_cut0_accuracy", "cut0_distinct",
-                             "kl_trained", "kl_control", *(f"repaired_T{float(t):g}" for t in temperatures)}
+                             "kl_trained", "kl_control", *(f"repaired_T{float(t):g}" for t in temperatures),
+                             f"cut{e['prefix']}_prompts_in_train"}  # the held-out figure beside the prompts' accuracy
