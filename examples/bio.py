@@ -16,7 +16,7 @@ import polars as pl
 
 from physlm.load import example_args, load_study
 from physlm.sampling import generate
-from physlm.worlds.bio.text import qa_prompt
+from physlm.bios.text import qa_prompt
 
 args = example_args("bio_single")
 s = load_study(args.study, root=args.root, rev=args.rev)

@@ -10,7 +10,7 @@ are tokens of their own, so "Penguin Beach's Giraffe equals 6." is
 `encode` is a plain-Python equivalent used on the hot path. `decode` joins tokens with single spaces except
 before the split marks, which is exactly how the worlds write their text, so decode(encode(t)) == t.
 Each text world builds its own vocabulary and texts (`physlm/worlds/igsm/text.py`,
-`physlm/worlds/bio/text.py`).
+`physlm/bios/text.py`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Data-contract tests of physlm.worlds.bio.people (SPEC 4.1), against an independent reading of the data files.
+"""Data-contract tests of physlm.bios.people (SPEC 4.1), against an independent reading of the data files.
 
 The oracle here never calls the module's renderer: it reads the JSON pools and templates itself, expands each
 bioS template for a person with plain string replacement, and parses every bioS sentence by lookup (which
@@ -24,11 +24,11 @@ import polars as pl
 import pytest
 
 from physlm.errors import DataError
-from physlm.worlds.bio import biographies
-from physlm.worlds.bio import people as bio
-from physlm.worlds.bio.people import BioSpec, PoolSizes, Variant, parse_variant
+from physlm.bios import biographies
+from physlm.bios import people as bio
+from physlm.bios.people import BioSpec, PoolSizes, Variant, parse_variant
 
-DATA = Path(__file__).resolve().parents[1] / "physlm" / "worlds" / "bio" / "data"
+DATA = Path(__file__).resolve().parents[1] / "physlm" / "bios" / "data"
 NAMES = Path(__file__).resolve().parents[1] / "physlm" / "names"
 ATTRS = ("birth_date", "birth_city", "university", "major", "employer", "work_city")
 SPEC_SIZES = {"first_names": 400, "middle_names": 400, "last_names": 1000, "cities": 200, "universities": 300,
@@ -189,7 +189,7 @@ def frame(people, name: str, spec: BioSpec = SPEC) -> pl.DataFrame:
 
 
 def test_world_does_not_import_torch() -> None:
-    code = "import sys, physlm.worlds.bio.people; sys.exit('torch' in sys.modules)"
+    code = "import sys, physlm.bios.people; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -460,8 +460,8 @@ def test_qa_answers_match_people_and_split_in_halves(people, persons) -> None:
 
 DIGEST = """
 import hashlib, io, sys
-from physlm.worlds.bio import biographies
-from physlm.worlds.bio import people as bio
+from physlm.bios import biographies
+from physlm.bios import people as bio
 spec = bio.BioSpec(people=300, seed=int(sys.argv[1]))
 people = bio.make_people(spec)
 frames = [biographies.people_frame(people), biographies.bios_frame(people, spec, bio.parse_variant("multi2+permute")),

@@ -18,9 +18,9 @@ import yaml
 from conftest import BIO_POOLS, tiny_bio_params
 
 from physlm.worlds.bio import pqprobe
-from physlm.worlds.bio.text import bio_vocab
-from physlm.worlds.bio import biographies
-from physlm.worlds.bio import people as bio
+from physlm.bios.text import bio_vocab
+from physlm.bios import biographies
+from physlm.bios import people as bio
 from physlm.worlds.bio.train import mixed_windows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def check_generations(repo: Path, evaluate: dict) -> None:
     answers give the saved verdicts and the metrics' accuracies."""
     import generations
     from physlm.worlds.bio.evaluate import exact_match
-    from physlm.worlds.bio.text import qa_prompt
+    from physlm.bios.text import qa_prompt
 
     frame = generations.read(repo, "bio_ft", {"decoding": pl.String, "person": pl.Int64, "attribute": pl.String,
                                              "expected": pl.String, "first_token_correct": pl.Boolean})

@@ -1,4 +1,4 @@
-"""physlm.worlds.bio.text: the bio vocabulary covers every generated text in both units, values stay the same tokens
+"""physlm.bios.text: the bio vocabulary covers every generated text in both units, values stay the same tokens
 inside biographies and QA answers as alone, token spans match the character spans, QA prompts are prefixes
 of QA texts, and the saved HF tokenizer encodes alike."""
 
@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from physlm.worlds.bio.text import (
+from physlm.bios.text import (
     ANSWER, END, START, UNITS, bio_texts, bio_vocab, check_answers_intact, name_probe_text, qa_prompt,
     qa_text, spans_of, token_offsets, value_token_spans,
 )
 from physlm.errors import DataError
 from physlm.text import TextVocab
 from physlm.tokenize import BOS, EOS
-from physlm.worlds.bio import biographies
-from physlm.worlds.bio import people as bio
+from physlm.bios import biographies
+from physlm.bios import people as bio
 
 POOLS, TEMPLATES = bio.load_pools(), bio.load_templates()
 SPEC = bio.BioSpec(people=300, seed=7)

@@ -7,13 +7,13 @@ import polars as pl
 import pytest
 import torch
 
-from physlm.worlds.bio.text import bio_vocab, qa_text
+from physlm.bios.text import bio_vocab, qa_text
 from physlm.worlds.bio.evaluate import accuracy_rows, answer_qa, exact_match, qa_accuracy, read_answer
 from physlm.worlds.bio.report import plot_qa, plot_regimes
 from physlm.model import GPT, GPTConfig
 from physlm.tokenize import Vocab
-from physlm.worlds.bio import biographies
-from physlm.worlds.bio import people as bio
+from physlm.bios import biographies
+from physlm.bios import people as bio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -31,7 +31,7 @@ from physlm.worlds.bio.pqprobe import (
     summary,
 )
 from physlm.lora import LowRankEmbedding
-from physlm.worlds.bio.people import ATTRIBUTES
+from physlm.bios.people import ATTRIBUTES
 from physlm.worlds.bio.report import plot_pq_rows
 
 pytestmark = pytest.mark.usefixtures("one_thread")

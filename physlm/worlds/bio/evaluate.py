@@ -1,7 +1,7 @@
 """Part 3.1 QA evaluation (SPEC 4.1, 4.4): exact-match accuracy of generated answers, per split (P_train /
 P_test), attribute and decoding (greedy; beam search, the paper's beam 4), plus first-token accuracy.
 
-The model sees `<bos> question Answer:` (`physlm.worlds.bio.text.qa_prompt`) and writes `value . <eos>`. Reading the
+The model sees `<bos> question Answer:` (`physlm.bios.text.qa_prompt`) and writes `value . <eos>`. Reading the
 answer back (`read_answer`): the generated tokens are cut at the first "." token or `<eos>`, whichever comes
 first, and the tokens before the cut are decoded; a generation that reaches `max_new_tokens` without either
 is decoded whole. No pool value contains "." (tests/test_evaluate_bio.py checks the pools), so the first "."
@@ -30,8 +30,8 @@ from physlm.sampling import beam_search, generate
 from physlm.text import TextVocab
 from physlm.tokenize import Vocab
 from physlm.worlds import Evaluated, generations_table
-from physlm.worlds.bio.people import ATTRIBUTES, SPLITS
-from physlm.worlds.bio.text import qa_prompt
+from physlm.bios.people import ATTRIBUTES, SPLITS
+from physlm.bios.text import qa_prompt
 
 __all__ = ["QAAttempt", "decoding_name", "answer_ids", "read_answer", "answer_qa", "exact_match", "score",
            "summarize", "answer_all", "qa_accuracy", "generation_rows", "accuracy_rows", "evaluate"]
@@ -93,7 +93,7 @@ def exact_match(generated: str, value: str) -> bool:
 def score(
     model: torch.nn.Module, vocab: TextVocab, qa: pl.DataFrame, *, beams: int, batch_size: int, desc: str | None = None
 ) -> list[QAAttempt]:
-    """Every row of a qa table (physlm.worlds.bio.people.qa_frame) answered once; room for the longest value's tokens,
+    """Every row of a qa table (physlm.bios.people.qa_frame) answered once; room for the longest value's tokens,
     the "." and `<eos>`. `desc` names a progress bar (None: none)."""
     values = qa["value"].to_list()
     targets = [vocab.encode(v) for v in values]

@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 
 from physlm.io import write_json
-from physlm.worlds.bio.biographies import bior_frame, bios_frame, people_frame, qa_frame
+from physlm.bios.biographies import bior_frame, bios_frame, people_frame, qa_frame
 from physlm.worlds.bio.params import BioGenerateParams
-from physlm.worlds.bio.people import CODE_ORDER, PAPER_ORDER, BioSpec, PoolSizes, make_people, parse_variant
+from physlm.bios.people import CODE_ORDER, PAPER_ORDER, BioSpec, PoolSizes, make_people, parse_variant
 
 
 def bio_spec(params: BioGenerateParams, seed: int):

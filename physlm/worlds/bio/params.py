@@ -36,7 +36,7 @@ class BioGenerateParams(Section):
 
     @model_validator(mode="after")
     def _variants(self) -> BioGenerateParams:
-        from physlm.worlds.bio.people import parse_variant
+        from physlm.bios.people import parse_variant
 
         for name in (self.variant, self.celebrity_variant):
             variant = parse_variant(name)  # ValueError names the bad part

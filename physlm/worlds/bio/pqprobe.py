@@ -59,7 +59,7 @@ from torch import Tensor, nn
 
 from physlm import probing
 from physlm.model import GPT
-from physlm.worlds.bio.people import ATTRIBUTES
+from physlm.bios.people import ATTRIBUTES
 
 KINDS = ("first", "whole")  # the attribute's first token, or its whole value
 PAD = 0  # right padding: causal attention keeps it out of every real position
@@ -69,7 +69,7 @@ PAD = 0  # right padding: causal attention keeps it out of every real position
 class Task:
     """One classification: an attribute's first token or whole value."""
 
-    attribute: str  # one of physlm.worlds.bio.people.ATTRIBUTES
+    attribute: str  # one of physlm.bios.people.ATTRIBUTES
     kind: str  # "first" | "whole"
 
     def __post_init__(self) -> None:
@@ -476,11 +476,11 @@ class BioProbeData:
 
 
 def bio_inputs(people, bios, vocab, persons: Sequence[int]) -> BioProbeData:
-    """P- and Q-probe inputs of `persons` from the people and bios tables (physlm/worlds/bio/people.py) and the
+    """P- and Q-probe inputs of `persons` from the people and bios tables (physlm/bios/people.py) and the
     dataset's vocabulary. Classes: per task the sorted distinct first tokens (birth date: the month) or
     whole values over *every* person of the table, so every split shares them. A biography is the person's
     first entry, `<bos>` first; its read positions are the tokens right before each value."""
-    from physlm.worlds.bio.text import name_probe_text, spans_of, value_token_spans
+    from physlm.bios.text import name_probe_text, spans_of, value_token_spans
 
     values = {a: people[a].to_list() for a in ATTRIBUTES}
     firsts = {a: [vocab.encode(v)[0] for v in values[a]] for a in ATTRIBUTES}

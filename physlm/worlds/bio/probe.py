@@ -17,7 +17,7 @@ from physlm.io import Paths, read_parquet
 from physlm.text import TextVocab
 from physlm.worlds import Probed
 from physlm.worlds.bio import pqprobe
-from physlm.worlds.bio.people import ATTRIBUTES
+from physlm.bios.people import ATTRIBUTES
 
 def probe(paths: Paths, cfg, device: torch.device) -> Probed:
     p = cfg.probe

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from physlm.figures import fmt, plt, to_float
-from physlm.worlds.bio.people import ATTRIBUTES, SPLITS
+from physlm.bios.people import ATTRIBUTES, SPLITS
 
 
 

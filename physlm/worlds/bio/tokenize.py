@@ -13,8 +13,8 @@ from physlm.io import read_json, read_parquet
 from physlm.text import encode_many
 from physlm.worlds import Tokenized
 from physlm.worlds.bio.params import BioTokenizeParams
-from physlm.worlds.bio.people import PoolSizes, load_pools, load_templates
-from physlm.worlds.bio.text import bio_texts, bio_vocab, qa_text
+from physlm.bios.people import PoolSizes, load_pools, load_templates
+from physlm.bios.text import bio_texts, bio_vocab, qa_text
 
 
 def split_texts(raw) -> dict[str, list[str]]:
@@ -32,7 +32,7 @@ def split_texts(raw) -> dict[str, list[str]]:
 
 
 def vocabulary(raw: Path, units: str):
-    """The bio vocabulary (`physlm.worlds.bio.text.bio_vocab`) of the dataset's pools (raw/pools.json): template words,
+    """The bio vocabulary (`physlm.bios.text.bio_vocab`) of the dataset's pools (raw/pools.json): template words,
     dates, and the values of exactly those pools."""
     try:
         sizes = PoolSizes(**read_json(raw / "pools.json"))

@@ -39,8 +39,8 @@ import polars as pl
 from physlm.errors import DataError
 from physlm.text import ATTACHED, TextVocab, split_words
 from physlm.tokenize import BOS, EOS
-from physlm.worlds.bio.people import ATTRIBUTES, DAYS, FIRST_YEAR, LAST_YEAR, MONTHS, Pools, Referent, Templates
-from physlm.worlds.bio.biographies import render
+from physlm.bios.people import ATTRIBUTES, DAYS, FIRST_YEAR, LAST_YEAR, MONTHS, Pools, Referent, Templates
+from physlm.bios.biographies import render
 
 __all__ = ["START", "END", "ANSWER", "UNITS", "bio_vocab", "bio_texts", "qa_text", "qa_prompt",
            "name_probe_text", "spans_of", "token_offsets", "value_token_spans", "check_answers_intact"]

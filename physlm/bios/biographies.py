@@ -49,7 +49,7 @@ import polars as pl
 
 from physlm.errors import DataError
 from physlm.io import read_parquet
-from physlm.worlds.bio.people import ATTRIBUTES, COUPLES, BioSpec, Person, Referent, Templates, Variant, load_templates
+from physlm.bios.people import ATTRIBUTES, COUPLES, BioSpec, Person, Referent, Templates, Variant, load_templates
 
 
 # ---------------------------------------------------------------------------------------- rendering

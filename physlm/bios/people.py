@@ -8,7 +8,7 @@ and an employer (263); the work city is the employer's headquarters (36 of the 2
 13.7% trivial baseline), and a pronoun set (paper: he/she/they at random; ``pronouns="parity"`` gives the
 released code's he for even ids, she for odd ids). The pools, the bioS templates (46/49/49/52/47/48 per
 attribute as in the paper), the 6 QA templates and the bioR phrase banks are package data in
-``physlm/worlds/bio/data/*.json``, written by us (the first/middle/last name pools, which the capacity world
+``physlm/bios/data/*.json``, written by us (the first/middle/last name pools, which the capacity world
 shares, in ``physlm/names``); ``PoolSizes`` takes the first k values of each pool.
 
 Randomness: person i's attributes come from ``random.Random(f"bio-person:{seed}:{i}")`` and its name draws
@@ -17,7 +17,7 @@ never depends on N). bioS entry e draws its templates from ``f"bioS:{seed}:{i}:{
 the single entry) and copy c its order from ``f"bioS-order:{seed}:{i}:{e}:{c}"``; bioR entry e uses
 ``f"bioR:{seed}:{i}:{e}"``.
 
-People, pools and templates only; the texts and tables are `physlm.worlds.bio.biographies`. This module never
+People, pools and templates only; the texts and tables are `physlm.bios.biographies`. This module never
 imports torch.
 """
 
@@ -182,7 +182,7 @@ class Templates:
 
 
 def _data(name: str) -> Any:
-    return json.loads(resources.files("physlm.worlds.bio").joinpath("data", name).read_text(encoding="utf-8"))
+    return json.loads(resources.files("physlm.bios").joinpath("data", name).read_text(encoding="utf-8"))
 
 
 def _take(values: Sequence[Any], size: int, what: str) -> tuple[Any, ...]:
