@@ -174,30 +174,9 @@ def _first_line(err: BaseException) -> str:
 # The codec: text <-> ids as the world's training wrote them (module docstring)
 
 
-@dataclass(frozen=True)
-class SymbolCodec:
-    """Symbols separated by single spaces (the symbol worlds' tokenizer.json: a WordLevel model, WhitespaceSplit)."""
-
-    vocab: Vocab
-    ids: dict[str, int] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ids", {s: i for i, s in enumerate(self.vocab.symbols)})
-
-    def encode(self, text: str) -> list[int]:
-        try:
-            return [self.ids[s] for s in text.split()]
-        except KeyError as err:
-            raise DataError(f"symbol {err.args[0]!r} is not in the vocabulary (in {text[:80]!r})") from None
-
-    def decode(self, ids: Sequence[int]) -> str:
-        n = len(self.vocab.symbols)
-        return " ".join(self.vocab.symbols[i] if 0 <= i < n else "<?>" for i in ids)
-
-
-def codec(path: Path) -> TextVocab | SymbolCodec:
+def codec(path: Path) -> Vocab:
     """The codec of a saved tokenizer.json: a `TextVocab` for a text world's (a `Split` pre-tokenizer), else the
-    whitespace `SymbolCodec`; DataError for a file that is neither."""
+    whitespace-separated `Vocab` (the symbol worlds'); DataError for a file that is neither."""
     try:
         kind = (json.loads(path.read_text()).get("pre_tokenizer") or {}).get("type")
     except (OSError, ValueError, AttributeError) as err:
@@ -205,7 +184,7 @@ def codec(path: Path) -> TextVocab | SymbolCodec:
     if kind == "Split":
         return TextVocab.load(path)
     if kind == "WhitespaceSplit":
-        return SymbolCodec(Vocab.load(path))
+        return Vocab.load(path)
     raise DataError(f"{path}: pre-tokenizer {kind!r} is neither physlm's word split (Split) nor WhitespaceSplit")
 
 
@@ -293,8 +272,7 @@ def load_study(study: str, root: str | Path = ".", rev: str | None = None, remot
     from tokenizers import Tokenizer
 
     model = load_model(weights.parent, device)
-    text = codec(tokenizer)
-    vocab = text if isinstance(text, TextVocab) else text.vocab
+    vocab = text = codec(tokenizer)
     if vocab.size > model.cfg.vocab_size:
         raise DataError(f"{found.tokenizer} has {vocab.size} tokens, the model's vocab_size is {model.cfg.vocab_size}")
     metrics_dir = files.fetch_dir(found.paths.metrics)

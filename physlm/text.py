@@ -64,13 +64,9 @@ class TextVocab(Vocab):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "_ids", {s: i for i, s in enumerate(self.symbols)})
         phrases = _phrases(self.symbols)
         object.__setattr__(self, "_phrases", phrases)
         object.__setattr__(self, "_longest", max(map(len, phrases), default=1))
-
-    def id(self, word: str) -> int:
-        return self._ids[word]
 
     def split(self, text: str) -> list[str]:
         """The token strings of `text`: its words, with runs of words that spell a phrase symbol merged

@@ -41,6 +41,24 @@ class Vocab:
     def __post_init__(self) -> None:
         if self.symbols[:2] != (BOS, EOS) or len(set(self.symbols)) != len(self.symbols):
             raise ValueError("a vocabulary starts with <bos>, <eos> and has no duplicate symbols")
+        object.__setattr__(self, "_ids", {s: i for i, s in enumerate(self.symbols)})
+
+    def id(self, symbol: str) -> int:
+        return self._ids[symbol]
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, symbols separated by white space (how the symbol worlds write their text and split
+        it in tokenizer.json); DataError naming the first symbol outside the vocabulary. `TextVocab` overrides it."""
+        ids = self._ids
+        try:
+            return [ids[s] for s in text.split()]
+        except KeyError as err:
+            raise DataError(f"symbol {err.args[0]!r} is not in the vocabulary (in {text[:80]!r})") from None
+
+    def decode(self, ids) -> str:
+        """Text of token ids, the symbols joined by single spaces (ids out of range are rendered as `<?>`)."""
+        n = len(self.symbols)
+        return " ".join(self.symbols[i] if 0 <= i < n else "<?>" for i in ids)
 
     @property
     def size(self) -> int:

@@ -458,5 +458,6 @@ def test_the_showcase_runs_the_presets_demo() -> None:
     assert {k: v for k, v in params["studies"].items() if v["world"] == "brevo"} == DEMO_STUDIES
     studies = SUITE["studies"]
     assert all(studies[f"{name}_s{seed}"]["train"]["seed"] == seed for name in DEMO_STUDIES for seed in (1, 2))
-    assert studies["brevo_nope"]["model"]["pos"] == "nope" and studies["brevo_nope_canon_s2"]["model"]["canon"] == "ABCD"
+    assert studies["brevo_rope_canon"]["model"]["canon"] == "ABCD" and studies["brevo_rope_canon_s2"]["train"]["seed"] == 2
+    assert DEMO_STUDIES["brevo_nope"]["model"]["pos"] == "nope" and DEMO_STUDIES["brevo_nope_canon"]["model"]["canon"] == "ABCD"
     assert not set(studies) & set(params["studies"]), "the suite adds studies; it never replaces the showcase's"
