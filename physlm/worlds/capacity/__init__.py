@@ -8,9 +8,14 @@ bit-complexity lower bound and the capacity ratio R(F) = bits / P, with P counte
 embedding has only the tokens the data uses, and physlm's plain parameter count), and whether a point is
 capacity-bound (the data holds more than 2 bits per parameter); and the junk-data study's mixture (junk paragraphs
 of other people making a share of the train tokens, with or without a domain token before the useful ones).
+`generate.data` bioS / bioS_simple builds the paper's bioS(N) and bioS^simple(N) instead (SPEC 6.1): Part 3.1's
+biography people (`physlm.bios`), each writing of a person its own draw of templates and sentence order
+(bioS^simple: one fixed entry), the first sentence opening with the name; measured with p1 (name) and p2 (every
+value token and the first pronoun) against N0 and S0 (the attribute combinations, counted from the pools used).
 Page: docs/capacity.md.
 
-Modules: `biod` (the generator, one person at a time; no torch), `bits` (the formula; no torch), `quantize`
+Modules: `biod` (the generator, one person at a time; no torch), `biosn` (bioS(N): the people, `writing(spec,
+person, w)` with its value spans, N0 and S0, the vocabulary; no torch), `bits` (the formulas; no torch), `quantize`
 (round-to-nearest int8 / int4 copies of a model); the steps `generate`, `tokenize` (the vocabulary built from the
 pools, the train split's re-ordered writings), `train` (steps from exposures, the exposure histogram), `probe`
 (per-layer linear probes of each attribute's first chunk at the name's last token), `evaluate` (p1, p2, p3, bits,
@@ -20,7 +25,8 @@ DEMO_*, the SUITE, `capacity-grid` and `capacity-paper`); `params` (its schemas)
 Parquet (`data/<dataset>/raw/`): `people.parquet` (one row per person: person, first, middle, last, name_index,
 chunks, values, order, text, tokens), `chunks.parquet` (the diversity sets: attribute, chunk, tokens) and
 `capacity.json` (N0, N, K, C, D, L, T, the pools, the seed, tokens per paragraph), and with junk people
-`junk.parquet`; columns in `generate`.
+`junk.parquet`; bioS kinds: `people.parquet` (the biography people's columns, person, text, tokens) and
+`capacity.json` (data, N0, N, S0 and its factors, the pools, pronouns, seed); columns in `generate`.
 
 Studies: the showcase's `capacity_demo` (bioD with N 1,000, K 8, C 1, D 32, L 2, T 64) and three 2-block GPTs
 16, 32 and 64 wide (`capacity_d2w16`, `capacity_d2w32`, `capacity_d2w64`; presets.py's DEMO_*), 100 exposures
@@ -32,7 +38,8 @@ the attribute's set, names distinct and from the pools, the formula's inputs re-
 determinism and worker-count independence, bad params; tests/test_capacity_bits.py the formula's known answers;
 tests/test_capacity_stages.py the exposures, the evaluation on a scripted model, and a tiny study end to end;
 tests/test_capacity_quantize.py the quantization; tests/test_capacity_presets.py the presets;
-tests/test_capacity_junk.py the junk-data mixture.
+tests/test_capacity_junk.py the junk-data mixture; tests/test_capacity_bios.py bioS and bioS^simple (every paragraph read
+back by a parser built from the template file, the value spans, p1 / p2 on scripted models, a tiny study end to end).
 """
 
 from physlm.worlds import World

@@ -30,6 +30,16 @@ meta.json then also gets `junk` (`people` N', `paragraphs` J, `entry_tokens` of 
 `fraction`: the junk's share of the split's tokens with each paragraph's <bos> and <eos>, domain tokens counted as
 useful, and `spec`, capacity.json, from which the train step tells useful names from junk ones) and, with the
 domain token, `domain_token` (its id); `entry_tokens` counts the domain token.
+
+bioS(N) and bioS^simple(N) (capacity.json's `data`; `tokenize_bios`): the vocabulary is the biography world's
+(`physlm.bios.text.bio_vocab` of the pools used, `tokenize.units` words or values; `biosn.vocabulary`); the train
+split holds writings 0 .. copies-1 of every person (`biosn.writing`; bioS^simple: `copies` copies of its one entry),
+in the same seeded shuffle as bioD's; the test split writing 0 of every person. Every paragraph must open with its
+person's three name tokens (the exposure count reads them). The writings are encoded in blocks of people on
+spawned processes, one per core (the split does not depend on their number). meta.json: `data`, `units`,
+`people`, `copies`, `writings` (distinct writings per person), `entry_tokens` ({mean, min, max}: paragraphs now
+differ in length) and `used_tokens`. The junk options are refused (the junk-data study is built on bioD only), and
+`units` is refused for bioD (its vocabulary is its own).
 """
 
 from __future__ import annotations
