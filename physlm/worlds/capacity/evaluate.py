@@ -59,9 +59,9 @@ import polars as pl
 import torch
 
 from physlm.artifacts import load_model, random_model
+from physlm.errors import DataError
 from physlm.io import Paths, read_json, read_parquet
 from physlm.worlds import Evaluated, generations_table
-from physlm.errors import DataError
 from physlm.worlds.capacity import biosn
 from physlm.worlds.capacity.biod import Spec, value_positions
 from physlm.worlds.capacity.bits import (
@@ -262,7 +262,6 @@ def generation_rows(name: str, losses: Losses | BioSLosses, texts: list[str]) ->
     return [{"set": name, "index": n, "prompt": text, **losses.row(n)} for n, text in enumerate(texts)]
 
 
-
 def paragraph_losses(model: torch.nn.Module, paragraphs: np.ndarray, bos: int, marker: int | None, batch_size: int) -> np.ndarray:
     """token_losses of the paragraphs as trained on: after the domain token `marker` where the dataset has one, whose
     own loss is dropped (the columns are the paragraph's tokens)."""
@@ -276,7 +275,7 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     kind = kind_of(spec)
     meta = read_json(paths.tokens / "meta.json", ("used_tokens", "bos_id"))
     marker = domain_token_id(paths.tokens)
-    paragraphs, orders, texts = kind.prompts(paths.raw, paths.tokens, e.people)
+    paragraphs, where, texts = kind.prompts(paths.raw, paths.tokens, e.people)  # where: bioD orders, bioS token spans
     model = load_model(paths.model, device)
     counts = parameter_counts(model, meta["used_tokens"])
     upper = kind.upper().as_dict()
@@ -289,7 +288,7 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     rows = []
     for name, m in models.items():
         nll = paragraph_losses(m, paragraphs, meta["bos_id"], marker, e.batch_size)
-        losses = kind.losses(nll, orders)
+        losses = kind.losses(nll, where)
         metrics[name] = measure(losses, spec, counts)
         rows += generation_rows(name, losses, texts)
     junk = meta.get("junk")
@@ -305,7 +304,7 @@ def evaluate(paths: Paths, cfg, device: torch.device) -> Evaluated:
     for fmt in e.quantize:
         rounded, done = quantize(model, fmt)
         nll = paragraph_losses(rounded, paragraphs, meta["bos_id"], marker, e.batch_size)
-        losses = kind.losses(nll, orders)
+        losses = kind.losses(nll, where)
         metrics["quantized"][fmt] = done | measure(losses, spec, counts)
         rows += generation_rows(f"quantized/{fmt}", losses, texts)
         del rounded
