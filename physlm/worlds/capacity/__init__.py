@@ -45,5 +45,5 @@ WORLD = World(
     demo="a GPT trained for a number of exposures on bioD stores a measured number of bits; R(F) = bits / parameters",
     params=PARAMS,
     package=__name__,
-    steps=frozenset({"train", "presets"}),
+    steps=frozenset({"stream", "train", "presets"}),
 )
