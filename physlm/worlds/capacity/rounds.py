@@ -20,7 +20,7 @@ starts with it whole: n_{j+1} = n_j + (paragraphs whole in window j). A paragrap
   Cost of a round: `lengths(r)`, one vectorised binary search per paragraph (the next window's start from each
   paragraph) and one Python step per window; at paper scale (N 1M x 1000 rounds, ~50 tokens a paragraph, 513-token
   windows) that is 1e9 binary-search lookups and 1e8 Python steps over the whole run, done again in each stream
-  worker and in the train step, memory one round's arrays (~4 x 8 MB) and three integers per round.
+  worker and in the train step; memory: a few arrays of one round (~100 MB at N 1M) and three integers per round.
 
 Exposures (`exposures`): windows 0 .. W-1 hold paragraphs 0 .. n_W - 1 whole, each in one window, and nothing else
 whole; so with R, x = divmod(n_W, N) every person was trained on R times and the x people pi_R[0 .. x-1] once more,
