@@ -3,8 +3,7 @@
 Window j (j = 0, 1, 2, ...) is a pure function of the dataset's seed, its generate section and its
 tokenization, and of j alone: example k of window j (k = 0, 1, ...) comes from the world's stream step
 (`physlm/worlds/<world>/stream.py`, `source(spec).example(seed, j, k)`), each from its own RNG seeded by
-(seed, j, k) and disjoint from the materialized splits' streams, or, where the world's examples form one seeded
-sequence (the capacity world's exposure rounds), the k-th after window j's first (the worlds' modules say how). Examples
+(seed, j, k) and disjoint from the materialized splits' streams (the worlds' modules say how). Examples
 longer than `context - 1` tokens are dropped where the world drops them at tokenize (`drops_long`). The
 examples are packed by `physlm.tokenize.pack_windows` with the dataset's `tokenize.pack` until one window of
 `context + 1` tokens is full: with `sentences` the window starts at the first example's `<bos>`; with
@@ -110,7 +109,7 @@ class StreamSpec:
         """The stream of a tokenized dataset (tokens/stream.json and meta.json); DataError if it has none."""
         path = Path(tokens) / RECORD
         if not path.is_file():
-            raise DataError(f"{path}: file not found; streaming needs a cfg, igsm or capacity dataset generated and"
+            raise DataError(f"{path}: file not found; streaming needs a cfg or igsm dataset generated and"
                             " tokenized by this version (rerun its generate and tokenize stages)")
         record, meta = read_json(path), read_json(Path(tokens) / "meta.json")
         world = worlds.get(record["world"])

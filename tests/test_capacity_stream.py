@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
@@ -279,7 +280,11 @@ def test_streaming_with_junk_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
              TrainConfig(steps=4, batch_size=4, micro_batch_size=2, lr=1e-3), 0)
 
 
-def test_a_stream_needs_pack_sentences(data: Path) -> None:
-    spec = StreamSpec.load(data / "tokens")
-    with pytest.raises(DataError, match="pack: sentences"):
-        Source(StreamSpec(**{**spec.__dict__, "pack": "stream"}))
+def test_a_stream_needs_pack_sentences(data: Path, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    shutil.copytree(data / "tokens", tokens)
+    meta = json.loads((tokens / "meta.json").read_text())
+    (tokens / "meta.json").write_text(json.dumps(meta | {"pack": "stream"}))
+    params = CapacityTrainParams.model_validate(tiny_capacity_params()["train"] | {"stream": True})
+    with pytest.raises(ParamsError, match="need pack: sentences"):
+        plan(tokens, params, TrainConfig(steps=4, batch_size=4, micro_batch_size=2, lr=1e-3), 0)

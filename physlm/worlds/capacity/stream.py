@@ -2,7 +2,8 @@
 
 Example k of window j is global paragraph n_j + k of the rounds (`rounds`: round r is the seeded permutation pi_r
 of the N people; window j's first paragraph n_j comes from the round schedule), i.e. person pi_r[slot]'s writing
-r as token ids (no <bos>/<eos>: the engine adds them, and packs with the dataset's `pack: sentences`). Writing r is
+r as token ids (no <bos>/<eos>: the engine adds them, and packs with the dataset's `pack`, which must be `sentences`
+for training: the train step refuses another, whose windows start inside a paragraph). Writing r is
 the text the materialised split's writing c = r is, so writing 0 is people.parquet's text (what evaluation scores)
 and a stream of E rounds holds the same writings as the materialised split with copies = E, each person exactly
 E times. The rounds go on without end; the engine asks for as many windows as the steps need.
@@ -97,9 +98,6 @@ class Source:
     drops_long = False
 
     def __init__(self, spec: StreamSpec) -> None:
-        if spec.pack != "sentences":
-            raise DataError(f"capacity stream: tokenize.pack {spec.pack!r}; exposure rounds need pack: sentences (every"
-                            " window starts at a paragraph, and every paragraph lies whole in one window)")
         self.writer, self.seed = writer(spec), spec.seed
         self.people, self.vocab_size = self.writer.people, self.writer.vocab.size
         self.schedule = schedule(self.writer, spec.seed, spec.width)

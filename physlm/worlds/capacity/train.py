@@ -35,7 +35,8 @@ batch_size - 1, which hold paragraphs 0 .. n_W - 1 whole, so each person is trai
 detail holds the keys above, with `copies` the rounds the trained paragraphs reach into (each a new writing),
 `packed_tokens` the window tokens trained per whole paragraph, `passes` the paragraphs trained / N, and also
 `stream` true, `rounds` (= copies) and `overshoot` (null without `exposures`). The junk-data mixture is not
-streamed: `train.stream` with junk is a one-line error.
+streamed: `train.stream` with junk is a one-line error, and so is a dataset tokenized with `pack` other than
+`sentences`.
 """
 
 from __future__ import annotations
@@ -160,6 +161,9 @@ def stream_plan(tokens: Path, meta: dict, params: CapacityTrainParams, base: Tra
     if meta.get("junk"):
         raise ParamsError("train.stream: the junk-data study's mixture (tokenize.junk_fraction) is not streamed;"
                           " train it on the materialised split (train.stream: false)")
+    if meta.get("pack") != "sentences":
+        raise ParamsError(f"train.stream: tokenize.pack {meta.get('pack')!r}; the exposure rounds need pack: sentences"
+                          " (every window starts at a paragraph, every paragraph lies whole in one window)")
     source = Source(StreamSpec.load(tokens))
     people, schedule, cfg = meta["people"], source.schedule, base
     requested = None
