@@ -44,7 +44,9 @@ from dataclasses import asdict, dataclass, field
 from math import prod
 from types import MappingProxyType
 
-from physlm.bios.biographies import Text, bios_entry
+import numpy as np
+
+from physlm.bios.biographies import Text, bios_entry, render
 from physlm.bios.people import (
     ATTRIBUTES,
     DAYS,
@@ -150,9 +152,8 @@ def _pronoun_words(ref: Referent) -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, words))) + r")\b")
 
 
-def writing(spec: Spec, person: Person, w: int) -> Text:
-    """Writing w (0, 1, ...) of `person`: the paragraph and the character spans of its six values and of its first
-    pronoun (module docstring); a pure function of (spec.seed, person.id, w) and spec.simple."""
+def choices(spec: Spec, person: Person, w: int) -> tuple[list[str], dict[str, str]]:
+    """Writing w's sentence order and template per attribute (module docstring): what `writing` renders."""
     if w < 0:
         raise ValueError(f"writing {w}: writings are numbered from 0")
     banks = load_templates().bios
@@ -161,13 +162,53 @@ def writing(spec: Spec, person: Person, w: int) -> Text:
     else:
         rng, order = random.Random(f"capacity-bioS:{spec.seed}:{person.id}:{w}"), list(ATTRIBUTES)
         rng.shuffle(order)
-    chosen = {a: rng.choice(opening(a) if k == 0 else banks[a]) for k, a in enumerate(order)}
+    return order, {a: rng.choice(opening(a) if k == 0 else banks[a]) for k, a in enumerate(order)}
+
+
+def writing(spec: Spec, person: Person, w: int) -> Text:
+    """Writing w (0, 1, ...) of `person`: the paragraph and the character spans of its six values and of its first
+    pronoun (module docstring); a pure function of (spec.seed, person.id, w) and spec.simple."""
+    order, chosen = choices(spec, person, w)
     entry = bios_entry(person, chosen, order, fullname=False)
     first = len(bios_entry(person, chosen, order[:1], fullname=False).text)  # the first sentence's end
     found = _pronoun_words(person.pronoun).search(entry.text, first)
     if found is None:
         raise ValueError(f"person {person.id}, writing {w}: no pronoun after the first sentence of {entry.text!r}")
     return Text(entry.text, MappingProxyType({**entry.spans, PRONOUN: found.span()}))
+
+
+class Lengths:
+    """The token count of any writing without writing it (what the streamed split's window table needs: every
+    person's writing r, round after round). A paragraph's tokens are the sum over its six sentences of the
+    template's own tokens, with the person as the name (first sentence) or the pronoun (the others), plus the
+    value's tokens: a value encodes inside a paragraph as it does alone (physlm/bios/text.py, tested there), a full
+    name is three tokens (`encode` checks it) and every pronoun form and verb choice one. The template counts are
+    measured once per (template, attribute, name or pronoun) by encoding the template filled with a fixed value;
+    the value counts once per person. tests/test_capacity_bios.py checks the sum against the encoded writings."""
+
+    def __init__(self, spec: Spec, persons: list[Person], vocab: TextVocab) -> None:
+        self.spec, self.persons, self.vocab = spec, persons, vocab
+        self.values = [sum(len(vocab.encode(p.value(a))) for a in ATTRIBUTES) for p in persons]
+        self._template: dict[tuple[str, str, bool], int] = {}
+
+    def template(self, template: str, attribute: str, first: bool) -> int:
+        key = (template, attribute, first)
+        if key not in self._template:
+            model = self.persons[0]
+            value = model.value(attribute)
+            text = bios_entry(model, {attribute: template}, [attribute], fullname=False).text if first else \
+                render(template, model.pronoun, {attribute: value}).text.rstrip(".") + "."
+            self._template[key] = len(self.vocab.encode(text)) - len(self.vocab.encode(value))
+        return self._template[key]
+
+    def of(self, i: int, w: int) -> int:
+        """Own tokens (without <bos> / <eos>) of person i's writing w."""
+        order, chosen = choices(self.spec, self.persons[i], w)
+        return self.values[i] + sum(self.template(chosen[a], a, k == 0) for k, a in enumerate(order))
+
+    def __call__(self, w: int) -> np.ndarray:
+        """[N] own tokens of every person's writing w, in person order."""
+        return np.fromiter((self.of(i, w) for i in range(len(self.persons))), dtype=np.int64, count=len(self.persons))
 
 
 @functools.lru_cache(maxsize=4)

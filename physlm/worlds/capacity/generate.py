@@ -10,6 +10,8 @@ With `junk_people` N' > 0 (Part 3.3's junk-data study; default 0, and then nothi
 `junk.parquet`: the N' junk people (`biod`: other people of the same world, names disjoint from the useful ones'),
 the same columns (`person` is the junk index j, `text` junk writing 0), and capacity.json gets `junk_people`.
 chunks.parquet: `attribute` int (1..K), `chunk` int (0..D-1), `tokens` list[int] (its L value tokens, 0..T-1).
+stream.json: what the streamed train split (`train.stream`, the stream step `stream`) is built from: the world, the
+seed, the generate section (`physlm.stream.stream_record`) and `capacity`, capacity.json's content.
 
 People are made in chunks of `CHUNK` on spawned processes (`physlm.playground.chunked_frame`); each is a pure
 function of (seed, i) and the world (names and sets, drawn from the seed alone), so the files do not depend on
@@ -36,6 +38,8 @@ from physlm.bios.biographies import people_frame as bio_people_frame
 from physlm.bios.people import Person, PoolSizes
 from physlm.io import write_json
 from physlm.playground import chunked_frame
+from physlm.stream import RECORD as STREAM_RECORD
+from physlm.stream import stream_record
 from physlm.text import split_words
 from physlm.worlds.capacity import biosn
 from physlm.worlds.capacity.biod import (
@@ -134,6 +138,7 @@ def generate_bios(params: CapacityGenerateParams, seed: int, out_dir: Path) -> d
     frame = chunked_frame(chunks, spec.N, params.workers or os.cpu_count() or 1, f"capacity {spec.data} people", "person")
     frame.write_parquet(out_dir / "people.parquet", compression="zstd", statistics=False)
     write_json(out_dir / "capacity.json", spec.resolved())
+    write_json(out_dir / STREAM_RECORD, stream_record("capacity", seed, params, capacity=spec.resolved()))
     return {"people": len(frame)}
 
 
@@ -149,4 +154,5 @@ def generate(params: CapacityGenerateParams, seed: int, out_dir: Path) -> dict[s
     for name, frame in frames.items():
         frame.write_parquet(out_dir / f"{name}.parquet", compression="zstd", statistics=False)
     write_json(out_dir / "capacity.json", spec.resolved())
+    write_json(out_dir / STREAM_RECORD, stream_record("capacity", seed, params, capacity=spec.resolved()))
     return {name: len(frame) for name, frame in frames.items()}

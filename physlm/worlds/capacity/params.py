@@ -50,6 +50,8 @@ class CapacityGenerateParams(Section):
     junk_people: int = Field(0, ge=0, description="bioD: N': other people of the same world (names disjoint from the N, values"
                              " from the same diversity sets) whose paragraphs are the junk of Part 3.3's junk-data study"
                              " (raw/junk.parquet; tokenize.junk_fraction mixes them in); 0: none")
+    stream_sample: int = Field(4, ge=1, description="streamed windows whose paragraphs tokenize records"
+                               " (tokens/stream_sample.parquet; the train split streamed in exposure rounds, train.stream)")
 
     @model_validator(mode="after")
     def _consistent(self) -> CapacityGenerateParams:
