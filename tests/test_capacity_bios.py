@@ -542,7 +542,7 @@ def test_capacity_paper_writes_the_bios_grids(tmp_path: Path) -> None:
 
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)
-    main(["capacity-paper", "--params", str(path), "--data", "bioS", "--sizes", "2-2,4-4"])
+    main(["capacity-paper", "--params", str(path), "--data", "bioS", "--sizes", "2-2,4-4", "--split", "materialised"])
     after = yaml.safe_load(path.read_text())
     datasets = {n: d for n, d in after["datasets"].items() if d["world"] == "capacity"}
     studies = {n: s for n, s in after["studies"].items() if s["world"] == "capacity"}
@@ -561,6 +561,21 @@ def test_capacity_paper_writes_the_bios_grids(tmp_path: Path) -> None:
         assert tr["steps"] == math.ceil(E * N * per / (batch * 512))
     assert len(studies) == 5 * 2
     _validate(path)
+
+    # the default for bioS: the streamed split (exposure rounds), one stored writing per person, so every N of the table
+    shutil.copy(ROOT / "params.yaml", path)
+    main(["capacity-paper", "--params", str(path), "--data", "bioS", "--sizes", "2-2"])
+    after = yaml.safe_load(path.read_text())
+    datasets = {n: d for n, d in after["datasets"].items() if d["world"] == "capacity"}
+    studies = {n: s for n, s in after["studies"].items() if s["world"] == "capacity"}
+    assert {(d["generate"]["N"], int(n.rsplit("_E", 1)[1])) for n, d in datasets.items()} == \
+        {(N, E) for E, table in cp.PAPER_TABLE.items() for N in table}
+    assert all(d["tokenize"]["copies"] == 1 for d in datasets.values())
+    assert all(s["train"]["stream"] is True for s in studies.values())
+    assert len(studies) == sum(len(r[0]) for table in cp.PAPER_TABLE.values() for r in table.values())
+    _validate(path)
+    with pytest.raises(SystemExit, match="unknown --split"):
+        main(["capacity-paper", "--params", str(path), "--data", "bioS", "--split", "disk"])
 
     shutil.copy(ROOT / "params.yaml", path)
     main(["capacity-paper", "--params", str(path), "--data", "bios_simple", "--N", "10000,1000000", "--sizes", "2-2",
@@ -582,6 +597,6 @@ def test_the_bios_token_guard(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)
     proc = subprocess.run([sys.executable, "-m", "physlm.presets", "capacity-paper", "--params", str(path), "--data", "bioS",
-                           "--N", "50000", "--schedules", "1000"], capture_output=True, text=True, cwd=ROOT)
+                           "--N", "50000", "--schedules", "1000", "--split", "materialised"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0 and proc.stderr.startswith("error: N 50,000 x 1000 exposures x 57.") and proc.stderr.count("\n") == 1
     assert path.read_bytes() == (ROOT / "params.yaml").read_bytes()

@@ -9,11 +9,12 @@ first sentence, the pronoun afterwards). Everything is a function of the seed:
 
 - the people: `make_people(BioSpec(N, seed, pools, pronouns))` (person i depends on (seed, i) and on the names of
   people 0..i-1, never on N, so the first n people of a dataset are `people(spec, n)`);
-- writing w of person i (`writing`): bioS re-draws the sentence order and the six templates for every writing,
-  from `random.Random(f"capacity-bioS:{seed}:{i}:{w}")` (SPEC 6.1: every exposure re-samples templates and
-  order); bioS^simple has one fixed entry per person, its templates drawn once from
-  `random.Random(f"capacity-bioS-simple:{seed}:{i}")` and its sentences in `BioSpec`'s (the paper's) order, so
-  every writing is the same text.
+- writing w of person i (`writing`): bioS re-draws the sentence order and the six templates for every writing
+  (SPEC 6.1: every exposure re-samples templates and order); bioS^simple has one fixed entry per person, its
+  templates drawn once and its sentences in `BioSpec`'s (the paper's) order, so every writing is the same text.
+  The draws (`draws`) are counter-based: twelve splitmix64 values of (seed, i, w) (bioS^simple: w = 0), so a
+  whole round of N people is drawn at once in numpy (the streamed split's token counts, `Lengths`) and one person
+  alone gives the same draws.
 
 **The first sentence opens with the person.** Its template is drawn from those of its attribute that start with
 `{S}` or `{P}` (`OPENING`: 36 of the 46 birth-date templates, 43/49, 43/49, 49/52, 42/47, 45/48); the other five
@@ -38,7 +39,6 @@ pronouns repeat it). `encode` turns them into token spans (`physlm.bios.text.val
 from __future__ import annotations
 
 import functools
-import random
 import re
 from dataclasses import asdict, dataclass, field
 from math import prod
@@ -152,17 +152,44 @@ def _pronoun_words(ref: Referent) -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, words))) + r")\b")
 
 
-def choices(spec: Spec, person: Person, w: int) -> tuple[list[str], dict[str, str]]:
-    """Writing w's sentence order and template per attribute (module docstring): what `writing` renders."""
+_TAGS = {False: 0x6269_6F53_5F63_6170, True: 0x6269_6F53_5F73_696D}  # bioS, bioS_simple: the draws' stream tags
+_GOLDEN = np.uint64(0x9E37_79B9_7F4A_7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 (wrapping arithmetic)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58_476D_1CE4_E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D0_49BB_1331_11EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def draws(spec: Spec, persons: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Writing w's sentence order and templates for every person of `persons` at once (module docstring):
+    (order [n, 6]: indices into ATTRIBUTES, sentence by sentence; template [n, 6]: each sentence's index into its
+    attribute's bank, `opening(a)` for the first sentence). Counter-based: 12 splitmix64 values per (seed, person,
+    w) (bioS^simple: w = 0 for every writing), so one person's draws are the same drawn alone or in a round of N."""
     if w < 0:
         raise ValueError(f"writing {w}: writings are numbered from 0")
+    ids = np.asarray(persons, dtype=np.uint64).reshape(-1)
+    head = _mix(np.full(len(ids), (spec.seed * 0x9E37_79B9 + _TAGS[spec.simple]) % 2**64, dtype=np.uint64))
+    base = _mix(_mix(head + ids) + np.uint64(0 if spec.simple else w))
+    keys = _mix(base[:, None] + np.arange(1, 13, dtype=np.uint64)[None, :] * _GOLDEN)  # [n, 12]
+    order = (np.tile(np.asarray([ATTRIBUTES.index(a) for a in PAPER_ORDER]), (len(ids), 1)) if spec.simple
+             else np.argsort(keys[:, :6], axis=1, kind="stable"))
     banks = load_templates().bios
-    if spec.simple:
-        rng, order = random.Random(f"capacity-bioS-simple:{spec.seed}:{person.id}"), list(PAPER_ORDER)
-    else:
-        rng, order = random.Random(f"capacity-bioS:{spec.seed}:{person.id}:{w}"), list(ATTRIBUTES)
-        rng.shuffle(order)
-    return order, {a: rng.choice(opening(a) if k == 0 else banks[a]) for k, a in enumerate(order)}
+    sizes = np.asarray([[len(opening(a)) for a in ATTRIBUTES], [len(banks[a]) for a in ATTRIBUTES]], dtype=np.uint64)
+    rows = np.zeros(order.shape, dtype=np.int64)
+    rows[:, 1:] = 1  # the first sentence draws from the opening templates
+    template = (keys[:, 6:] % sizes[rows, order]).astype(np.int64)
+    return order, template
+
+
+def choices(spec: Spec, person: Person, w: int) -> tuple[list[str], dict[str, str]]:
+    """Writing w's sentence order and template per attribute (`draws` for one person): what `writing` renders."""
+    order, template = draws(spec, np.asarray([person.id]), w)
+    banks = load_templates().bios
+    attributes = [ATTRIBUTES[k] for k in order[0].tolist()]
+    return attributes, {a: (opening(a) if k == 0 else banks[a])[t] for k, (a, t) in enumerate(zip(attributes, template[0].tolist()))}
 
 
 def writing(spec: Spec, person: Person, w: int) -> Text:
@@ -188,7 +215,7 @@ class Lengths:
 
     def __init__(self, spec: Spec, persons: list[Person], vocab: TextVocab) -> None:
         self.spec, self.persons, self.vocab = spec, persons, vocab
-        self.values = [sum(len(vocab.encode(p.value(a))) for a in ATTRIBUTES) for p in persons]
+        self.values = np.asarray([sum(len(vocab.encode(p.value(a))) for a in ATTRIBUTES) for p in persons], dtype=np.int64)
         self._template: dict[tuple[str, str, bool], int] = {}
 
     def template(self, template: str, attribute: str, first: bool) -> int:
@@ -201,14 +228,29 @@ class Lengths:
             self._template[key] = len(self.vocab.encode(text)) - len(self.vocab.encode(value))
         return self._template[key]
 
+    def tables(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per attribute, the own tokens of each opening template (first sentence) and of each template (later)."""
+        if not hasattr(self, "_tables"):
+            banks = load_templates().bios
+            self._tables = ([np.asarray([self.template(t, a, True) for t in opening(a)], dtype=np.int64) for a in ATTRIBUTES],
+                            [np.asarray([self.template(t, a, False) for t in banks[a]], dtype=np.int64) for a in ATTRIBUTES])
+        return self._tables
+
     def of(self, i: int, w: int) -> int:
         """Own tokens (without <bos> / <eos>) of person i's writing w."""
-        order, chosen = choices(self.spec, self.persons[i], w)
-        return self.values[i] + sum(self.template(chosen[a], a, k == 0) for k, a in enumerate(order))
+        return int(self(w, np.asarray([i]))[0])
 
-    def __call__(self, w: int) -> np.ndarray:
-        """[N] own tokens of every person's writing w, in person order."""
-        return np.fromiter((self.of(i, w) for i in range(len(self.persons))), dtype=np.int64, count=len(self.persons))
+    def __call__(self, w: int, persons: np.ndarray | None = None) -> np.ndarray:
+        """Own tokens of every person's writing w (of `persons`, default all, in that order), vectorised."""
+        persons = np.arange(len(self.persons)) if persons is None else np.asarray(persons, dtype=np.int64)
+        order, template = draws(self.spec, persons, w)
+        first, later = self.tables()
+        total = self.values[persons].copy()
+        for k in range(order.shape[1]):
+            for a in range(len(ATTRIBUTES)):
+                rows = np.flatnonzero(order[:, k] == a)
+                total[rows] += (first if k == 0 else later)[a][template[rows, k]]
+        return total
 
 
 @functools.lru_cache(maxsize=4)

@@ -20,13 +20,15 @@ the preset with one line.
 
 `capacity-paper` writes SPEC 6.3's 1000- and 100-exposure grids. The paper's grids are over bioS(N), whose
 templates and sentence order are re-drawn for every exposure: `--data bioS` writes them (datasets
-`p33_bios_N<N>_E<E>`: the full pools, pronouns by id parity, word tokens, `tokenize.copies` = E materialised
-writings of every person, each its own draw); `--data bioS_simple` writes bioS^simple(N) (`p33_bios_simple_N<N>_E<E>`:
+`p33_bios_N<N>_E<E>`: the full pools, pronouns by id parity, word tokens; by default `--split stream`: the studies
+train on the streamed split, `train.stream`, E exposure rounds of new writings, and the dataset stores one writing
+per person, `tokenize.copies` 1; `--split materialised`: `copies` = E stored writings, each its own draw; bioD and
+bioS_simple default to materialised, and take `--split stream` too); `--data bioS_simple` writes bioS^simple(N) (`p33_bios_simple_N<N>_E<E>`:
 one fixed entry per person, `copies` 1, so E exposures are E passes); `--data bioD` (the default) writes the same
 grids on bioD with the knobs of `capacity-grid` (`--K --C --D --L --T`, bioD's only). Per schedule
 (`--schedules`, default 1000,100), the N of SPEC 6.3's table (1000 exposures: 10K, 20K, 50K, 100K, 200K, 500K, 1M,
 2M, 5M, 10M; 100: 50K, 100K, 200K, 500K, 1M, 2M, 5M, 10M, 20M) whose materialised train split (N x copies x
-tokens per paragraph) fits `--max-train-tokens` (`--N` picks from them; one that does not fit stops the preset),
+tokens per paragraph; copies 1 with the stream) fits `--max-train-tokens` (`--N` picks from them; one that does not fit stops the preset),
 times `--sizes` (default 2-2,4-4,8-8,12-12: the paper's exact (l, h) grid is UNVERIFIED, SPEC 11.2 item 6).
 `--recipe table` (the default for bioS and bioS_simple) trains each point with the table's per-N weight decay,
 batch and learning rates (`PAPER_TABLE`, SPEC 6.3's bioS table; where the SPEC's shorthand leaves a value out it
@@ -73,6 +75,7 @@ TRAIN = {"min_lr_ratio": 0.1, "warmup_steps": 1000, "decay": "cosine", "beta1": 
 MICRO_BATCH = 64  # the largest micro-batch tried: the largest divisor of the batch up to it
 MAX_TRAIN_TOKENS = 2_000_000_000  # tokenize builds the train split in memory as int64: 16 GB, and temporaries
 DATA = {"biod": "bioD", "bios": "bioS", "bios_simple": "bioS_simple"}  # --data, any case
+SPLITS = ("stream", "materialised")  # capacity-paper --split
 BIOS_SAMPLE = (200, 5)  # people (the first of seed 0, full pools) and writings each whose mean length stands for bioS's
 # params.yaml's probe.capacity / evaluate.capacity (the world's defaults) and what the paper presets change
 PROBE = {"people": 500, "attributes": 4, "train_fraction": 0.7, "steps": 200, "lr": 5.0e-2, "batch_size": 64, "control": True}
@@ -150,10 +153,10 @@ def steps_for(exposures: int, N: int, per: float, batch_size: int) -> int:
     return max(1, math.ceil(exposures * N * per / (batch_size * CONTEXT)))
 
 
-def dataset(data: str, N: int, E: int, knobs: dict | None) -> tuple[str, dict]:
+def dataset(data: str, N: int, E: int, knobs: dict | None, stream: bool = False) -> tuple[str, dict]:
     """(name, params) of the grid's dataset of N people at E exposures: bioD and bioS hold E writings of each person,
-    bioS_simple its one entry once."""
-    tokenize = {"context": CONTEXT, "pack": "sentences", "copies": 1 if data == "bioS_simple" else E}
+    bioS_simple its one entry once; with `stream` every kind stores one writing (the studies stream the rest)."""
+    tokenize = {"context": CONTEXT, "pack": "sentences", "copies": 1 if stream or data == "bioS_simple" else E}
     if data == "bioD":
         return f"p33_biod_N{count(N)}_E{E}", {"world": WORLD, "generate": {"N": N, **knobs, "workers": 0}, "tokenize": tokenize}
     return (f"p33_{data.lower()}_N{count(N)}_E{E}",
@@ -180,11 +183,12 @@ def _fail(message: str) -> SystemExit:
 
 def write_grid(params: Any, points: Sequence[tuple[int, int, Sequence[tuple[str, dict]]]], sizes: Sequence[tuple[int, int]],
                knobs: dict | None, *, data: str = "bioD", warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS,
-               variants: Sequence[str] = ("gpt2",)) -> list[str]:
+               variants: Sequence[str] = ("gpt2",), stream: bool = False) -> list[str]:
     """Replace the capacity datasets and studies by one dataset per point (N, exposures) and one study per point,
     recipe (suffix, {lr, weight_decay, batch_size}), variant (VARIANTS) and size (depth, heads); returns the
-    study names. `data`: bioD (with its `knobs`), bioS or bioS_simple (`knobs` None). Every point is checked first,
-    so a bad one changes nothing."""
+    study names. `data`: bioD (with its `knobs`), bioS or bioS_simple (`knobs` None); `stream`: the studies train on
+    the streamed split (`train.stream`, exposure rounds), the datasets store one writing of each person. Every point
+    is checked first, so a bad one changes nothing."""
     variants = _variants(variants)
     if not points or not sizes:
         raise _fail("no point to write: give at least one N, one exposure count and one size")
@@ -197,7 +201,7 @@ def write_grid(params: Any, points: Sequence[tuple[int, int, Sequence[tuple[str,
     for N, E, recipes in points:
         if N < 1 or E < 1:
             raise _fail(f"N and exposures must be positive, got N {N}, exposures {E}")
-        copies = dataset(data, N, E, knobs)[1]["tokenize"]["copies"]
+        copies = dataset(data, N, E, knobs, stream)[1]["tokenize"]["copies"]
         if N * copies * per > max_train_tokens:
             raise _fail(f"N {N:,} x {copies} {'exposures' if copies == E else 'writings'} x {per:g} tokens per paragraph ="
                         f" {round(N * copies * per):,} train tokens, over --max-train-tokens {max_train_tokens:,} (the split is"
@@ -213,10 +217,10 @@ def write_grid(params: Any, points: Sequence[tuple[int, int, Sequence[tuple[str,
     replace_world(params, WORLD)
     names = []
     for N, E, recipes in points:
-        name_of_data, params["datasets"][name_of_data] = dataset(data, N, E, knobs)
+        name_of_data, params["datasets"][name_of_data] = dataset(data, N, E, knobs, stream)
         for suffix, recipe in recipes:
             train = {**TRAIN, **recipe, "warmup_steps": warmup, "micro_batch_size": micro_batch(recipe["batch_size"]),
-                     "exposures": E, "steps": steps_for(E, N, per, recipe["batch_size"])}
+                     "exposures": E, "steps": steps_for(E, N, per, recipe["batch_size"])} | ({"stream": True} if stream else {})
             for variant in variants:
                 for depth, heads in sizes:
                     name = f"{name_of_data}_{variant}_{depth}_{heads}{suffix}"
@@ -244,15 +248,21 @@ def _rate(lr: float) -> str:
 
 def capacity_paper(params: Any, *, data: str = "bioD", schedules: Sequence[int] = (1000, 100), ns: Sequence[int] | None = None,
                    sizes: Sequence[tuple[int, int]] = PAPER_SIZES, recipe: str | None = None, knobs: dict | None = None,
-                   warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS, variants: Sequence[str] = ("gpt2",)) -> list[str]:
+                   warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS, variants: Sequence[str] = ("gpt2",),
+                   split: str | None = None) -> list[str]:
     """SPEC 6.3's exposure grids on bioD, bioS or bioS_simple (module docstring); `recipe` None: the data's default
-    (biod for bioD, table for bioS kinds); `knobs`: bioD's (None: KNOBS)."""
+    (biod for bioD, table for bioS kinds); `knobs`: bioD's (None: KNOBS); `split` None: the data's default (stream
+    for bioS, materialised otherwise)."""
     if data.lower() not in DATA:
         raise _fail(f"unknown --data {data!r}; known: {', '.join(DATA.values())}")
     data = DATA[data.lower()]
     if data in BIOS_KINDS and knobs:
         raise _fail(f"--{', --'.join(knobs)}: bioD's knobs; {data} has none")
     recipe = recipe or ("biod" if data == "bioD" else "table")
+    split = split or ("stream" if data == "bioS" else "materialised")
+    if split not in SPLITS:
+        raise _fail(f"unknown --split {split!r}; known: {', '.join(SPLITS)}")
+    stream = split == "stream"
     if recipe not in ("biod", "table"):
         raise _fail(f"unknown --recipe {recipe!r}; known: biod, table")
     bad = [str(E) for E in schedules if E not in PAPER_TABLE]
@@ -263,7 +273,7 @@ def capacity_paper(params: Any, *, data: str = "bioD", schedules: Sequence[int] 
     points = []
     for E in schedules:
         table = PAPER_TABLE[E]
-        copies = 1 if data == "bioS_simple" else E
+        copies = 1 if stream or data == "bioS_simple" else E
         if ns is None:
             chosen = [N for N in table if N * copies * per <= max_train_tokens]
         else:
@@ -283,7 +293,8 @@ def capacity_paper(params: Any, *, data: str = "bioD", schedules: Sequence[int] 
         if unknown:
             known = "; ".join(f"{E} exposures: {', '.join(count(N) for N in PAPER_TABLE[E])}" for E in schedules)
             raise _fail(f"N {', '.join(unknown)} not in SPEC 6.3's grid ({known}); capacity-grid takes any N")
-    return write_grid(params, points, sizes, knobs, data=data, warmup=warmup, max_train_tokens=max_train_tokens, variants=variants)
+    return write_grid(params, points, sizes, knobs, data=data, warmup=warmup, max_train_tokens=max_train_tokens,
+                      variants=variants, stream=stream)
 
 
 # ---------------------------------------------------------------------------------------------------- options
@@ -340,6 +351,9 @@ def _paper_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--N", default="", help="N of the table to write (default: every N whose split fits)")
     parser.add_argument("--recipe", default=None, help="table: SPEC 6.3's per-N bioS table (the default for bioS kinds);"
                         " biod: SPEC 6.3's bioD recipe (the default for bioD)")
+    parser.add_argument("--split", default=None, help="stream: train.stream, exposure rounds, one stored writing per"
+                        " person (the default for bioS); materialised: tokenize.copies = exposures (the default for"
+                        " bioD and bioS_simple)")
     _common(parser, PAPER_SIZES)
 
 
@@ -355,8 +369,8 @@ def _apply_grid(params: Any, args: argparse.Namespace) -> list[str]:
 def _apply_paper(params: Any, args: argparse.Namespace) -> list[str]:
     return capacity_paper(params, data=args.data, schedules=_ints(args.schedules, "--schedules"),
                           ns=_ints(args.N, "--N") or None, sizes=_sizes(args.sizes), recipe=args.recipe,
-                          knobs=_knobs(args) or None,
-                          warmup=args.warmup, max_train_tokens=args.max_train_tokens, variants=args.variants.split(","))
+                          knobs=_knobs(args) or None, warmup=args.warmup, max_train_tokens=args.max_train_tokens,
+                          variants=args.variants.split(","), split=args.split)
 
 
 def _block(name: str) -> str:
