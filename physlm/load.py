@@ -24,10 +24,11 @@ Resolution (`resolve`: the study's world, dataset, seed and paths from params.ya
 (`headlines`) are shared with the Hugging Face export (physlm/export.py).
 
 Codec: a world writes its tokenizer.json one of two ways (physlm/tokenize.py, physlm/text.py). The symbol worlds'
-(cfg, depo, mano, brevo, capacity) split on white space: a text is its symbols separated by single spaces (cfg: the
-terminals `1 3 2 ...`). The text worlds' (igsm, bio) split with physlm.text's word regex, phrase symbols first, and
-join back without a space before `. , ; ? : 's`: `TextVocab`. The file's pre-tokenizer says which (`Split` for the
-text worlds, `WhitespaceSplit` for the symbol worlds), so loading needs no list of worlds.
+(cfg, depo, mano, brevo, capacity's bioD) split on white space: a text is its symbols separated by single spaces
+(cfg: the terminals `1 3 2 ...`). The text worlds' (igsm, bio, capacity's bioS) split with physlm.text's word
+regex, phrase symbols first, and join back without a space before `. , ; ? : 's`: `TextVocab`. The file's
+pre-tokenizer says which (`Split` for the text worlds, `WhitespaceSplit` for the symbol worlds), so loading needs
+no list of worlds.
 """
 
 from __future__ import annotations

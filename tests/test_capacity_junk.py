@@ -66,7 +66,8 @@ def test_default_knobs_give_the_data_of_before(tmp_path: Path) -> None:
                  "capacity.json": hashlib.sha256((raw / "capacity.json").read_bytes()).hexdigest()[:16],
                  "people": _frame_digest(raw / "people.parquet"), "chunks": _frame_digest(raw / "chunks.parquet"),
                  "tokens": h.hexdigest()[:16]}
-        assert found == {"files": ["capacity.json", "chunks.parquet", "people.parquet"], "capacity.json": "2b0763b4a8e27479",
+        assert found == {"files": ["capacity.json", "chunks.parquet", "people.parquet", "stream.json"],  # (stream.json: since the stream step)
+                         "capacity.json": "2b0763b4a8e27479",
                          "people": "24f10e4b7b17ffa6", "chunks": "9e35d6fddb08c795", "tokens": "f91c209f7b382121"}
 
 
@@ -325,14 +326,14 @@ def test_a_mismatched_dataset_writes_nothing(tmp_path: Path, monkeypatch: pytest
 def test_a_tiny_junk_study_runs_every_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread) -> None:
     """40 useful people, 3/4 of the train tokens junk of 200 junk people, the domain token: the useful people get their
     3 exposures, the prompts the model is measured and probed on carry the domain token, the junk's do not."""
+    import physlm.worlds.capacity.evaluate as capacity_evaluate
+    import physlm.worlds.capacity.probe as capacity_probe
     import stages.evaluate
     import stages.generate
     import stages.probe
     import stages.report
     import stages.tokenize
     import stages.train
-    import physlm.worlds.capacity.evaluate as capacity_evaluate
-    import physlm.worlds.capacity.probe as capacity_probe
     from physlm.cli import run_stage
 
     monkeypatch.setenv("PHYSLM_TRACKING", "0")

@@ -181,7 +181,7 @@ def test_help(preset: str) -> None:
     assert proc.returncode == 0 and f"`{preset}`" in proc.stdout and "--sizes" in proc.stdout and "--max-train-tokens" in proc.stdout
     assert "SUITE" not in proc.stdout  # one preset's paragraph, not the module's
     if preset == "capacity-paper":
-        assert "bioS(N)" in proc.stdout and "does not" in proc.stdout and "--recipe" in proc.stdout
+        assert "bioS(N)" in proc.stdout and "bioS_simple" in proc.stdout and "--recipe" in proc.stdout
     else:
         assert "GPT2-l-h" in proc.stdout and "SPEC 11.2 item 1" in proc.stdout
     listing = subprocess.run([sys.executable, "-m", "physlm.presets"], capture_output=True, text=True, cwd=ROOT).stdout
@@ -189,7 +189,7 @@ def test_help(preset: str) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["capacity-paper", "--data", "bioS"], "error: bioS(N) needs a bioS capacity generator"),
+    (["capacity-paper", "--data", "bioS", "--K", "3"], "error: --K: bioD's knobs; bioS has none"),
     (["capacity-paper", "--data", "bioR"], "error: unknown --data 'bioR'"),
     (["capacity-paper", "--schedules", "500"], "error: unknown schedule(s) 500"),
     (["capacity-paper", "--recipe", "best"], "error: unknown --recipe 'best'"),

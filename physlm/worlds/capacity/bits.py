@@ -1,4 +1,5 @@
-"""Part 3.3's bit-complexity lower bound and capacity ratio (SPEC 6.2), torch-free and in plain floats.
+"""Part 3.3's bit-complexity lower bound and capacity ratio (SPEC 6.2), torch-free and in plain floats: bioD's, and
+bioS's (below).
 
 For bioD(N, K, C, D, L, T) with N0 candidate names, and a model's losses (natural log, each *summed* over the
 tokens it covers, averaged over people or person-attributes): p1 the name's loss when the name is generated,
@@ -19,6 +20,16 @@ no power overflows. Known answers (tests/test_capacity_bits.py):
 - a predictor uniform over all T^L chunks (p2 = C L ln T, p3 = L ln T: knows not even the sets) makes the value
   term -N K C log2(T^L / D) and the diversity term -K D log2 D: the bound is a lower bound and goes negative
   when the losses are worse than "knows nothing"; physlm reports it as it is, never clamped.
+
+For bioS(N) and bioS^simple(N) (SPEC 6.2) the diversity term is dropped (0 here), and the value term counts the
+S0 attribute combinations a person can have: p2 is the loss of every value token of a person's paragraph (and of
+its first pronoun, whose gender S0 counts), summed per person, averaged over people:
+
+    bits = N log2(N0 / e^p1)  +  N log2(S0 / e^p2)
+
+(`bios_stored_bits`); the best losses, p1 = ln N and p2 = 0, give the upper bound N log2(N0 / N) + N log2 S0
+(`bios_upper_bound`), and a predictor that knows nothing of the values, uniform over the S0 combinations
+(p2 = ln S0), stores no value bits.
 
 A point is capacity-bound only when the data holds more bits than 2P (SPEC 11.2 item 2): with fewer, even a
 perfect model cannot reach 2 bits per parameter.
@@ -63,6 +74,22 @@ def stored_bits(p1: float, p2: float, p3: float, *, N0: int, N: int, K: int, C: 
 def upper_bound(*, N0: int, N: int, K: int, C: int, D: int, L: int, T: int) -> Bits:
     """The data's bits, the no-error case: N log2(N0/N) + N K C log2 D + K D log2(T^L / D)."""
     return stored_bits(math.log(N), 0.0, 0.0, N0=N0, N=N, K=K, C=C, D=D, L=L, T=T)
+
+
+def _check_bios(N0: int, N: int, S0: int) -> None:
+    if min(N0, N, S0) < 1 or N > N0:
+        raise ValueError(f"not a bioS spec: N0 {N0}, N {N}, S0 {S0} (need all >= 1, N <= N0)")
+
+
+def bios_stored_bits(p1: float, p2: float, *, N0: int, N: int, S0: int) -> Bits:
+    """The bioS bound's terms at losses p1 (the name) and p2 (a person's values and first pronoun), nats, summed."""
+    _check_bios(N0, N, S0)
+    return Bits(name=N * (math.log2(N0) - p1 / LN2), value=N * (math.log2(S0) - p2 / LN2), diversity=0.0)
+
+
+def bios_upper_bound(*, N0: int, N: int, S0: int) -> Bits:
+    """The bioS data's bits: N log2(N0 / N) + N log2 S0."""
+    return bios_stored_bits(math.log(N), 0.0, N0=N0, N=N, S0=S0)
 
 
 def ratio(bits: float, params: int) -> float:

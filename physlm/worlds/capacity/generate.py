@@ -10,10 +10,20 @@ With `junk_people` N' > 0 (Part 3.3's junk-data study; default 0, and then nothi
 `junk.parquet`: the N' junk people (`biod`: other people of the same world, names disjoint from the useful ones'),
 the same columns (`person` is the junk index j, `text` junk writing 0), and capacity.json gets `junk_people`.
 chunks.parquet: `attribute` int (1..K), `chunk` int (0..D-1), `tokens` list[int] (its L value tokens, 0..T-1).
+stream.json: what the streamed train split (`train.stream`, the stream step `stream`) is built from: the world, the
+seed, the generate section (`physlm.stream.stream_record`) and `capacity`, capacity.json's content.
 
 People are made in chunks of `CHUNK` on spawned processes (`physlm.playground.chunked_frame`); each is a pure
 function of (seed, i) and the world (names and sets, drawn from the seed alone), so the files do not depend on
-the worker count. No torch here.
+the worker count.
+
+`generate.data` bioS or bioS_simple (`biosn`): `people.parquet` holds the biography people
+(`physlm.bios.biographies.people_frame`'s columns, its `id` named `person` as bioD's: first, middle, last, full_name,
+birth_year, birth_month, birth_day, birth_date, birth_city, university, major, employer, work_city, pronoun), then
+`text` (writing 0, `biosn.writing`) and `tokens` (its word tokens: `tokenize.units` words; values units merge a
+value of several words into one); `capacity.json` is `biosn.Spec.resolved()` (data, N0, N, S0 and its factors,
+the seven pools, pronouns, seed). The people are drawn in this process (a person's name depends on the names
+before it), their writings rendered in chunks on spawned processes. No chunks.parquet, no junk. No torch here.
 """
 
 from __future__ import annotations
@@ -24,8 +34,14 @@ from pathlib import Path
 
 import polars as pl
 
+from physlm.bios.biographies import people_frame as bio_people_frame
+from physlm.bios.people import Person, PoolSizes
 from physlm.io import write_json
 from physlm.playground import chunked_frame
+from physlm.stream import RECORD as STREAM_RECORD
+from physlm.stream import stream_record
+from physlm.text import split_words
+from physlm.worlds.capacity import biosn
 from physlm.worlds.capacity.biod import (
     Spec,
     World,
@@ -96,7 +112,39 @@ def chunks_frame(world: World) -> pl.DataFrame:
                         schema={"attribute": pl.UInt16, "chunk": pl.UInt16, "tokens": pl.List(pl.UInt16)}, orient="row")
 
 
+def bios_spec_of(params: CapacityGenerateParams, seed: int) -> biosn.Spec:
+    return biosn.Spec(N=params.N, simple=params.data == "bioS_simple", pools=PoolSizes(**params.pools.model_dump()),
+                      pronouns=params.pronouns or "parity", seed=seed)
+
+
+@dataclass(frozen=True)
+class _BioSChunk:
+    """The people.parquet rows of these bioS people (their writing 0)."""
+
+    spec: biosn.Spec
+    people: tuple[Person, ...]
+
+    def __call__(self) -> pl.DataFrame:
+        texts = [biosn.writing(self.spec, p, 0).text for p in self.people]
+        return bio_people_frame(self.people).rename({"id": "person"}).with_columns(
+            text=pl.Series(texts, dtype=pl.String), tokens=pl.Series([len(split_words(t)) for t in texts], dtype=pl.Int32))
+
+
+def generate_bios(params: CapacityGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
+    """bioS / bioS_simple: people.parquet and capacity.json (module docstring)."""
+    spec = bios_spec_of(params, seed)
+    people = biosn.people(spec)
+    chunks = [_BioSChunk(spec, tuple(people[lo : lo + CHUNK])) for lo in range(0, spec.N, CHUNK)]
+    frame = chunked_frame(chunks, spec.N, params.workers or os.cpu_count() or 1, f"capacity {spec.data} people", "person")
+    frame.write_parquet(out_dir / "people.parquet", compression="zstd", statistics=False)
+    write_json(out_dir / "capacity.json", spec.resolved())
+    write_json(out_dir / STREAM_RECORD, stream_record("capacity", seed, params, capacity=spec.resolved()))
+    return {"people": len(frame)}
+
+
 def generate(params: CapacityGenerateParams, seed: int, out_dir: Path) -> dict[str, int]:
+    if params.data != "bioD":
+        return generate_bios(params, seed, out_dir)
     spec = spec_of(params, seed)
     world = make_world(spec)
     workers = params.workers or os.cpu_count() or 1
@@ -106,4 +154,5 @@ def generate(params: CapacityGenerateParams, seed: int, out_dir: Path) -> dict[s
     for name, frame in frames.items():
         frame.write_parquet(out_dir / f"{name}.parquet", compression="zstd", statistics=False)
     write_json(out_dir / "capacity.json", spec.resolved())
+    write_json(out_dir / STREAM_RECORD, stream_record("capacity", seed, params, capacity=spec.resolved()))
     return {name: len(frame) for name, frame in frames.items()}

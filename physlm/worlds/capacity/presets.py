@@ -18,19 +18,25 @@ derived steps are fewer than the warmup, or whose materialised train split would
 (default 2B tokens: the world's tokenize builds the split in memory, 16 GB as int64 before temporaries), stops
 the preset with one line.
 
-`capacity-paper` writes SPEC 6.3's 1000- and 100-exposure grids as far as bioD can express them. The paper's
-grids are over bioS(N) (re-templated on every exposure), which needs a bioS capacity generator physlm does not
-have yet: `--data bioS` stops with one line; `--data bioD` (the default) writes the grids on bioD with the same
-knobs as `capacity-grid`. Per schedule (`--schedules`, default 1000,100), the N of SPEC 6.3's table
-(1000 exposures: 10K, 20K, 50K, 100K, 200K, 500K, 1M, 2M, 5M, 10M; 100: 50K, 100K, 200K, 500K, 1M, 2M, 5M,
-10M, 20M) whose train split fits `--max-train-tokens` (`--N` picks from them; one that does not fit stops the
-preset), times `--sizes` (default 2-2,4-4,8-8,12-12: the paper's exact (l, h) grid is UNVERIFIED, SPEC 11.2
-item 6). `--recipe biod` (default) trains every point with SPEC 6.3's bioD recipe (wd 0.01, lr 5e-4, batch 192);
-`--recipe table` uses the table's per-N weight decay, batch and learning rates instead (`PAPER_TABLE`, where
-the SPEC's shorthand leaves a value out it is the row above's; a row with several learning rates, 2M and up at
-100 exposures, writes one study per rate, suffixed `_lr<rate>`). The table was tuned for bioS, whose entries
-are longer than bioD's: it is for reference and comparison, not the bioD recipe. Everything else as in
-`capacity-grid`.
+`capacity-paper` writes SPEC 6.3's 1000- and 100-exposure grids. The paper's grids are over bioS(N), whose
+templates and sentence order are re-drawn for every exposure: `--data bioS` writes them (datasets
+`p33_bios_N<N>_E<E>`: the full pools, pronouns by id parity, word tokens; by default `--split stream`: the studies
+train on the streamed split, `train.stream`, E exposure rounds of new writings, and the dataset stores one writing
+per person, `tokenize.copies` 1; `--split materialised`: `copies` = E stored writings, each its own draw; bioD and
+bioS_simple default to materialised, and take `--split stream` too); `--data bioS_simple` writes bioS^simple(N) (`p33_bios_simple_N<N>_E<E>`:
+one fixed entry per person, `copies` 1, so E exposures are E passes); `--data bioD` (the default) writes the same
+grids on bioD with the knobs of `capacity-grid` (`--K --C --D --L --T`, bioD's only). Per schedule
+(`--schedules`, default 1000,100), the N of SPEC 6.3's table (1000 exposures: 10K, 20K, 50K, 100K, 200K, 500K, 1M,
+2M, 5M, 10M; 100: 50K, 100K, 200K, 500K, 1M, 2M, 5M, 10M, 20M) whose materialised train split (N x copies x
+tokens per paragraph; copies 1 with the stream) fits `--max-train-tokens` (`--N` picks from them; one that does not fit stops the preset),
+times `--sizes` (default 2-2,4-4,8-8,12-12: the paper's exact (l, h) grid is UNVERIFIED, SPEC 11.2 item 6).
+`--recipe table` (the default for bioS and bioS_simple) trains each point with the table's per-N weight decay,
+batch and learning rates (`PAPER_TABLE`, SPEC 6.3's bioS table; where the SPEC's shorthand leaves a value out it
+is the row above's; a row with several learning rates, 2M and up at 100 exposures, writes one study per rate,
+suffixed `_lr<rate>`); `--recipe biod` (the default for bioD) SPEC 6.3's bioD recipe (wd 0.01, lr 5e-4, batch
+192) for every point. A bioS paragraph's length varies with its templates: the preset counts the mean of
+`BIOS_SAMPLE` writings (57.7 word tokens with <bos> and <eos>) for the split's size and the steps it writes;
+the train step derives the steps from the split as packed. Everything else as in `capacity-grid`.
 
 `SUITE` (the `suite` preset) extends the showcase's miniature (params.yaml: `capacity_demo`, bioD N 1,000, K 8,
 C 1, D 32, L 2, T 64 over 50 x 50 x 200 names; 2-block GPTs 16, 32 and 64 wide, 100 exposures) on CPU, about 8 to
@@ -50,12 +56,14 @@ measures its int8 and int4 round-to-nearest copies.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
 
 from physlm.presets import Preset, _update, gpt2, replace_world
 from physlm.worlds.capacity.biod import entry_tokens
+from physlm.worlds.capacity.biosn import KINDS as BIOS_KINDS
 
 WORLD = "capacity"
 CONTEXT = 512
@@ -66,6 +74,9 @@ TRAIN = {"min_lr_ratio": 0.1, "warmup_steps": 1000, "decay": "cosine", "beta1": 
          "compile": True}
 MICRO_BATCH = 64  # the largest micro-batch tried: the largest divisor of the batch up to it
 MAX_TRAIN_TOKENS = 2_000_000_000  # tokenize builds the train split in memory as int64: 16 GB, and temporaries
+DATA = {"biod": "bioD", "bios": "bioS", "bios_simple": "bioS_simple"}  # --data, any case
+SPLITS = ("stream", "materialised")  # capacity-paper --split
+BIOS_SAMPLE = (200, 5)  # people (the first of seed 0, full pools) and writings each whose mean length stands for bioS's
 # params.yaml's probe.capacity / evaluate.capacity (the world's defaults) and what the paper presets change
 PROBE = {"people": 500, "attributes": 4, "train_fraction": 0.7, "steps": 200, "lr": 5.0e-2, "batch_size": 64, "control": True}
 EVALUATE = {"people": 0, "batch_size": 256, "control": True}
@@ -120,9 +131,37 @@ def paragraph_tokens(K: int, C: int, L: int) -> int:
     return entry_tokens(K, C, L) + 2
 
 
-def steps_for(exposures: int, N: int, knobs: dict, batch_size: int) -> int:
-    """The steps the world's train step will derive: ceil(E x N x tokens per paragraph / (batch x context))."""
-    return max(1, math.ceil(exposures * N * paragraph_tokens(knobs["K"], knobs["C"], knobs["L"]) / (batch_size * CONTEXT)))
+@functools.cache
+def bios_paragraph_tokens(data: str) -> float:
+    """The mean tokens (word units, with <bos> and <eos>) of a bioS / bioS_simple paragraph over the full pools:
+    writings 0 .. BIOS_SAMPLE[1]-1 of the first BIOS_SAMPLE[0] people of seed 0 (bioS_simple: their one entry)."""
+    from physlm.worlds.capacity import biosn
+
+    spec = biosn.Spec(N=BIOS_SAMPLE[0], simple=data == "bioS_simple")
+    vocab = biosn.vocabulary(spec.pools, "words")
+    lengths = [len(vocab.encode(biosn.writing(spec, p, w).text)) + 2 for p in biosn.people(spec) for w in range(BIOS_SAMPLE[1])]
+    return sum(lengths) / len(lengths)
+
+
+def tokens_per_paragraph(data: str, knobs: dict | None) -> float:
+    """A paragraph's tokens with <bos> and <eos>: bioD's from its knobs, bioS's measured (`bios_paragraph_tokens`)."""
+    return paragraph_tokens(knobs["K"], knobs["C"], knobs["L"]) if data == "bioD" else bios_paragraph_tokens(data)
+
+
+def steps_for(exposures: int, N: int, per: float, batch_size: int) -> int:
+    """The steps the world's train step will derive: ceil(E x N x tokens per paragraph `per` / (batch x context))."""
+    return max(1, math.ceil(exposures * N * per / (batch_size * CONTEXT)))
+
+
+def dataset(data: str, N: int, E: int, knobs: dict | None, stream: bool = False) -> tuple[str, dict]:
+    """(name, params) of the grid's dataset of N people at E exposures: bioD and bioS hold E writings of each person,
+    bioS_simple its one entry once; with `stream` every kind stores one writing (the studies stream the rest)."""
+    tokenize = {"context": CONTEXT, "pack": "sentences", "copies": 1 if stream or data == "bioS_simple" else E}
+    if data == "bioD":
+        return f"p33_biod_N{count(N)}_E{E}", {"world": WORLD, "generate": {"N": N, **knobs, "workers": 0}, "tokenize": tokenize}
+    return (f"p33_{data.lower()}_N{count(N)}_E{E}",
+            {"world": WORLD, "generate": {"data": data, "N": N, "pronouns": "parity", "workers": 0},
+             "tokenize": tokenize | {"units": "words"}})
 
 
 def micro_batch(batch_size: int) -> int:
@@ -143,28 +182,32 @@ def _fail(message: str) -> SystemExit:
 
 
 def write_grid(params: Any, points: Sequence[tuple[int, int, Sequence[tuple[str, dict]]]], sizes: Sequence[tuple[int, int]],
-               knobs: dict, *, warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS,
-               variants: Sequence[str] = ("gpt2",)) -> list[str]:
+               knobs: dict | None, *, data: str = "bioD", warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS,
+               variants: Sequence[str] = ("gpt2",), stream: bool = False) -> list[str]:
     """Replace the capacity datasets and studies by one dataset per point (N, exposures) and one study per point,
     recipe (suffix, {lr, weight_decay, batch_size}), variant (VARIANTS) and size (depth, heads); returns the
-    study names. Every point is checked first, so a bad one changes nothing."""
+    study names. `data`: bioD (with its `knobs`), bioS or bioS_simple (`knobs` None); `stream`: the studies train on
+    the streamed split (`train.stream`, exposure rounds), the datasets store one writing of each person. Every point
+    is checked first, so a bad one changes nothing."""
     variants = _variants(variants)
     if not points or not sizes:
         raise _fail("no point to write: give at least one N, one exposure count and one size")
     if any(d < 1 or h < 1 for d, h in sizes):
         raise _fail(f"sizes must be positive depth-heads pairs, got {', '.join(f'{d}-{h}' for d, h in sizes)}")
-    per = paragraph_tokens(knobs["K"], knobs["C"], knobs["L"])
-    if per > CONTEXT + 1:
+    per = tokens_per_paragraph(data, knobs)
+    if data == "bioD" and per > CONTEXT + 1:
         raise _fail(f"a paragraph of K {knobs['K']}, C {knobs['C']}, L {knobs['L']} has {per} tokens with <bos> and <eos>,"
                     f" more than a {CONTEXT}-token window holds")
     for N, E, recipes in points:
         if N < 1 or E < 1:
             raise _fail(f"N and exposures must be positive, got N {N}, exposures {E}")
-        if N * E * per > max_train_tokens:
-            raise _fail(f"N {N:,} x {E} exposures x {per} tokens per paragraph = {N * E * per:,} train tokens, over"
-                        f" --max-train-tokens {max_train_tokens:,} (the split is materialised: docs/capacity.md)")
+        copies = dataset(data, N, E, knobs, stream)[1]["tokenize"]["copies"]
+        if N * copies * per > max_train_tokens:
+            raise _fail(f"N {N:,} x {copies} {'exposures' if copies == E else 'writings'} x {per:g} tokens per paragraph ="
+                        f" {round(N * copies * per):,} train tokens, over --max-train-tokens {max_train_tokens:,} (the split is"
+                        " materialised: docs/capacity.md)")
         for _, recipe in recipes:
-            steps = steps_for(E, N, knobs, recipe["batch_size"])
+            steps = steps_for(E, N, per, recipe["batch_size"])
             if steps < warmup:
                 raise _fail(f"N {N:,} at {E} exposures and batch {recipe['batch_size']} gives {steps} steps, fewer than"
                             f" the {warmup} warmup steps: use a larger N, more exposures or a smaller --warmup")
@@ -174,18 +217,16 @@ def write_grid(params: Any, points: Sequence[tuple[int, int, Sequence[tuple[str,
     replace_world(params, WORLD)
     names = []
     for N, E, recipes in points:
-        data = f"p33_biod_N{count(N)}_E{E}"
-        params["datasets"][data] = {"world": WORLD, "generate": {"N": N, **knobs, "workers": 0},
-                                    "tokenize": {"context": CONTEXT, "pack": "sentences", "copies": E}}
+        name_of_data, params["datasets"][name_of_data] = dataset(data, N, E, knobs, stream)
         for suffix, recipe in recipes:
             train = {**TRAIN, **recipe, "warmup_steps": warmup, "micro_batch_size": micro_batch(recipe["batch_size"]),
-                     "exposures": E, "steps": steps_for(E, N, knobs, recipe["batch_size"])}
+                     "exposures": E, "steps": steps_for(E, N, per, recipe["batch_size"])} | ({"stream": True} if stream else {})
             for variant in variants:
                 for depth, heads in sizes:
-                    name = f"{data}_{variant}_{depth}_{heads}{suffix}"
+                    name = f"{name_of_data}_{variant}_{depth}_{heads}{suffix}"
                     if name in names:
                         raise _fail(f"{name} twice: an N, exposure count or size is listed twice")
-                    params["studies"][name] = {"world": WORLD, "data": data, "model": gpt2(depth, heads) | VARIANTS[variant],
+                    params["studies"][name] = {"world": WORLD, "data": name_of_data, "model": gpt2(depth, heads) | VARIANTS[variant],
                                                "train": dict(train), "probe": {}, "evaluate": {}}
                     names.append(name)
     return names
@@ -206,26 +247,35 @@ def _rate(lr: float) -> str:
 
 
 def capacity_paper(params: Any, *, data: str = "bioD", schedules: Sequence[int] = (1000, 100), ns: Sequence[int] | None = None,
-                   sizes: Sequence[tuple[int, int]] = PAPER_SIZES, recipe: str = "biod", knobs: dict | None = None,
-                   warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS, variants: Sequence[str] = ("gpt2",)) -> list[str]:
-    """SPEC 6.3's exposure grids on bioD (module docstring)."""
-    if data.lower() == "bios":
-        raise _fail("bioS(N) needs a bioS capacity generator (templates and order re-sampled on every exposure, SPEC 6.1)"
-                    " that physlm does not have yet; --data bioD writes the same grids on bioD")
-    if data.lower() != "biod":
-        raise _fail(f"unknown --data {data!r}; known: bioD (bioS: not built yet)")
+                   sizes: Sequence[tuple[int, int]] = PAPER_SIZES, recipe: str | None = None, knobs: dict | None = None,
+                   warmup: int = 1000, max_train_tokens: int = MAX_TRAIN_TOKENS, variants: Sequence[str] = ("gpt2",),
+                   split: str | None = None) -> list[str]:
+    """SPEC 6.3's exposure grids on bioD, bioS or bioS_simple (module docstring); `recipe` None: the data's default
+    (biod for bioD, table for bioS kinds); `knobs`: bioD's (None: KNOBS); `split` None: the data's default (stream
+    for bioS, materialised otherwise)."""
+    if data.lower() not in DATA:
+        raise _fail(f"unknown --data {data!r}; known: {', '.join(DATA.values())}")
+    data = DATA[data.lower()]
+    if data in BIOS_KINDS and knobs:
+        raise _fail(f"--{', --'.join(knobs)}: bioD's knobs; {data} has none")
+    recipe = recipe or ("biod" if data == "bioD" else "table")
+    split = split or ("stream" if data == "bioS" else "materialised")
+    if split not in SPLITS:
+        raise _fail(f"unknown --split {split!r}; known: {', '.join(SPLITS)}")
+    stream = split == "stream"
     if recipe not in ("biod", "table"):
         raise _fail(f"unknown --recipe {recipe!r}; known: biod, table")
     bad = [str(E) for E in schedules if E not in PAPER_TABLE]
     if bad or not schedules:
         raise _fail(f"unknown schedule(s) {', '.join(bad) or '(none given)'}; known: {', '.join(map(str, PAPER_TABLE))}")
-    knobs = knobs or dict(KNOBS)
-    per = paragraph_tokens(knobs["K"], knobs["C"], knobs["L"])
+    knobs = dict(KNOBS) | (knobs or {}) if data == "bioD" else None
+    per = tokens_per_paragraph(data, knobs)
     points = []
     for E in schedules:
         table = PAPER_TABLE[E]
+        copies = 1 if stream or data == "bioS_simple" else E
         if ns is None:
-            chosen = [N for N in table if N * E * per <= max_train_tokens]
+            chosen = [N for N in table if N * copies * per <= max_train_tokens]
         else:
             chosen = [N for N in ns if N in table]
             if not chosen:
@@ -243,7 +293,8 @@ def capacity_paper(params: Any, *, data: str = "bioD", schedules: Sequence[int] 
         if unknown:
             known = "; ".join(f"{E} exposures: {', '.join(count(N) for N in PAPER_TABLE[E])}" for E in schedules)
             raise _fail(f"N {', '.join(unknown)} not in SPEC 6.3's grid ({known}); capacity-grid takes any N")
-    return write_grid(params, points, sizes, knobs, warmup=warmup, max_train_tokens=max_train_tokens, variants=variants)
+    return write_grid(params, points, sizes, knobs, data=data, warmup=warmup, max_train_tokens=max_train_tokens,
+                      variants=variants, stream=stream)
 
 
 # ---------------------------------------------------------------------------------------------------- options
@@ -268,14 +319,15 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 
 
 def _knobs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in KNOBS}
+    """The bioD knobs given on the command line (those left out: not in the dict)."""
+    return {k: getattr(args, k) for k in KNOBS if getattr(args, k) is not None}
 
 
 def _common(parser: argparse.ArgumentParser, sizes: Sequence[tuple[int, int]]) -> None:
     parser.add_argument("--sizes", default=",".join(f"{d}-{h}" for d, h in sizes),
                         help="GPT2-l-h model sizes as depth-heads (width 64 x heads), comma-separated")
     for knob, value in KNOBS.items():
-        parser.add_argument(f"--{knob}", type=int, default=value, help=f"bioD's {knob} (default {value})")
+        parser.add_argument(f"--{knob}", type=int, default=None, help=f"bioD's {knob} (default {value})")
     parser.add_argument("--warmup", type=int, default=1000, help="warmup steps (SPEC 6.3: 1K)")
     parser.add_argument("--max-train-tokens", type=int, default=MAX_TRAIN_TOKENS,
                         help="refuse a dataset whose materialised train split (N x exposures x paragraph) is larger")
@@ -293,10 +345,15 @@ def _grid_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _paper_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="bioD", help="bioD (bioS(N) is not built yet and is refused)")
+    parser.add_argument("--data", default="bioD", help="bioD, bioS (templates and order re-drawn for every writing) or"
+                        " bioS_simple (one fixed entry per person)")
     parser.add_argument("--schedules", default="1000,100", help="exposure schedules of SPEC 6.3 (1000, 100)")
     parser.add_argument("--N", default="", help="N of the table to write (default: every N whose split fits)")
-    parser.add_argument("--recipe", default="biod", help="biod: SPEC 6.3's bioD recipe; table: the per-N bioS table")
+    parser.add_argument("--recipe", default=None, help="table: SPEC 6.3's per-N bioS table (the default for bioS kinds);"
+                        " biod: SPEC 6.3's bioD recipe (the default for bioD)")
+    parser.add_argument("--split", default=None, help="stream: train.stream, exposure rounds, one stored writing per"
+                        " person (the default for bioS); materialised: tokenize.copies = exposures (the default for"
+                        " bioD and bioS_simple)")
     _common(parser, PAPER_SIZES)
 
 
@@ -305,14 +362,15 @@ def _apply_grid(params: Any, args: argparse.Namespace) -> list[str]:
         raise _fail(f"--batch-size, --lr must be positive and --weight-decay not negative (got {args.batch_size}, {args.lr},"
                     f" {args.weight_decay})")
     return capacity_grid(params, sizes=_sizes(args.sizes), ns=_ints(args.N, "--N"), exposures=_ints(args.exposures, "--exposures"),
-                         knobs=_knobs(args), lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
+                         knobs=dict(KNOBS) | _knobs(args), lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
                          warmup=args.warmup, max_train_tokens=args.max_train_tokens, variants=args.variants.split(","))
 
 
 def _apply_paper(params: Any, args: argparse.Namespace) -> list[str]:
     return capacity_paper(params, data=args.data, schedules=_ints(args.schedules, "--schedules"),
-                          ns=_ints(args.N, "--N") or None, sizes=_sizes(args.sizes), recipe=args.recipe, knobs=_knobs(args),
-                          warmup=args.warmup, max_train_tokens=args.max_train_tokens, variants=args.variants.split(","))
+                          ns=_ints(args.N, "--N") or None, sizes=_sizes(args.sizes), recipe=args.recipe,
+                          knobs=_knobs(args) or None, warmup=args.warmup, max_train_tokens=args.max_train_tokens,
+                          variants=args.variants.split(","), split=args.split)
 
 
 def _block(name: str) -> str:
@@ -324,7 +382,7 @@ def _block(name: str) -> str:
 PRESETS = {
     "capacity-grid": Preset("Part 3.3 on bioD: model sizes x N x exposures, SPEC 6.3's bioD recipe (wd .01, lr 5e-4, batch 192)",
                             _block("capacity-grid"), _apply_grid, _grid_options),
-    "capacity-paper": Preset("Part 3.3: SPEC 6.3's 1000- and 100-exposure grids on bioD (bioS(N) not built yet)",
+    "capacity-paper": Preset("Part 3.3: SPEC 6.3's 1000- and 100-exposure grids on bioD, bioS(N) or bioS^simple(N)",
                              _block("capacity-paper"), _apply_paper, _paper_options),
 }
 

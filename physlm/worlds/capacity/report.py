@@ -7,19 +7,23 @@ ratio. A point that stores no bits (the bound is negative) cannot sit on a log a
 A study evaluated with `quantize` adds a row per format (`<study> (int8 RTN)`: the quantized copy's bits and R,
 the same P); those rows are left out of the peaks and the figure, which are the trained models'. Where a study's
 train split held junk (the junk-data study), the table gets a column `junk`: the junk's share of the train tokens,
-N' and whether the useful paragraphs had the domain token (no column when no study had junk)."""
+N' and whether the useful paragraphs had the domain token (no column when no study had junk). The column `data` names
+each study's data kind (bioD, bioS, bioS_simple), and `S0` (the attribute combinations a bioS person can have)
+is shown when a study is on bioS data."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from physlm.figures import fmt, plt
 
 MARKERS = "os^Dv*P"
-COLUMNS = ("study", "model", "P (paper)", "P (physlm)", "N", "exposures", "realized min/mean/max", "bits stored",
+COLUMNS = ("study", "model", "P (paper)", "P (physlm)", "data", "N", "exposures", "realized min/mean/max", "bits stored",
            "data bits", "R (paper P)", "R (physlm P)", "capacity-bound", "control R (paper P)")
 JUNK = "junk (share, N', domain token)"
+S0 = "S0"
 
 
 def _size(m: dict[str, Any]) -> str:
@@ -31,11 +35,15 @@ def _row(study: str, m: dict[str, Any]) -> dict[str, Any]:
     e, exp = m["evaluate"], m["train"].get("exposures") or {}
     realized = f"{exp['min']}/{exp['mean']:.1f}/{exp['max']}" if exp else None
     return {"study": study, "model": _size(m), "P (paper)": e["params"]["paper"], "P (physlm)": e["params"]["physlm"],
-            "N": e["spec"]["N"], "exposures": exp.get("requested"), "realized min/mean/max": realized,
+            "data": e.get("data", "bioD"), "N": e["spec"]["N"], S0: _s0(e["spec"].get("S0")), "exposures": exp.get("requested"), "realized min/mean/max": realized,
             "bits stored": round(e["trained"]["bits"]["total"]), "data bits": round(e["upper_bound"]["total"]),
             "R (paper P)": e["trained"]["R_paper"], "R (physlm P)": e["trained"]["R_physlm"],
             "capacity-bound": "yes" if e["capacity_bound"]["paper"] else "no (data bits < 2P)",
             "control R (paper P)": e.get("control", {}).get("R_paper"), JUNK: _junk(e.get("junk"))}
+
+
+def _s0(s0: int | None) -> str | None:
+    return None if s0 is None else f"{s0:.3g} ({math.log2(s0):.1f} bits)"
 
 
 def _junk(junk: dict[str, Any] | None) -> str | None:
@@ -59,8 +67,12 @@ def section(found: dict[str, dict[str, Any]], out_dir: Path) -> str:
         return ""
     shown = [r for s, m in found.items() if m["evaluate"] for r in [_row(s, m), *_quantized_rows(s, m)]]
     columns = COLUMNS + ((JUNK,) if any(r[JUNK] for r in rows) else ())
+    if any(r[S0] for r in rows):
+        at = columns.index("N") + 1
+        columns = columns[:at] + (S0,) + columns[at:]
     lines = ["", "## Capacity: bits stored per parameter (physlm/worlds/capacity/)", "",
-             ("Stored bits are the lower bound of SPEC 6.2 from the summed name, value and first-chunk losses; R = bits / P."
+             ("Stored bits are the lower bound of SPEC 6.2 from the summed name, value and first-chunk losses (bioS: name and"
+              " value losses, the diversity term dropped); R = bits / P."
               " P (paper) keeps only the embedding and head rows of tokens the data uses (the head is untied and counted"
               " as its own matrix); P (physlm) is every parameter. A point is capacity-bound when the data holds more"
               " than 2 bits per parameter (paper's P)."), "",

@@ -30,10 +30,22 @@ meta.json then also gets `junk` (`people` N', `paragraphs` J, `entry_tokens` of 
 `fraction`: the junk's share of the split's tokens with each paragraph's <bos> and <eos>, domain tokens counted as
 useful, and `spec`, capacity.json, from which the train step tells useful names from junk ones) and, with the
 domain token, `domain_token` (its id); `entry_tokens` counts the domain token.
+
+bioS(N) and bioS^simple(N) (capacity.json's `data`; `tokenize_bios`): the vocabulary is the biography world's
+(`physlm.bios.text.bio_vocab` of the pools used, `tokenize.units` words or values; `biosn.vocabulary`); the train
+split holds writings 0 .. copies-1 of every person (`biosn.writing`; bioS^simple: `copies` copies of its one entry),
+in the same seeded shuffle as bioD's; the test split writing 0 of every person. Every paragraph must open with its
+person's three name tokens (the exposure count reads them). The writings are encoded in blocks of people on
+spawned processes, one per core (the split does not depend on their number). meta.json: `data`, `units`,
+`people`, `copies`, `writings` (distinct writings per person), `entry_tokens` ({mean, min, max}: paragraphs now
+differ in length) and `used_tokens`. The junk options are refused (the junk-data study is built on bioD only), and
+`units` is refused for bioD (its vocabulary is its own).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +56,7 @@ from physlm.errors import DataError
 from physlm.io import read_json, read_parquet
 from physlm.tokenize import BOS, EOS, Vocab
 from physlm.worlds import Tokenized
+from physlm.worlds.capacity import biosn
 from physlm.worlds.capacity.biod import (
     COMMA,
     POSSESSIVE,
@@ -62,9 +75,13 @@ SPEC_KEYS = ("N0", "N", "K", "C", "D", "L", "T", "pools", "seed")
 BLOCK = 1 << 16  # train-split paragraphs written at once when junk is mixed in
 
 
-def read_spec(raw: Path) -> Spec:
-    """raw/capacity.json as a Spec; DataError when it is not one."""
-    return spec_of_json(read_json(raw / "capacity.json"), str(raw / "capacity.json"))
+def read_spec(raw: Path) -> Spec | biosn.Spec:
+    """raw/capacity.json as a bioD Spec, or a `biosn.Spec` where its `data` is bioS or bioS_simple (bioD's file has
+    no `data` key); DataError when it is neither."""
+    found, where = read_json(raw / "capacity.json"), str(raw / "capacity.json")
+    if isinstance(found, dict) and found.get("data", "bioD") != "bioD":
+        return biosn.spec_of_json(found, where)
+    return spec_of_json(found, where)
 
 
 def spec_of_json(found: dict, where: str) -> Spec:
@@ -99,9 +116,14 @@ def domain_token_id(tokens: Path) -> int | None:
     return read_json(tokens / "meta.json").get("domain_token")
 
 
-def check_vocab(tokens: Path, spec: Spec) -> Vocab:
+def check_vocab(tokens: Path, spec: Spec | biosn.Spec) -> Vocab:
     """The probe and evaluate steps read the dataset's tokenizer.json: it must be this dataset's vocabulary (with the
-    domain token where meta.json names one)."""
+    domain token where meta.json names one; bioS: of meta.json's `units`)."""
+    if isinstance(spec, biosn.Spec):
+        vocab = biosn.vocabulary(spec.pools, read_json(tokens / "meta.json", ("units",))["units"])
+        if Vocab.load(tokens / "tokenizer.json").symbols != vocab.symbols:
+            raise DataError(f"{tokens / 'tokenizer.json'}: not this capacity dataset's vocabulary (rerun tokenize)")
+        return vocab
     marker = domain_token_id(tokens)
     vocab = vocabulary(spec, marker is not None)
     if Vocab.load(tokens / "tokenizer.json") != vocab or marker not in (None, vocab.size - 1):
@@ -209,6 +231,10 @@ def mixture(spec: Spec, useful: tuple[np.ndarray, np.ndarray], junk: tuple[np.nd
 
 def tokenize(raw: Path, params: CapacityTokenizeParams) -> Tokenized:
     spec = read_spec(raw)
+    if isinstance(spec, biosn.Spec):
+        return tokenize_bios(raw, spec, params)
+    if "units" in params.model_fields_set:
+        raise DataError(f"{raw}: tokenize.units is for bioS data; a bioD dataset has its own vocabulary (leave it out)")
     check_junk(raw, spec, params)
     vocab = vocabulary(spec, params.domain_token)
     ids = {s: i for i, s in enumerate(vocab.symbols)}
@@ -251,3 +277,66 @@ def tokenize(raw: Path, params: CapacityTokenizeParams) -> Tokenized:
     if marker is not None:
         meta["domain_token"] = marker
     return Tokenized(vocab, {"train": lambda: (train_flat, offsets), "test": lambda: flat(test)}, meta=meta)
+
+
+# ------------------------------------------------------------------------------------------------ bioS(N)
+
+PEOPLE_AT_ONCE = 500  # people whose writings one worker encodes at a time
+
+
+def _encode_people(spec: biosn.Spec, units: str, people: list, writings: int) -> tuple[np.ndarray, np.ndarray]:
+    """(flat ids, lengths) of writings 0 .. writings-1 of each of `people`, person after person."""
+    vocab = biosn.vocabulary(spec.pools, units)
+    rows = [biosn.encode(vocab, p, biosn.writing(spec, p, w), spans=False)[0] for p in people for w in range(writings)]
+    return np.fromiter((t for r in rows for t in r), dtype=np.uint16), np.asarray([len(r) for r in rows], dtype=np.int64)
+
+
+def _encode_all(spec: biosn.Spec, units: str, people: list, writings: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_encode_people` of every person, in blocks on spawned processes (one per core); the result does not depend
+    on their number."""
+    blocks = [(spec, units, people[lo : lo + PEOPLE_AT_ONCE], writings) for lo in range(0, len(people), PEOPLE_AT_ONCE)]
+    workers = min(os.cpu_count() or 1, len(blocks))
+    if workers == 1:
+        found = [_encode_people(*b) for b in blocks]
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            found = pool.starmap(_encode_people, blocks)
+    return np.concatenate([f for f, _ in found]), np.concatenate([n for _, n in found])
+
+
+def _gather(flat: np.ndarray, lengths: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat ids, offsets) of the rows `order` of the rows (`flat` cut by `lengths`), in that order."""
+    starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+    taken = lengths[order]
+    offsets = np.concatenate([[0], np.cumsum(taken)])
+    index = np.repeat(starts[order] - offsets[:-1], taken) + np.arange(offsets[-1])
+    return flat[index].astype(np.int64), offsets
+
+
+def tokenize_bios(raw: Path, spec: biosn.Spec, params: CapacityTokenizeParams) -> Tokenized:
+    """bioS / bioS_simple (docs/capacity.md): train = writings 0 .. copies-1 of every person (bioS_simple: `copies`
+    copies of its one entry) in one seeded shuffle, as bioD's; test = writing 0 of every person, in person order."""
+    if params.junk_fraction or params.domain_token:
+        raise DataError(f"{raw}: tokenize.junk_fraction / domain_token: the junk-data study is built on bioD only, not on {spec.data}")
+    people = biosn.people(spec)
+    texts = read_parquet(raw / "people.parquet", {"person": pl.Int64, "text": pl.String})
+    if texts["person"].to_list() != list(range(spec.N)):
+        raise DataError(f"{raw / 'people.parquet'}: expected people 0..{spec.N - 1} in order (capacity.json's N)")
+    if texts["text"].to_list() != [biosn.writing(spec, p, 0).text for p in people]:
+        raise DataError(f"{raw / 'people.parquet'}: a text is not its person's writing 0 (regenerate the dataset)")
+    vocab = biosn.vocabulary(spec.pools, params.units)
+    writings = 1 if spec.simple else params.copies  # distinct writings per person
+    flat, lengths = _encode_all(spec, params.units, people, writings)
+    if lengths.max() + 2 > params.context + 1:
+        raise DataError(f"{raw}: paragraphs of up to {lengths.max() + 2} tokens (with <bos> and <eos>) exceed a window of"
+                        f" tokenize.context + 1 = {params.context + 1}")
+    first = np.arange(spec.N) * writings  # writing 0 of each person
+    shuffled = np.random.default_rng([spec.seed, params.copies]).permutation(spec.N * params.copies)
+    person, copy = np.divmod(shuffled, params.copies)
+    train = _gather(flat, lengths, person * writings + (0 if spec.simple else copy))
+    test = _gather(flat, lengths, first)
+    own = np.diff(train[1]) + 2  # each train paragraph with its <bos> and <eos>
+    meta = {"data": spec.data, "units": params.units, "people": spec.N, "copies": params.copies, "writings": writings,
+            "entry_tokens": {"mean": float(own.mean()), "min": int(own.min()), "max": int(own.max())},
+            "used_tokens": len({vocab.bos_id, vocab.eos_id} | set(np.unique(train[0]).tolist()))}
+    return Tokenized(vocab, {"train": lambda: train, "test": lambda: test}, meta=meta)

@@ -26,6 +26,17 @@ people's (regenerated from meta.json's `junk.spec`, `biod.make_world`; junk name
 read after the domain token where the paragraph has one (tokenize.domain_token). The junk's realized exposures go
 to `junk`: the junk paragraphs lying whole in trained windows, the distinct junk people among them, and the most
 any junk person got.
+
+With `train.stream` (the stream step `stream`: the train split streamed in exposure rounds, `rounds`) nothing is
+estimated and no window is made: steps = ceil(W_E / batch_size), W_E the stream windows that hold the E x N
+paragraphs of E rounds whole (the round schedule's n_j), and training consumes stream windows 0 .. steps x
+batch_size - 1, which hold paragraphs 0 .. n_W - 1 whole, so each person is trained on E times and the `overshoot`
+= n_W - E x N people of round E, in the last update's windows beyond W_E, once more (`rounds.exposures`). The
+detail holds the keys above, with `copies` the rounds the trained paragraphs reach into (each a new writing),
+`packed_tokens` the window tokens trained per whole paragraph, `passes` the paragraphs trained / N, and also
+`stream` true, `rounds` (= copies) and `overshoot` (null without `exposures`). The junk-data mixture is not
+streamed: `train.stream` with junk is a one-line error, and so is a dataset tokenized with `pack` other than
+`sentences`.
 """
 
 from __future__ import annotations
@@ -39,10 +50,13 @@ import numpy as np
 
 from physlm.errors import DataError, ParamsError
 from physlm.io import read_json
+from physlm.stream import StreamSpec
 from physlm.tokenize import Vocab
 from physlm.train import Plan, TrainConfig, batch_rows, load_windows
 from physlm.worlds.capacity.biod import make_world
 from physlm.worlds.capacity.params import CapacityTrainParams
+from physlm.worlds.capacity.rounds import exposures
+from physlm.worlds.capacity.stream import Source
 from physlm.worlds.capacity.tokenize import spec_of_json
 
 ROWS_AT_ONCE = 1 << 15  # windows scanned per block when counting exposures
@@ -134,17 +148,49 @@ def useful_keys(tokens: Path, junk: dict) -> set[int]:
     return set(name_key(names[:, 0], names[:, 1], names[:, 2]).tolist())
 
 
+def with_steps(base: TrainConfig, steps: int, params: CapacityTrainParams, people: int, per_paragraph: float) -> TrainConfig:
+    """The loop's settings with the steps `train.exposures` gives; ParamsError when the warmup is longer."""
+    if base.warmup_steps > steps:
+        raise ParamsError(f"train.warmup_steps {base.warmup_steps} exceeds the {steps} steps train.exposures"
+                          f" {params.exposures} gives (N {people}, {per_paragraph:.1f} window tokens per paragraph)")
+    return dataclasses.replace(base, steps=steps)
+
+
+def stream_plan(tokens: Path, meta: dict, params: CapacityTrainParams, base: TrainConfig) -> Plan:
+    """`train.stream`: the train split streamed in exposure rounds (module docstring); no window is made here."""
+    if meta.get("junk"):
+        raise ParamsError("train.stream: the junk-data study's mixture (tokenize.junk_fraction) is not streamed;"
+                          " train it on the materialised split (train.stream: false)")
+    if meta.get("pack") != "sentences":
+        raise ParamsError(f"train.stream: tokenize.pack {meta.get('pack')!r}; the exposure rounds need pack: sentences"
+                          " (every window starts at a paragraph, every paragraph lies whole in one window)")
+    source = Source(StreamSpec.load(tokens))
+    people, schedule, cfg = meta["people"], source.schedule, base
+    requested = None
+    if params.exposures is not None:
+        requested = math.ceil(round(params.exposures * people, 9))  # the paragraphs E rounds hold
+        windows = schedule.windows(requested)
+        cfg = with_steps(base, max(1, math.ceil(windows / base.batch_size)), params, people,
+                         windows * meta["context"] / requested)
+    counts = exposures(schedule, people, cfg.steps * cfg.batch_size)
+    trained = counts.pop("paragraphs")
+    detail = {"requested": params.exposures, "steps": cfg.steps, "params_steps": params.steps, "copies": counts["rounds"],
+              "entry_tokens": meta["entry_tokens"], "packed_tokens": cfg.steps * cfg.batch_size * meta["context"] / trained,
+              "passes": trained / people, **counts, "stream": True,
+              "overshoot": None if requested is None else trained - requested}
+    return Plan(None, config=cfg, detail={"exposures": detail})
+
+
 def plan(tokens: Path, params: CapacityTrainParams, base: TrainConfig, seed: int) -> Plan:
     meta = read_json(tokens / "meta.json", ("people", "entry_tokens", "context", "copies", "bos_id", "eos_id"))
+    if params.stream:
+        return stream_plan(tokens, meta, params, base)
     train = load_windows(tokens, "train")
     cfg = base
     packed = packed_tokens(len(train), meta["context"], meta["people"], meta["copies"])
     if params.exposures is not None:
         steps = derived_steps(params.exposures, meta["people"], packed, base.batch_size, meta["context"])
-        if base.warmup_steps > steps:
-            raise ParamsError(f"train.warmup_steps {base.warmup_steps} exceeds the {steps} steps train.exposures"
-                              f" {params.exposures} gives (N {meta['people']}, {packed:.1f} window tokens per paragraph)")
-        cfg = dataclasses.replace(base, steps=steps)
+        cfg = with_steps(base, steps, params, meta["people"], packed)
     junk = meta.get("junk")
     counts = exposure_counts(np.asarray(train), consumed_rows(cfg, len(train)), meta["bos_id"], meta["eos_id"], meta["people"],
                              useful_keys(tokens, junk) if junk else None, meta.get("domain_token"), junk["people"] if junk else 0)
