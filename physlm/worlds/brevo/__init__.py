@@ -24,8 +24,9 @@ with `vertices`, symbols 1..2V, the last one above V). train: n ~ 1/(n + √N) o
 the layout (`names`, `N`, the word shape) that tokenize, probe and evaluate read. Tokens: `<bos>` = 0, `<eos>` = 1,
 `<query>` = 2, `<ans>` = 3, name symbol s = s + 3 (`text.py`).
 
-Studies: the showcase's `brevo_demo` (Brevo1, N 8) with `brevo_rope` / `brevo_rope_canon` (a 2-block Llama, 400
-steps); the suite adds seeds and the NoPE pair (presets.py); tests/test_brevo.py runs tiny Brevo1 and Brevo2
+Studies: the showcase's `brevo_demo` (Brevo1, N 8) with `brevo_rope`, `brevo_nope` and `brevo_nope_canon` (a
+2-block Llama with RoPE, without positions, and without positions with Canon-ABCD, 400 steps); the suite adds seeds
+and RoPE + Canon-ABCD (presets.py); tests/test_brevo.py runs tiny Brevo1 and Brevo2
 studies through every step.
 Paper scale: `python -m physlm.presets brevo-paper` (`--variants`, `--N`, `--sizes`, `--archs`).
 
