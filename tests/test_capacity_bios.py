@@ -29,10 +29,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import torch
 import yaml
 from pydantic import ValidationError
-from torch import nn
+from test_capacity_stages import Scripted
 
 from physlm.bios.people import PoolSizes
 from physlm.errors import DataError
@@ -320,26 +319,6 @@ def independent_positions(vocab, ids: list[int], row: dict) -> set[int]:
     stop = ids.index(vocab.id("."))
     found.add(next(k for k in range(stop, len(ids)) if vocab.symbols[ids[k]] in forms))
     return found
-
-
-class Scripted(nn.Module):
-    """A stand-in GPT: perfect (logit 1e4 on the true next token) at the positions `sure` of each paragraph,
-    uniform elsewhere; the paragraph is looked up by its three name tokens after <bos>."""
-
-    def __init__(self, paragraphs: list[list[int]], sure: list[set[int]], vocab: int) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.zeros(1))
-        self.by_name = {tuple(p[:3]): (p, s) for p, s in zip(paragraphs, sure)}
-        self.vocab = vocab
-
-    def forward(self, idx: torch.Tensor):
-        logits = torch.zeros(*idx.shape, self.vocab)
-        for b, row in enumerate(idx.tolist()):
-            paragraph, sure = self.by_name[tuple(row[1:4])]
-            for k in sure:
-                if k < idx.shape[1]:
-                    logits[b, k, paragraph[k]] = 1e4
-        return logits, None
 
 
 @pytest.mark.parametrize("units", ["words", "values"])

@@ -53,10 +53,11 @@ class Scripted(nn.Module):
     """A stand-in GPT: perfect (logit 1e4 on the true next token) at the positions `sure` of each paragraph, uniform
     elsewhere; the paragraph is looked up by the three name tokens after <bos>."""
 
-    def __init__(self, paragraphs: np.ndarray, sure: list[set[int]], vocab: int) -> None:
+    def __init__(self, paragraphs: np.ndarray | list[list[int]], sure: list[set[int]], vocab: int) -> None:
         super().__init__()
         self.w = nn.Parameter(torch.zeros(1))
-        self.by_name = {tuple(p[:3]): (p, s) for p, s in zip(paragraphs.tolist(), sure)}
+        rows = paragraphs.tolist() if isinstance(paragraphs, np.ndarray) else paragraphs  # bioS: lengths vary
+        self.by_name = {tuple(p[:3]): (p, s) for p, s in zip(rows, sure)}
         self.vocab = vocab
 
     def forward(self, idx: torch.Tensor):
@@ -64,7 +65,8 @@ class Scripted(nn.Module):
         for b, row in enumerate(idx.tolist()):
             paragraph, sure = self.by_name[tuple(row[1:4])]
             for k in sure:
-                logits[b, k, paragraph[k]] = 1e4
+                if k < idx.shape[1]:  # a shorter paragraph in a padded batch
+                    logits[b, k, paragraph[k]] = 1e4
         return logits, None
 
 
