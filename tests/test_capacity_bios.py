@@ -32,6 +32,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 from test_capacity_stages import Scripted
+from test_presets import assert_every_stage_validates
 
 from physlm.bios.people import PoolSizes
 from physlm.errors import DataError
@@ -504,15 +505,6 @@ def test_bad_tokenize_and_probe_inputs(raw: tuple[Path, dict], tmp_path: Path) -
 # ---------------------------------------------------------------------------------------------- presets
 
 
-def _validate(path: Path) -> None:
-    from physlm.config import SCOPE, entry_names, load_stage, read_params
-
-    params = read_params(path)
-    for stage, scope in SCOPE.items():
-        for name in entry_names(params, scope) if scope else [""]:
-            load_stage(stage, name, path)
-
-
 def test_capacity_paper_writes_the_bios_grids(tmp_path: Path) -> None:
     import shutil
 
@@ -539,7 +531,7 @@ def test_capacity_paper_writes_the_bios_grids(tmp_path: Path) -> None:
         assert (tr["lr"], tr["weight_decay"], tr["batch_size"]) == (lrs[0], wd, batch)  # the per-N table
         assert tr["steps"] == math.ceil(E * N * per / (batch * 512))
     assert len(studies) == 5 * 2
-    _validate(path)
+    assert_every_stage_validates(path)
 
     # the default for bioS: the streamed split (exposure rounds), one stored writing per person, so every N of the table
     shutil.copy(ROOT / "params.yaml", path)
@@ -552,7 +544,7 @@ def test_capacity_paper_writes_the_bios_grids(tmp_path: Path) -> None:
     assert all(d["tokenize"]["copies"] == 1 for d in datasets.values())
     assert all(s["train"]["stream"] is True for s in studies.values())
     assert len(studies) == sum(len(r[0]) for table in cp.PAPER_TABLE.values() for r in table.values())
-    _validate(path)
+    assert_every_stage_validates(path)
     with pytest.raises(SystemExit, match="unknown --split"):
         main(["capacity-paper", "--params", str(path), "--data", "bioS", "--split", "disk"])
 
@@ -565,7 +557,7 @@ def test_capacity_paper_writes_the_bios_grids(tmp_path: Path) -> None:
     assert all(d["tokenize"]["copies"] == 1 and d["generate"]["data"] == "bioS_simple" for d in datasets.values())
     studies = {n: s for n, s in after["studies"].items() if s["world"] == "capacity"}
     assert {(s["train"]["lr"], s["train"]["batch_size"]) for s in studies.values()} == {(5.0e-4, 192)}
-    _validate(path)
+    assert_every_stage_validates(path)
 
 
 def test_the_bios_token_guard(tmp_path: Path) -> None:
